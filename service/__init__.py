@@ -1,0 +1,1 @@
+"""cubehook's web side and the contract it shares with the workers."""

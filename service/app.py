@@ -1,0 +1,50 @@
+"""create_app(settings): the routes, and a lifespan that closes the Redis client it owns."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from service.health import healthz, readyz
+from service.queue import EventQueue, redis_client
+from service.settings import Settings, load_settings
+from service.webhooks import Intake, receive_complycube
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The web application. Raises ConfigError when no webhook secret is configured."""
+    secrets = settings.secret_keys()  # no secret, no start: there is no skip-verification mode
+    redis = redis_client(settings)  # connects lazily, on the first request
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            redis.close()
+
+    app = Starlette(
+        routes=[
+            Route("/webhooks/complycube", receive_complycube, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.redis = redis
+    app.state.intake = Intake(
+        secrets=secrets, max_body_bytes=settings.max_body_bytes, queue=EventQueue(redis, settings)
+    )
+    return app
+
+
+def app_from_env() -> Starlette:
+    """Factory for ``uvicorn --factory`` and multi-process serving: one Settings per process."""
+    from service.log import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings)
+    return create_app(settings)

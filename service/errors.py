@@ -1,0 +1,60 @@
+"""The one exception tree. Each branch says what the caller must do::
+
+    CubehookError
+    ├── ConfigError                  refuse to start: the settings cannot work
+    ├── RejectedRequest              answer 4xx, keep nothing (status_code on each class)
+    │   ├── PayloadTooLarge          413  body over the configured limit
+    │   ├── SignatureError           401  missing, malformed or wrong ComplyCube-Signature
+    │   └── MalformedEvent           400  not a JSON Event object
+    └── TransientError               retry later: nothing was lost, nothing was done
+        └── QueueUnavailable         503  the event could not be made durable in Redis
+
+Outcomes that are not failures (duplicate, ignored type) are return values, not exceptions.
+"""
+
+from __future__ import annotations
+
+
+class CubehookError(Exception):
+    """Base of every error cubehook raises on purpose."""
+
+
+class ConfigError(CubehookError):
+    """The settings cannot work; the process must not start."""
+
+
+class RejectedRequest(CubehookError):
+    """The request is refused with a 4xx; the sender must not expect it to be processed."""
+
+    status_code = 400
+    code = "bad_request"
+
+
+class PayloadTooLarge(RejectedRequest):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class SignatureError(RejectedRequest):
+    """The reason (``missing``, ``malformed``, ``mismatch``) is for logs; it never holds the signature."""
+
+    status_code = 401
+    code = "invalid_signature"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"signature {reason}")
+        self.reason = reason
+
+
+class MalformedEvent(RejectedRequest):
+    status_code = 400
+    code = "malformed_event"
+
+
+class TransientError(CubehookError):
+    """A dependency failed for now; the same request should succeed later."""
+
+
+class QueueUnavailable(TransientError):
+    status_code = 503
+    code = "queue_unavailable"

@@ -1,0 +1,121 @@
+"""structlog, configured once per process, with redaction done by a processor.
+
+Secrets, signatures and customers' personal data never reach a log line, whatever a call site
+passes: the ``redact`` processor masks values under sensitive keys (at any depth), SecretStr
+values, and anything in free text that looks like an e-mail address or an HMAC-SHA256 hex digest.
+It runs last before rendering, after exceptions are formatted, and on the standard library's
+records too (uvicorn, RQ), so every line leaves through it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping
+from typing import TextIO
+
+import structlog
+from pydantic import SecretStr
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from service.settings import LogFormat, Settings
+
+MASK = "[redacted]"
+
+# Compared after lower-casing and dropping "_" and "-", so firstName, first_name and First-Name match.
+SENSITIVE_KEYS = frozenset(
+    {
+        # secrets and credentials
+        "secret", "secrets", "webhooksecret", "webhooksecrets", "signature", "complycubesignature",
+        "apikey", "complycubeapikey", "authorization", "password", "token", "idempotencykey",
+        # customers' personal data (ComplyCube client and check fields)
+        "name", "entityname", "fullname", "firstname", "middlename", "lastname", "maidenname",
+        "email", "mobile", "telephone", "phone", "dob", "dateofbirth", "birthdate",
+        "address", "line", "line1", "line2", "postalcode", "ssn", "nationalidentitynumber",
+        "extracteddata", "persondetails",
+    }
+)  # fmt: skip
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_HEX_DIGEST = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{64}(?![0-9A-Fa-f])")
+
+
+def _sensitive(key: object) -> bool:
+    return isinstance(key, str) and key.lower().replace("_", "").replace("-", "") in SENSITIVE_KEYS
+
+
+def _scrub(value: object) -> object:
+    if isinstance(value, str):
+        return _HEX_DIGEST.sub(MASK, _EMAIL.sub(MASK, value))
+    if isinstance(value, SecretStr):
+        return MASK
+    if isinstance(value, bytes | bytearray):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, Mapping):
+        return {k: MASK if _sensitive(k) else _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def redact(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: mask sensitive keys and scrub free text, at any depth."""
+    return {k: MASK if _sensitive(k) else _scrub(v) for k, v in event_dict.items()}
+
+
+def _renderer(fmt: LogFormat, stream: TextIO) -> Processor:
+    console = fmt is LogFormat.CONSOLE or (fmt is LogFormat.AUTO and stream.isatty())
+    if console:
+        return structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    return structlog.processors.JSONRenderer()
+
+
+def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
+    """Configure structlog and the standard library's logging to write through the same chain."""
+    out = stream if stream is not None else sys.stderr
+    level = logging.getLevelNamesMapping().get(settings.log_level.upper(), logging.INFO)
+    renderer = _renderer(settings.log_format, out)
+    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            timestamper,
+            structlog.processors.format_exc_info,
+            redact,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.WriteLoggerFactory(file=out),
+        # A captured stream (tests) may be swapped between runs; caching would pin the first one.
+        cache_logger_on_first_use=stream is None,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            timestamper,
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            redact,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # uvicorn and RQ install handlers of their own; route them through ours instead.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "rq", "rq.worker"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+
+
+def get_logger(name: str | None = None) -> structlog.typing.FilteringBoundLogger:
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(name)
+    return logger

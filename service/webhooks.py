@@ -1,0 +1,91 @@
+"""POST /webhooks/complycube: a fixed sequence of guards, each with its own answer.
+
+1. body over the limit          413  (Content-Length checked first, then counted while streaming)
+2. signature missing or wrong   401  (on the raw bytes, constant time, any configured secret)
+3. not a JSON Event object      400
+4. not about a workflow session 200  ignored, not queued (an error would make ComplyCube retry)
+5. event id already accepted    200  duplicate, not queued again
+6. queued                       202
+7. Redis could not take it      503  not marked seen, so ComplyCube's retry succeeds later
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from service.errors import PayloadTooLarge, QueueUnavailable, RejectedRequest, SignatureError
+from service.events import Route, parse_event, route, summary
+from service.log import get_logger
+from service.queue import EventQueue, EventRef, Submitted, job_id_for
+from service.signature import HEADER, verify
+
+log = get_logger("cubehook.webhooks")
+
+
+@dataclass(frozen=True, slots=True)
+class Intake:
+    """What the endpoint needs, built once by create_app."""
+
+    secrets: tuple[bytes, ...]
+    max_body_bytes: int
+    queue: EventQueue
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing (413) as soon as it is known to exceed ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Content-Length {declared} over the {limit}-byte limit")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"body over the {limit}-byte limit")
+    return bytes(body)
+
+
+async def receive_complycube(request: Request) -> JSONResponse:
+    intake: Intake = request.app.state.intake
+    try:
+        body = await read_body(request, intake.max_body_bytes)
+        verify(body, request.headers.get(HEADER), intake.secrets)
+        event = parse_event(body)
+    except RejectedRequest as exc:
+        return _rejected(exc)
+
+    bound = log.bind(**summary(event))
+    if route(event) is Route.IGNORE:
+        bound.info("webhook.ignored", resource_type=event.resource_type)
+        return JSONResponse({"status": "ignored", "event_id": event.id}, status_code=200)
+
+    ref = EventRef(event.id, event.type, event.payload.id, event.created_at)
+    try:
+        # redis-py and RQ block; a worker thread keeps the event loop serving other requests.
+        submitted = await run_in_threadpool(intake.queue.submit, ref)
+    except QueueUnavailable as exc:
+        bound.error("webhook.queue_unavailable", error=str(exc))
+        return JSONResponse(
+            {"error": exc.code, "detail": "the event could not be queued; retry later"},
+            status_code=exc.status_code,
+            headers={"Retry-After": "60"},
+        )
+    if submitted is Submitted.DUPLICATE:
+        bound.info("webhook.duplicate")
+        return JSONResponse({"status": "duplicate", "event_id": event.id}, status_code=200)
+    bound.info("webhook.accepted")
+    return JSONResponse(
+        {"status": "accepted", "event_id": event.id, "job_id": job_id_for(event.id)}, status_code=202
+    )
+
+
+def _rejected(exc: RejectedRequest) -> JSONResponse:
+    if isinstance(exc, SignatureError):
+        # The reason is logged; the answer does not help a forger tell the cases apart.
+        log.warning("webhook.rejected", status=exc.status_code, reason=exc.reason)
+        return JSONResponse({"error": exc.code}, status_code=exc.status_code)
+    log.warning("webhook.rejected", status=exc.status_code, reason=str(exc))
+    return JSONResponse({"error": exc.code, "detail": str(exc)}, status_code=exc.status_code)

@@ -1,0 +1,103 @@
+"""Redis outages: never a 2xx for an event that is not queued; probes tell the truth."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import httpx2
+import pytest
+from redis import Redis
+from rq import Queue
+from starlette.testclient import TestClient
+
+from service.app import create_app
+from service.devredis import EmbeddedRedis
+from service.queue import seen_key
+from service.settings import Settings
+from tests.conftest import SECRET, event_body, signature
+
+URL = "/webhooks/complycube"
+
+
+@pytest.fixture
+def own_redis() -> Iterator[EmbeddedRedis]:
+    """A Redis this test may stop and restart without disturbing the others."""
+    with EmbeddedRedis() as server:
+        yield server
+
+
+def _settings(url: str) -> Settings:
+    return Settings(redis_url=url, webhook_secrets=SECRET, redis_timeout_seconds=0.5)
+
+
+def test_redis_down_is_503_then_accepted_once_back(own_redis: EmbeddedRedis) -> None:
+    body = event_body(event_id="outage-1")
+    with TestClient(create_app(_settings(own_redis.url))) as client:
+        assert (
+            client.post(
+                URL, content=event_body(event_id="before"), headers=signature(event_body(event_id="before"))
+            ).status_code
+            == 202
+        )
+        own_redis.stop()
+        down = client.post(URL, content=body, headers=signature(body))
+        assert down.status_code == 503
+        assert down.json()["error"] == "queue_unavailable"
+        assert down.headers["retry-after"] == "60"
+        assert client.get("/readyz").status_code == 503
+        assert client.get("/healthz").status_code == 200
+
+        own_redis.start()  # empty again: it keeps nothing on disk, like a fresh replacement
+        redis = Redis.from_url(own_redis.url)
+        assert redis.exists(seen_key("outage-1")) == 0  # the refused event was never marked seen
+        assert client.get("/readyz").status_code == 200
+        again = client.post(URL, content=body, headers=signature(body))
+        assert again.status_code == 202
+        assert Queue("cubehook", connection=redis).job_ids == ["evt-outage-1"]
+        redis.close()
+
+
+def test_a_failed_transaction_leaves_no_seen_key(own_redis: EmbeddedRedis) -> None:
+    """Redis refuses writes (as when it is out of memory or a read-only replica): no half state."""
+    admin = Redis.from_url(own_redis.url)
+    body = event_body(event_id="refused-1")
+    with TestClient(create_app(_settings(own_redis.url))) as client:
+        admin.config_set("min-replicas-to-write", 1)  # no replica: every write is refused
+        try:
+            assert client.post(URL, content=body, headers=signature(body)).status_code == 503
+        finally:
+            admin.config_set("min-replicas-to-write", 0)
+        assert admin.exists(seen_key("refused-1")) == 0
+        assert client.post(URL, content=body, headers=signature(body)).status_code == 202
+    admin.close()
+
+
+def test_a_slow_redis_does_not_stall_other_requests(own_redis: EmbeddedRedis) -> None:
+    """While one enqueue waits on a paused Redis, /healthz is still answered first."""
+    app = create_app(Settings(redis_url=own_redis.url, webhook_secrets=SECRET, redis_timeout_seconds=5))
+    admin = Redis.from_url(own_redis.url)
+    body = event_body(event_id="slow-1")
+    finished: list[str] = []
+
+    async def scenario() -> None:
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://test") as http:
+
+            async def webhook() -> None:
+                response = await http.post(URL, content=body, headers=signature(body))
+                assert response.status_code == 202
+                finished.append("webhook")
+
+            async def health() -> None:
+                await asyncio.sleep(0.2)  # the webhook is blocked in Redis by now
+                response = await http.get("/healthz")
+                assert response.status_code == 200
+                finished.append("healthz")
+
+            await asyncio.gather(webhook(), health())
+
+    admin.client_pause(1500, all=True)
+    asyncio.run(scenario())
+    assert finished == ["healthz", "webhook"]
+    admin.close()

@@ -1,0 +1,1 @@
+"""Everything after the queue: the jobs RQ workers run."""
