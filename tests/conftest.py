@@ -18,8 +18,8 @@ from service.settings import Settings
 from service.signature import sign
 
 ROOT = Path(__file__).resolve().parent.parent
-# The sample payloads shared by the team; tests read them and never edit them.
-FIXTURES = ROOT.parent / "shared" / "fixtures"
+# Sample ComplyCube payloads rebuilt from the public API reference; tests read them, never edit them.
+FIXTURES = ROOT / "tests" / "fixtures"
 SECRET = "whsec_test_primary"
 OTHER_SECRET = "whsec_test_rotated"
 

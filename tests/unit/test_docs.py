@@ -1,0 +1,23 @@
+"""The README and deploy/env.example name every setting there is."""
+
+from service.settings import Settings
+from tests.conftest import ROOT
+
+VARIABLES = [f"CUBEHOOK_{name.upper()}" for name in Settings.model_fields]
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert [v for v in VARIABLES if f"`{v}`" not in readme] == []
+
+
+def test_env_example_lists_every_setting() -> None:
+    lines = (ROOT / "deploy" / "env.example").read_text().splitlines()
+    assigned = {line.split("=", 1)[0] for line in lines if line and not line.startswith("#")}
+    assert assigned == set(VARIABLES)
+
+
+def test_readme_shows_the_two_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "make run" in readme
+    assert "make test" in readme
