@@ -1,0 +1,306 @@
+"""The simulator over HTTP: ComplyCube's REST endpoints under /v1, and a control API under /_sim.
+
+/v1 answers as ComplyCube does: ``Authorization: <api key>`` (the raw key, no "Bearer"), JSON
+bodies, ``{"type", "message"}`` errors (401 ``unauthorized``, 404 ``resource_not_found``, 429
+``rate_limit_exceeded``, 500 ``internal_server_error``), with the configured faults injected.
+/_sim creates and plays scenarios, changes faults and shows the delivery log; it is not ComplyCube's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import httpx2
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from service.simulator.delivery import Deliverer
+from service.simulator.faults import Fault, FaultConfig, FaultInjector
+from service.simulator.scenarios import ScenarioSpec, resolve
+from service.simulator.world import Document, World
+
+Handler = Callable[[Request], Awaitable[Response]]
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    api_key: str = "test_simulator_key"
+    webhook_url: str | None = None  # a subscription to this URL exists from the start
+    webhook_secret: str = "simulator_webhook_secret"  # noqa: S105 - a simulator's, for local use
+    step_seconds: float = 0.0  # pause between a session's status changes when played
+    retry_scale: float = 1.0  # 0.001 turns ComplyCube's 60 s first retry into 60 ms
+    delivery_timeout: float = 15.0
+    reorder_hold: float = 1.0
+    faults: FaultConfig = field(default_factory=FaultConfig)
+
+
+class WebhookUpdate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    url: str | None = None
+    enabled: bool | None = None
+    events: list[str] | None = None
+
+
+class WebhookCreate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    url: str = Field(min_length=1)
+    events: list[str] = Field(default_factory=lambda: ["*"])
+    enabled: bool = True
+
+
+class CheckUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: str = Field(min_length=1)
+
+
+def error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"type": kind, "message": message}, status_code=status, headers=headers)
+
+
+def not_found(kind: str, resource_id: str) -> JSONResponse:
+    return error(404, "resource_not_found", f"{kind} with id {resource_id} not found")
+
+
+class Simulator:
+    """The state behind the app: one world, its faults, its deliveries, its playing scenarios."""
+
+    def __init__(self, config: SimConfig, transport: httpx2.AsyncBaseTransport | None = None) -> None:
+        self.config = config
+        self.world = World(seed=config.faults.seed)
+        self.faults = FaultInjector(config.faults)
+        self.deliverer = Deliverer(
+            self.world,
+            self.faults,
+            retry_scale=config.retry_scale,
+            timeout=config.delivery_timeout,
+            reorder_hold=config.reorder_hold,
+            transport=transport,
+        )
+        self._plays: set[asyncio.Task[None]] = set()
+        if config.webhook_url:
+            self.world.add_webhook(config.webhook_url, config.webhook_secret)
+
+    # --- ComplyCube's API --------------------------------------------------------------------------
+
+    def api(self, handler: Handler) -> Handler:
+        """Wrap a /v1 handler: latency, the API key, then the injected fault."""
+
+        async def wrapped(request: Request) -> Response:
+            decision = self.faults.for_request(request.method, request.url.path)
+            if decision.delay_seconds:
+                await asyncio.sleep(decision.delay_seconds)
+            if request.headers.get("authorization") != self.config.api_key:
+                return error(401, "unauthorized", "Invalid or missing API key")
+            if decision.fault is Fault.TIMEOUT:
+                return error(504, "gateway_timeout", "Upstream timed out")
+            if decision.fault is Fault.TOO_MANY_REQUESTS:
+                headers = (
+                    {"Retry-After": str(decision.retry_after)} if decision.retry_after is not None else None
+                )
+                return error(429, "rate_limit_exceeded", "Too many requests", headers)
+            if decision.fault is Fault.SERVER_ERROR:
+                return error(500, "internal_server_error", "Internal server error")
+            return await handler(request)
+
+        return wrapped
+
+    def getter(self, kind: str, table: Mapping[str, R], render: Callable[[R], Document]) -> Handler:
+        """A ``GET /v1/<resources>/{id}`` handler: the rendered record, or 404."""
+
+        async def get(request: Request) -> Response:
+            record = table.get(request.path_params["id"])
+            if record is None:
+                return not_found(kind, request.path_params["id"])
+            return JSONResponse(render(record))
+
+        return get
+
+    async def list_sessions(self, request: Request) -> Response:
+        return JSONResponse(self.world.list_sessions(request.query_params))
+
+    async def list_webhooks(self, request: Request) -> Response:
+        items = [self.world.render_webhook(h) for h in self.world.webhooks.values()]
+        return JSONResponse(
+            {"page": 1, "pageSize": 100, "totalItems": len(items), "pages": 1, "items": items}
+        )
+
+    async def create_webhook(self, request: Request) -> Response:
+        body = await _parse(request, WebhookCreate)
+        if isinstance(body, Response):
+            return body
+        secret = "whsec_" + self.world.new_id()
+        hook = self.world.add_webhook(body.url, secret, body.events)
+        hook.enabled = body.enabled
+        # As at ComplyCube, the secret is shown once, in the answer to the creation.
+        return JSONResponse({**self.world.render_webhook(hook), "secret": secret}, status_code=201)
+
+    async def update_webhook(self, request: Request) -> Response:
+        hook = self.world.webhooks.get(request.path_params["id"])
+        if hook is None:
+            return not_found("Webhook", request.path_params["id"])
+        body = await _parse(request, WebhookUpdate)
+        if isinstance(body, Response):
+            return body
+        hook.url = body.url or hook.url
+        hook.events = body.events if body.events is not None else hook.events
+        hook.enabled = hook.enabled if body.enabled is None else body.enabled
+        return JSONResponse(self.world.render_webhook(hook))
+
+    # --- control -------------------------------------------------------------------------------
+
+    async def create_scenario(self, request: Request) -> Response:
+        spec = await _parse(request, ScenarioSpec)
+        if isinstance(spec, Response):
+            return spec
+        plan = resolve(spec)
+        now = time.time()
+        session, events = self.world.create_session(
+            plan, spec.first_name, spec.last_name, spec.template_id, now
+        )
+        if spec.play:
+            self.deliverer.publish(events)
+            task = asyncio.ensure_future(self._play(session.id))
+            self._plays.add(task)
+            task.add_done_callback(self._plays.discard)
+        else:
+            self.world.settle(session, now)  # final at once, no webhook: a missed session
+        return JSONResponse(
+            {
+                "sessionId": session.id,
+                "clientId": session.client_id,
+                "finalStatus": plan.final_status,
+                "sessionOutcome": plan.session_outcome,
+            },
+            status_code=201,
+        )
+
+    async def _play(self, session_id: str) -> None:
+        session = self.world.sessions[session_id]
+        while True:
+            await asyncio.sleep(self.config.step_seconds)
+            events = self.world.advance(session, time.time())
+            if not events:
+                return
+            self.deliverer.publish(events)
+
+    async def update_check(self, request: Request) -> Response:
+        check = self.world.checks.get(request.path_params["id"])
+        if check is None:
+            return not_found("Check", request.path_params["id"])
+        body = await _parse(request, CheckUpdate)
+        if isinstance(body, Response):
+            return body
+        self.deliverer.publish([self.world.set_check_outcome(check, body.outcome, time.time())])
+        return JSONResponse(self.world.render_check(check))
+
+    async def get_faults(self, request: Request) -> Response:
+        return JSONResponse(self.faults.config.model_dump())
+
+    async def put_faults(self, request: Request) -> Response:
+        config = await _parse(request, FaultConfig)
+        if isinstance(config, Response):
+            return config
+        self.faults.reconfigure(config)
+        return JSONResponse(config.model_dump())
+
+    async def deliveries(self, request: Request) -> Response:
+        return JSONResponse(
+            [
+                {"eventId": r.event_id, "type": r.event_type, "webhookId": r.webhook_id,
+                 "attempt": r.attempt, "outcome": r.outcome, "at": r.at}
+                for r in self.deliverer.records
+            ]
+        )  # fmt: skip
+
+    async def idle(self, request: Request) -> Response:
+        """Answers once every played session is final and every delivery is done (or 504)."""
+        timeout = float(request.query_params.get("timeout", "60"))
+        deadline = time.monotonic() + timeout
+        if self._plays:
+            await asyncio.wait(list(self._plays), timeout=timeout)
+        quiet = not self._plays and await self.deliverer.idle(max(0.0, deadline - time.monotonic()))
+        return JSONResponse({"idle": quiet}, status_code=200 if quiet else 504)
+
+    async def health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok", "sessions": len(self.world.sessions)})
+
+    async def aclose(self) -> None:
+        for task in list(self._plays):
+            task.cancel()
+        await asyncio.gather(*self._plays, return_exceptions=True)
+        await self.deliverer.aclose()
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def _parse(request: Request, model: type[M]) -> M | Response:
+    try:
+        return model.model_validate_json(await request.body() or b"{}")
+    except ValidationError as exc:
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+            for e in exc.errors(include_input=False)
+        )
+        return error(400, "invalid_request", detail)
+
+
+def create_simulator_app(config: SimConfig, transport: httpx2.AsyncBaseTransport | None = None) -> Starlette:
+    sim = Simulator(config, transport)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await sim.aclose()
+
+    api, world = sim.api, sim.world
+    app = Starlette(
+        routes=[
+            Route("/v1/workflowSessions", api(sim.list_sessions), methods=["GET"]),
+            Route(
+                "/v1/workflowSessions/{id}",
+                api(sim.getter("Workflow session", world.sessions, world.render_session)),
+                methods=["GET"],
+            ),
+            Route(
+                "/v1/checks/{id}", api(sim.getter("Check", world.checks, world.render_check)), methods=["GET"]
+            ),
+            Route(
+                "/v1/clients/{id}",
+                api(sim.getter("Client", world.clients, world.render_client)),
+                methods=["GET"],
+            ),
+            Route("/v1/webhooks", api(sim.list_webhooks), methods=["GET"]),
+            Route("/v1/webhooks", api(sim.create_webhook), methods=["POST"]),
+            Route(
+                "/v1/webhooks/{id}",
+                api(sim.getter("Webhook", world.webhooks, world.render_webhook)),
+                methods=["GET"],
+            ),
+            Route("/v1/webhooks/{id}", api(sim.update_webhook), methods=["POST"]),
+            Route("/_sim/sessions", sim.create_scenario, methods=["POST"]),
+            Route("/_sim/checks/{id}", sim.update_check, methods=["POST"]),
+            Route("/_sim/faults", sim.get_faults, methods=["GET"]),
+            Route("/_sim/faults", sim.put_faults, methods=["PUT"]),
+            Route("/_sim/deliveries", sim.deliveries, methods=["GET"]),
+            Route("/_sim/idle", sim.idle, methods=["GET"]),
+            Route("/_sim/health", sim.health, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.simulator = sim
+    return app

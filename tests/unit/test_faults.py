@@ -1,0 +1,76 @@
+import pytest
+from pydantic import ValidationError
+
+from service.simulator.faults import Fault, FaultConfig, FaultInjector
+
+CONFIG = FaultConfig(seed=7, rate_429=0.2, rate_500=0.2, rate_timeout=0.1, latency_ms=5, latency_jitter_ms=10)
+
+
+def run(injector: FaultInjector, paths: list[str]) -> list[tuple[str, Fault, float, int | None]]:
+    out = []
+    for path in paths:
+        decision = injector.for_request("GET", path)
+        out.append((path, decision.fault, decision.delay_seconds, decision.retry_after))
+    return out
+
+
+PATHS = [f"/v1/checks/{n % 7}" for n in range(300)]
+
+
+def test_same_seed_same_faults() -> None:
+    assert run(FaultInjector(CONFIG), PATHS) == run(FaultInjector(CONFIG), PATHS)
+
+
+def test_other_seed_other_faults() -> None:
+    other = CONFIG.model_copy(update={"seed": 8})
+    assert run(FaultInjector(CONFIG), PATHS) != run(FaultInjector(other), PATHS)
+
+
+def test_faults_do_not_depend_on_interleaving() -> None:
+    """Requests to one path meet the same faults whatever other requests come between them."""
+    alone = [d for d in run(FaultInjector(CONFIG), PATHS) if d[0] == "/v1/checks/3"]
+    shuffled = list(reversed(PATHS))
+    mixed = [d for d in run(FaultInjector(CONFIG), shuffled) if d[0] == "/v1/checks/3"]
+    assert alone == mixed
+
+
+def test_shares_are_respected() -> None:
+    injector = FaultInjector(CONFIG)
+    faults = [injector.for_request("GET", "/v1/x").fault for _ in range(20_000)]
+    share = {f: faults.count(f) / len(faults) for f in Fault}
+    assert share[Fault.TOO_MANY_REQUESTS] == pytest.approx(0.2, abs=0.02)
+    assert share[Fault.SERVER_ERROR] == pytest.approx(0.2, abs=0.02)
+    assert share[Fault.TIMEOUT] == pytest.approx(0.1, abs=0.02)
+    assert share[Fault.NONE] == pytest.approx(0.5, abs=0.02)
+
+
+def test_latency_is_fixed_plus_bounded_jitter() -> None:
+    delays = [d[2] for d in run(FaultInjector(CONFIG.model_copy(update={"rate_timeout": 0})), PATHS)]
+    assert all(0.005 <= d <= 0.015 for d in delays)
+    assert len(set(delays)) > 100
+
+
+def test_some_429s_carry_retry_after() -> None:
+    decisions = run(FaultInjector(CONFIG), PATHS)
+    retry_afters = {d[3] for d in decisions if d[1] is Fault.TOO_MANY_REQUESTS}
+    assert retry_afters == {None, 1}
+
+
+def test_reconfigure_starts_the_sequence_again() -> None:
+    injector = FaultInjector(CONFIG)
+    first = run(injector, PATHS)
+    injector.reconfigure(CONFIG)
+    assert run(injector, PATHS) == first
+
+
+def test_delivery_faults_are_per_event_and_seeded() -> None:
+    config = FaultConfig(seed=1, duplicate_rate=0.5, reorder_rate=0.5)
+    a, b = FaultInjector(config), FaultInjector(config)
+    ids = [f"evt{n}" for n in range(200)]
+    assert [a.duplicate(i) for i in ids] == [b.duplicate(i) for i in ids]
+    assert 60 < sum(a.reorder(i) for i in ids) < 140
+
+
+def test_shares_must_fit() -> None:
+    with pytest.raises(ValidationError, match="must not exceed 1"):
+        FaultConfig(rate_429=0.6, rate_500=0.6)
