@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import sys
 from pathlib import Path
+from typing import IO
 
 import click
+import httpx2
 
 from service.errors import ConfigError
 from service.log import configure_logging, get_logger
@@ -78,45 +79,129 @@ def worker(burst: bool) -> None:
 
 
 @main.command()
-def dev() -> None:
-    """Start the whole system locally (what `make run` does): Redis, web and worker.
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8100, show_default=True)
+@click.option(
+    "--api-key", default="test_simulator_key", show_default=True, help="Authorization value to expect."
+)
+@click.option("--webhook-url", default=None, help="Subscribe this URL to every event from the start.")
+@click.option(
+    "--webhook-secret", default=None, help="[first of CUBEHOOK_WEBHOOK_SECRETS, else a fixed dev value]"
+)
+@click.option("--seed", type=int, default=None, help="Makes ids and faults reproducible [random].")
+@click.option(
+    "--step-seconds", type=float, default=0.0, show_default=True, help="Pause between status changes."
+)
+@click.option(
+    "--retry-scale", type=float, default=1.0, show_default=True, help="Shrinks ComplyCube's retry delays."
+)
+@click.option("--latency-ms", type=float, default=0.0, show_default=True)
+@click.option("--latency-jitter-ms", type=float, default=0.0, show_default=True)
+@click.option("--rate-429", type=float, default=0.0, show_default=True)
+@click.option("--rate-500", type=float, default=0.0, show_default=True)
+@click.option("--rate-timeout", type=float, default=0.0, show_default=True)
+@click.option("--timeout-seconds", type=float, default=30.0, show_default=True)
+@click.option("--duplicate-rate", type=float, default=0.0, show_default=True)
+@click.option("--reorder-rate", type=float, default=0.0, show_default=True)
+def simulate(
+    host: str,
+    port: int,
+    api_key: str,
+    webhook_url: str | None,
+    webhook_secret: str | None,
+    step_seconds: float,
+    retry_scale: float,
+    **faults: object,
+) -> None:
+    """Serve a local ComplyCube: its API, signed webhooks, scenarios and injected faults."""
+    import uvicorn
+    from pydantic import ValidationError
 
-    Uses CUBEHOOK_REDIS_URL when set, else an embedded Redis stopped on exit; uses
-    CUBEHOOK_WEBHOOK_SECRETS when set, else a fresh development secret, printed here.
-    """
-    from honcho.environ import parse_procfile
-    from honcho.manager import Manager
+    from service.simulator.app import SimConfig, create_simulator_app
+    from service.simulator.faults import FaultConfig
 
-    from service.devredis import EmbeddedRedis
-
-    env = dict(os.environ)
-    # Children find the `cubehook` script of this very interpreter, even outside an activated venv.
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env.setdefault("CUBEHOOK_LOG_FORMAT", "console")
-    env.setdefault("PORT", env.get("CUBEHOOK_PORT", "8000"))
-    embedded = None if env.get("CUBEHOOK_REDIS_URL") else EmbeddedRedis()
-    if embedded is not None:
-        embedded.start()
-        env["CUBEHOOK_REDIS_URL"] = embedded.url
-    if env.get("CUBEHOOK_WEBHOOK_SECRETS"):
-        shown = "from CUBEHOOK_WEBHOOK_SECRETS (not shown)"
-    else:
-        env["CUBEHOOK_WEBHOOK_SECRETS"] = shown = "dev_" + secrets.token_hex(16)
-        shown += "  (generated for this run; sign test events with it)"
-    click.echo(
-        f"cubehook dev\n"
-        f"  redis:    {env['CUBEHOOK_REDIS_URL']}{' (embedded)' if embedded else ''}\n"
-        f"  endpoint: http://127.0.0.1:{env['PORT']}/webhooks/complycube\n"
-        f"  secret:   {shown}\n"
-        f"  Ctrl-C stops everything."
-    )
-    sys.stdout.flush()
-    manager = Manager()
-    for name, command in parse_procfile(PROCFILE.read_text()).processes.items():
-        manager.add_process(name, command, env=env)
+    if faults["seed"] is None:
+        # A fresh seed per run: a fixed one would replay the same event ids into a kept Redis.
+        faults["seed"] = secrets.randbits(32)
     try:
-        manager.loop()
-    finally:
-        if embedded is not None:
-            embedded.close()
-    sys.exit(manager.returncode)
+        fault_config = FaultConfig.model_validate(faults)
+    except ValidationError as exc:
+        raise click.BadParameter(str(exc)) from None
+    settings = _settings()
+    if webhook_secret is None:  # in `cubehook dev`, sign with the secret the web process checks
+        configured = settings.webhook_secrets
+        webhook_secret = configured[0].get_secret_value() if configured else SimConfig.webhook_secret
+    config = SimConfig(
+        api_key=api_key,
+        webhook_url=webhook_url,
+        webhook_secret=webhook_secret,
+        step_seconds=step_seconds,
+        retry_scale=retry_scale,
+        faults=fault_config,
+    )
+    configure_logging(settings)
+    uvicorn.run(create_simulator_app(config), host=host, port=port, log_config=None, access_log=False)
+
+
+@main.command("send-event")
+@click.argument("file", type=click.File("rb"), required=False)
+@click.option("--url", default="http://127.0.0.1:8000/webhooks/complycube", show_default=True)
+@click.option("--secret", default=None, help="Signing secret [first of CUBEHOOK_WEBHOOK_SECRETS].")
+@click.option("--session", "session_id", default=None, help="Workflow session id (builds the event).")
+@click.option("--type", "event_type", default="workflowSession.completed", show_default=True)
+@click.option("--outcome", default=None, help="Outcome in the payload summary, e.g. clear.")
+@click.option("--event-id", default=None, help="Event id (default: random); reuse one to test duplicates.")
+def send_event(
+    file: IO[bytes] | None,
+    url: str,
+    secret: str | None,
+    session_id: str | None,
+    event_type: str,
+    outcome: str | None,
+    event_id: str | None,
+) -> None:
+    """Sign and POST one event: FILE as it is (e.g. a fixture), or one built from the flags."""
+    from service.sender import build_event, send
+
+    if (file is None) == (session_id is None):
+        raise click.UsageError("give either FILE or --session")
+    if secret is None:
+        configured = _settings().webhook_secrets
+        if not configured:
+            raise click.UsageError("no --secret and no CUBEHOOK_WEBHOOK_SECRETS to sign with")
+        secret = configured[0].get_secret_value()
+    if file is not None:
+        body = file.read()
+    else:
+        assert session_id is not None
+        body = build_event(session_id=session_id, event_type=event_type, outcome=outcome, event_id=event_id)
+    try:
+        response = send(url, body, secret)
+    except httpx2.HTTPError as exc:
+        raise click.ClickException(f"could not reach {url}: {type(exc).__name__}: {exc}") from None
+    click.echo(f"{response.status_code} {response.reason_phrase}")
+    click.echo(response.text)
+    if not response.is_success:
+        sys.exit(1)
+
+
+@main.command()
+def dev() -> None:
+    """Start the whole system locally (what `make run` does) and play a short demo.
+
+    Redis (embedded unless CUBEHOOK_REDIS_URL), the ComplyCube simulator, web and worker, with the
+    simulator's webhooks wired to the web process. Ctrl-C stops every process it started.
+    """
+    from service.demo import run_dev
+
+    sys.exit(run_dev(PROCFILE))
+
+
+@main.command(hidden=True)
+@click.option("--simulator", "simulator_url", required=True)
+@click.option("--web", "web_url", required=True)
+def demo(simulator_url: str, web_url: str) -> None:
+    """Play the demo scenarios and print what happens (run by `cubehook dev`)."""
+    from service.demo import watch
+
+    watch(_settings(), simulator_url, web_url)

@@ -114,6 +114,9 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    # One INFO line per HTTP request made is noise; their failures still show as warnings.
+    for name in ("httpx2", "httpcore2"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
 
 
 def get_logger(name: str | None = None) -> structlog.typing.FilteringBoundLogger:

@@ -1,0 +1,88 @@
+"""How much work the simulator does per GET, with 100,000 sessions loaded.
+
+Calls the ASGI apps directly (no sockets, no client) so only the server's own work is timed:
+``GET /v1/workflowSessions/{id}`` and ``GET /v1/checks/{id}`` on the simulator, against a
+baseline Starlette route that returns a constant JSON body, measured in the same run.
+Also reports the memory the 100,000 sessions take. Run: ``.venv/bin/python bench/simulator_get.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import tracemalloc
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from service.simulator.app import SimConfig, create_simulator_app
+from service.simulator.scenarios import Preset, ScenarioSpec, resolve
+
+SESSIONS = 100_000
+REQUESTS = 20_000
+App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+
+async def _call(app: App, path: str, headers: list[tuple[bytes, bytes]]) -> int:
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(), "query_string": b"",
+             "headers": headers, "http_version": "1.1", "scheme": "http", "server": ("127.0.0.1", 80),
+             "client": ("127.0.0.1", 1), "root_path": "", "app": app}  # fmt: skip
+    await app(scope, receive, send)
+    return status
+
+
+async def _per_request(app: App, paths: list[str], headers: list[tuple[bytes, bytes]]) -> float:
+    for path in paths[:500]:  # warm up
+        assert await _call(app, path, headers) == 200
+    start = time.perf_counter()
+    for path in itertools.islice(itertools.cycle(paths), REQUESTS):
+        await _call(app, path, headers)
+    return (time.perf_counter() - start) / REQUESTS
+
+
+def main() -> None:
+    config = SimConfig()
+    app = create_simulator_app(config)
+    world = app.state.simulator.world
+    tracemalloc.start()
+    plans = [resolve(ScenarioSpec(preset=p)) for p in (Preset.CLEAR, Preset.ATTENTION, Preset.REJECTED)]
+    now = time.time()
+    for i in range(SESSIONS):
+        session, _ = world.create_session(plans[i % 3], "John", "Doe", "tmpl", now)
+        world.settle(session, now)
+    memory_mb = tracemalloc.get_traced_memory()[0] / 1e6
+    tracemalloc.stop()
+
+    async def constant(_request: Request) -> JSONResponse:
+        return JSONResponse({"id": "x", "status": "ok"})
+
+    baseline = Starlette(routes=[Route("/constant", constant)])
+    auth = [(b"authorization", config.api_key.encode())]
+    session_paths = [f"/v1/workflowSessions/{sid}" for sid in list(world.sessions)[::97]]
+    check_paths = [f"/v1/checks/{cid}" for cid in list(world.checks)[::97]]
+    base = asyncio.run(_per_request(baseline, ["/constant"], []))
+    get_session = asyncio.run(_per_request(app, session_paths, auth))
+    get_check = asyncio.run(_per_request(app, check_paths, auth))
+    print(f"sessions loaded:          {SESSIONS:,} ({memory_mb:.0f} MB traced)")
+    print(f"baseline constant route:  {base * 1e6:7.1f} us/request")
+    print(f"GET workflowSession:      {get_session * 1e6:7.1f} us/request  ratio {get_session / base:.2f}x baseline")
+    print(f"GET check:                {get_check * 1e6:7.1f} us/request  ratio {get_check / base:.2f}x baseline")
+
+
+if __name__ == "__main__":
+    main()

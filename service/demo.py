@@ -1,0 +1,135 @@
+"""`cubehook dev` (what `make run` runs): the whole system on one machine, and a short demo.
+
+It starts Redis (embedded unless CUBEHOOK_REDIS_URL is set), the ComplyCube simulator, the web
+process and a worker under honcho, wires the simulator's webhooks to the web process, then plays
+a clear, an attention and a rejected session and prints what arrives and what the workers make of
+it. It keeps running (for `cubehook send-event`) until Ctrl-C, which stops everything it started.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import click
+import httpx2
+from redis import Redis
+from rq import Queue
+from rq.registry import FailedJobRegistry, FinishedJobRegistry
+
+from service.devredis import EmbeddedRedis, free_port
+from service.queue import redis_client
+from service.settings import Settings
+
+DEMO_SCENARIOS = (
+    {"preset": "clear", "first_name": "Ada", "last_name": "Clear"},
+    {"first_name": "Ben", "last_name": "attention"},  # ComplyCube's sandbox convention
+    {"preset": "rejected", "first_name": "Cy", "last_name": "Rejected"},
+)
+
+
+def run_dev(procfile: Path) -> int:
+    from honcho.environ import parse_procfile
+    from honcho.manager import Manager
+
+    env = dict(os.environ)
+    # Children find the `cubehook` script of this very interpreter, even outside an activated venv.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["PYTHONUNBUFFERED"] = "1"  # honcho reads pipes: print lines as they happen
+    env.setdefault("CUBEHOOK_LOG_FORMAT", "console")
+    env.setdefault("PORT", env.get("CUBEHOOK_PORT", "8000"))
+    web_url = f"http://127.0.0.1:{env['PORT']}"
+    simulator_port = free_port()
+    simulator_url = f"http://127.0.0.1:{simulator_port}"
+    embedded = None if env.get("CUBEHOOK_REDIS_URL") else EmbeddedRedis()
+    if embedded is not None:
+        embedded.start()
+        env["CUBEHOOK_REDIS_URL"] = embedded.url
+    if env.get("CUBEHOOK_WEBHOOK_SECRETS"):
+        shown = "from CUBEHOOK_WEBHOOK_SECRETS (not shown)"
+    else:
+        env["CUBEHOOK_WEBHOOK_SECRETS"] = shown = "dev_" + secrets.token_hex(16)
+        shown += "  (generated for this run; sign test events with it)"
+    click.echo(
+        f"cubehook dev\n"
+        f"  redis:     {env['CUBEHOOK_REDIS_URL']}{' (embedded)' if embedded else ''}\n"
+        f"  endpoint:  {web_url}/webhooks/complycube\n"
+        f"  simulator: {simulator_url}/v1 (ComplyCube API), {simulator_url}/_sim (control)\n"
+        f"  secret:    {shown}\n"
+        f"  try:       cubehook send-event --session SESSION_ID --url {web_url}/webhooks/complycube\n"
+        f"  Ctrl-C stops everything."
+    )
+    sys.stdout.flush()
+    processes = dict(parse_procfile(procfile.read_text()).processes)
+    # The simulator signs with the first of CUBEHOOK_WEBHOOK_SECRETS, which it reads from env.
+    processes["simulator"] = shlex.join(
+        ["cubehook", "simulate", "--port", str(simulator_port), "--step-seconds", "0.5",
+         "--retry-scale", "0.05", "--webhook-url", f"{web_url}/webhooks/complycube"]
+    )  # fmt: skip
+    processes["demo"] = shlex.join(["cubehook", "demo", "--simulator", simulator_url, "--web", web_url])
+    manager = Manager()
+    for name, command in processes.items():
+        manager.add_process(name, command, env=env)
+    try:
+        manager.loop()
+    finally:
+        if embedded is not None:
+            embedded.close()
+    return int(manager.returncode or 0)
+
+
+def wait_ready(url: str, timeout: float = 60.0) -> None:
+    """Return once ``url`` answers 200; raise after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx2.get(url, timeout=2).status_code == 200:
+                return
+        except httpx2.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise click.ClickException(f"{url} did not become ready")
+        time.sleep(0.2)
+
+
+def watch(settings: Settings, simulator_url: str, web_url: str) -> None:
+    """Play the demo scenarios, then print deliveries and processed jobs as they happen, forever."""
+    wait_ready(f"{web_url}/readyz")
+    wait_ready(f"{simulator_url}/_sim/health")
+    for scenario in DEMO_SCENARIOS:
+        created = httpx2.post(f"{simulator_url}/_sim/sessions", json=scenario, timeout=5).json()
+        click.echo(f"session {created['sessionId']} started: ComplyCube will say {created['sessionOutcome']}")
+    redis = redis_client(settings)
+    queue = Queue(settings.queue_name, connection=redis)
+    seen_deliveries = 0
+    seen_jobs: set[str] = set()
+    while True:
+        deliveries = httpx2.get(f"{simulator_url}/_sim/deliveries", timeout=5).json()
+        for record in deliveries[seen_deliveries:]:
+            click.echo(f"webhook {record['type']} ({record['eventId']}) -> {record['outcome']}")
+        seen_deliveries = len(deliveries)
+        _print_jobs(redis, queue, seen_jobs)
+        time.sleep(0.5)
+
+
+def _print_jobs(redis: Redis, queue: Queue, seen: set[str]) -> None:
+    for registry, state in (
+        (FinishedJobRegistry(queue=queue), "processed"),
+        (FailedJobRegistry(queue=queue), "failed"),
+    ):
+        for job_id in registry.get_job_ids():
+            if job_id in seen:
+                continue
+            seen.add(job_id)
+            job = queue.fetch_job(job_id)
+            if job is None:
+                continue
+            result = job.return_value() if state == "processed" else None
+            detail = (
+                f"session {result['session_id']} ({result['event_type']})" if isinstance(result, dict) else ""
+            )
+            click.echo(f"worker {state} {job_id} {detail}".rstrip())

@@ -1,0 +1,47 @@
+"""Helpers for tests that run cubehook's commands as real processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from service.demo import wait_ready
+from service.devredis import free_port
+from tests.conftest import SECRET
+
+CUBEHOOK = str(Path(sys.executable).parent / "cubehook")
+
+
+def cubehook_env(**extra: str) -> dict[str, str]:
+    """This environment without any CUBEHOOK_ setting of the developer's, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CUBEHOOK_")}
+    env.update(CUBEHOOK_LOG_FORMAT="json", **extra)
+    return env
+
+
+@contextmanager
+def running(command: list[str], env: dict[str, str], ready_url: str) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``command`` until the block ends; enter once ``ready_url`` answers 200."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_ready(ready_url, timeout=30)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.fixture
+def web(redis_url: str) -> Iterator[str]:
+    """A `cubehook web` process on the private Redis; its base URL."""
+    port = free_port()
+    env = cubehook_env(CUBEHOOK_REDIS_URL=redis_url, CUBEHOOK_WEBHOOK_SECRETS=SECRET, CUBEHOOK_PORT=str(port))
+    base = f"http://127.0.0.1:{port}"
+    with running([CUBEHOOK, "web"], env, f"{base}/healthz"):
+        yield base

@@ -1,0 +1,94 @@
+"""The simulator, web and worker as real processes on a private Redis; and `send-event`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+
+import httpx2
+import pytest
+from redis import Redis
+from rq import Queue
+from rq.registry import FinishedJobRegistry
+
+from service.devredis import free_port
+from tests.conftest import FIXTURES, SECRET
+from tests.e2e.conftest import CUBEHOOK, cubehook_env, running
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def simulator_url(web: str) -> Iterator[str]:
+    port = free_port()
+    command = [CUBEHOOK, "simulate", "--port", str(port), "--seed", "3", "--retry-scale", "0.001",
+               "--webhook-url", f"{web}/webhooks/complycube", "--webhook-secret", SECRET]  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    with running(command, cubehook_env(), f"{base}/_sim/health"):
+        yield base
+
+
+def test_a_simulated_session_travels_to_the_worker(simulator_url: str, redis_url: str) -> None:
+    created = httpx2.post(f"{simulator_url}/_sim/sessions", json={"preset": "rejected"}, timeout=5).json()
+    assert httpx2.get(f"{simulator_url}/_sim/idle", params={"timeout": 30}, timeout=35).json() == {
+        "idle": True
+    }
+    worker = subprocess.Popen([CUBEHOOK, "worker"], env=cubehook_env(CUBEHOOK_REDIS_URL=redis_url))
+    redis = Redis.from_url(redis_url)
+    registry = FinishedJobRegistry(queue=Queue("cubehook", connection=redis))
+    try:
+        deadline = time.monotonic() + 30
+        while registry.count < 3:  # started, processing, completed; check events are not queued yet
+            assert time.monotonic() < deadline, f"only {registry.count} jobs finished"
+            time.sleep(0.1)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
+    queue = Queue("cubehook", connection=redis)
+    results: list[dict[str, str]] = []
+    for job_id in registry.get_job_ids():
+        job = queue.fetch_job(job_id)
+        assert job is not None
+        result = job.return_value()
+        assert isinstance(result, dict)
+        results.append(result)
+    assert sorted(r["event_type"] for r in results) == [
+        "workflowSession.completed",
+        "workflowSession.processing",
+        "workflowSession.started",
+    ]
+    assert {r["session_id"] for r in results} == {created["sessionId"]}
+    deliveries = httpx2.get(f"{simulator_url}/_sim/deliveries", timeout=5).json()
+    assert sorted(d["outcome"] for d in deliveries) == ["200"] * 3 + ["202"] * 3
+    redis.close()
+
+
+def _send(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CUBEHOOK, "send-event", *args], env=cubehook_env(), capture_output=True, text=True, timeout=30
+    )
+
+
+def test_send_event_against_the_real_web_process(web: str) -> None:
+    url = f"{web}/webhooks/complycube"
+    fixture = str(FIXTURES / "event-workflow-session-completed.json")
+    first = _send(fixture, "--url", url, "--secret", SECRET)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("202 Accepted")
+    again = _send(fixture, "--url", url, "--secret", SECRET)
+    assert again.stdout.startswith("200 OK")
+    assert json.loads(again.stdout.splitlines()[1])["status"] == "duplicate"
+    built = _send("--session", "sess-x", "--outcome", "clear", "--url", url, "--secret", SECRET)
+    assert built.stdout.startswith("202 Accepted")
+    forged = _send("--session", "sess-y", "--url", url, "--secret", "wrong")
+    assert forged.returncode == 1
+    assert forged.stdout.startswith("401 Unauthorized")
+
+
+def test_send_event_needs_a_source_and_reports_unreachable_urls() -> None:
+    assert _send("--secret", "s").returncode == 2
+    unreachable = _send("--session", "s1", "--secret", "s", "--url", f"http://127.0.0.1:{free_port()}/x")
+    assert unreachable.returncode == 1
+    assert "could not reach" in unreachable.stderr
