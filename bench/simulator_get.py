@@ -80,8 +80,8 @@ def main() -> None:
     get_check = asyncio.run(_per_request(app, check_paths, auth))
     print(f"sessions loaded:          {SESSIONS:,} ({memory_mb:.0f} MB traced)")
     print(f"baseline constant route:  {base * 1e6:7.1f} us/request")
-    print(f"GET workflowSession:      {get_session * 1e6:7.1f} us/request  ratio {get_session / base:.2f}x baseline")
-    print(f"GET check:                {get_check * 1e6:7.1f} us/request  ratio {get_check / base:.2f}x baseline")
+    for name, cost in (("GET workflowSession", get_session), ("GET check", get_check)):
+        print(f"{name + ':':<26}{cost * 1e6:7.1f} us/request  ratio {cost / base:.2f}x baseline")
 
 
 if __name__ == "__main__":

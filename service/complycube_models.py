@@ -1,8 +1,8 @@
 """ComplyCube's API resources as pydantic models. Pure: shared by the worker's API client and the
 local simulator, so the simulator is held to the same shapes the worker reads.
 
-Built from ComplyCube's API reference (docs.complycube.com/api-reference) and its SDKs. ComplyCube
-omits empty fields and adds new ones without notice, so every field but the identifiers is
+Built from ComplyCube's API reference (https://docs.complycube.com/api-reference) and its SDKs.
+ComplyCube omits empty fields and adds new ones without notice, so every field but the identifiers is
 optional and unknown fields are kept (``extra="allow"``). Status and outcome stay strings: the
 vocabulary is mapped to cubehook's own enums by the worker, where unknown values route to human
 review instead of failing here. Times stay as sent; ``service.events.parse_time`` reads them

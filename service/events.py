@@ -2,8 +2,9 @@
 
 ComplyCube POSTs an Event: ``id`` (stable across redeliveries), ``type``, ``resourceType``,
 ``payload`` (a summary of the resource, not the resource) and ``createdAt``
-(docs.complycube.com, API reference > Webhooks > "Event object"). The models accept fields they do
-not know, because ComplyCube adds fields without notice, and keep the payload as it came.
+(https://docs.complycube.com/api-reference/other-resources/webhooks#the-event-object). The models
+accept fields they do not know, because ComplyCube adds fields without notice, and keep the
+payload as it came.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 ComplyCube signs the raw request body: ``ComplyCube-Signature`` is the lowercase hex HMAC-SHA256 of
 the body bytes under the webhook secret, with no timestamp, prefix or version
-(docs.complycube.com, "Webhooks" > "Verifying signatures"; the official SDKs' EventVerifier).
+(https://docs.complycube.com/documentation/guides/webhooks; the official SDKs' EventVerifier).
 So the check runs on the bytes exactly as received, before any parsing, and compares in constant
 time against every configured secret (two are valid while a webhook is being rotated).
 """

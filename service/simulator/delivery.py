@@ -3,7 +3,8 @@
 Each event is POSTed, signed, to every enabled subscription that wants it. A delivery fails unless
 the receiver answers 2xx within the timeout (15 s at ComplyCube). A failed delivery is re-sent up
 to 10 times with growing delays; when all fail ComplyCube disables the webhook and sends nothing
-more until it is re-enabled (docs.complycube.com, "Webhooks" > "Retries"). The first three delays
+more until it is re-enabled (https://docs.complycube.com/api-reference/other-resources/webhooks).
+The first three delays
 (60, 120, 480 s) are documented; the later ones are not, and are assumed to keep doubling.
 ``retry_scale`` shrinks the schedule for tests and demos.
 """

@@ -1,9 +1,10 @@
 """What a simulated session should turn out as. Pure.
 
 A scenario names a preset or spells out the checks. Without either, ComplyCube's sandbox
-convention applies (docs.complycube.com, "Testing in the sandbox"): a client whose last name is
-``attention`` comes out ``attention``, ``failed`` makes the checks ``not_processed``; anything else
-comes out ``clear``.
+convention applies (https://docs.complycube.com/documentation/useful-resources/testing-data): a
+client whose last name is
+``attention`` comes out ``attention``, ``failed`` makes the checks ``not_processed``; anything
+else comes out ``clear``.
 """
 
 from __future__ import annotations
