@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 from redis import Redis
-from redis.exceptions import ConnectionError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from service import devredis
 
@@ -26,7 +26,7 @@ def test_stop_then_start_reuses_the_port() -> None:
     with devredis.EmbeddedRedis() as server:
         port = server.port
         server.stop()
-        with pytest.raises(ConnectionError):
+        with pytest.raises(RedisConnectionError):
             Redis.from_url(server.url, socket_connect_timeout=0.5).ping()
         server.start()
         assert server.port == port
