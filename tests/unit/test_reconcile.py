@@ -1,0 +1,159 @@
+"""reconcile() over every outcome combination, the fixtures and unknown vocabulary."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+import pytest
+
+from service.complycube_models import Check, WorkflowSession
+from tests.conftest import FIXTURES
+from workers.reconcile import CHECK_OUTCOMES, Issue, Outcome, Status, reconcile
+
+SESSION = json.loads((FIXTURES / "workflow-session-complete.json").read_text())
+CHECK_FIXTURES = {
+    name: json.loads((FIXTURES / f"{name}.json").read_text())
+    for name in ("check-document-rejected", "check-pending", "check-screening-clear")
+}
+
+
+def session(outcome: str | None = "clear", status: str = "complete", n_checks: int = 3) -> WorkflowSession:
+    doc: dict[str, Any] = dict(SESSION, status=status)
+    doc["allRelatedChecks"] = [{"checkId": f"c{i}", "type": "document_check"} for i in range(n_checks)]
+    if outcome is None:
+        doc.pop("outcome")
+    else:
+        doc["outcome"] = outcome
+    return WorkflowSession.model_validate(doc)
+
+
+def check(check_id: str, outcome: str | None, status: str = "complete") -> Check:
+    doc: dict[str, Any] = {"id": check_id, "type": "document_check", "status": status}
+    if outcome is not None:
+        doc["result"] = {"outcome": outcome}
+    return Check.model_validate(doc)
+
+
+def issues(rec: Any) -> set[Issue]:
+    return {d.issue for d in rec.discrepancies}
+
+
+def test_the_fixtures_reconcile() -> None:
+    fixture_session = WorkflowSession.model_validate(SESSION)
+    checks = {c["id"]: Check.model_validate(c) for c in CHECK_FIXTURES.values()}
+    rec = reconcile(fixture_session, checks)
+    assert rec.status is Status.COMPLETE
+    assert rec.session_outcome is Outcome.CLEAR
+    assert rec.derived_outcome is Outcome.REJECTED  # the document check was rejected
+    assert rec.final_outcome is Outcome.REJECTED  # the stricter of the two
+    assert rec.pending == ("689c78f619987c0002774922",)  # the liveness check is still pending
+    assert issues(rec) == {Issue.OUTCOMES_DISAGREE}
+    assert rec.needs_review
+
+
+CHECK_VALUES = [*CHECK_OUTCOMES, "surprise"]
+SESSION_VALUES = ["clear", "attention", "rejected", "review", "decline", "mystery"]
+EXPECTED_CHECK = {
+    "clear": 0,
+    "attention": 1,
+    "rejected": 2,
+    "match_confirmed": 2,
+    "not_processed": 1,
+    "surprise": 1,
+}
+EXPECTED_SESSION = {"clear": 0, "attention": 1, "rejected": 2, "review": 1, "decline": 2, "mystery": 1}
+
+
+@pytest.mark.parametrize("session_outcome", SESSION_VALUES)
+@pytest.mark.parametrize("pair", list(itertools.combinations_with_replacement(CHECK_VALUES, 2)))
+def test_every_combination(session_outcome: str, pair: tuple[str, str]) -> None:
+    rec = reconcile(
+        session(session_outcome, n_checks=2), {"c0": check("c0", pair[0]), "c1": check("c1", pair[1])}
+    )
+    derived = max(EXPECTED_CHECK[o] for o in pair)
+    said = EXPECTED_SESSION[session_outcome]
+    assert rec.derived_outcome == Outcome(derived)
+    assert rec.session_outcome == Outcome(said)
+    assert rec.final_outcome == Outcome(max(derived, said))
+    assert (Issue.OUTCOMES_DISAGREE in issues(rec)) == (derived != said)
+    assert (Issue.UNKNOWN_CHECK_OUTCOME in issues(rec)) == ("surprise" in pair)
+    assert (Issue.UNKNOWN_SESSION_OUTCOME in issues(rec)) == (session_outcome == "mystery")
+    assert (Issue.LEGACY_VOCABULARY in issues(rec)) == (session_outcome in ("review", "decline"))
+    assert rec.needs_review == bool(rec.discrepancies)
+    assert rec.pending == ()
+
+
+def test_session_clear_but_a_check_rejected_is_rejected_and_flagged() -> None:
+    rec = reconcile(session("clear", n_checks=2), {"c0": check("c0", "clear"), "c1": check("c1", "rejected")})
+    assert rec.final_outcome is Outcome.REJECTED
+    assert [d.detail for d in rec.discrepancies] == ["session says clear, its checks say rejected"]
+
+
+def test_a_listed_check_the_api_does_not_know_is_attention() -> None:
+    rec = reconcile(session("clear", n_checks=2), {"c0": check("c0", "clear"), "c1": None})
+    assert rec.final_outcome is Outcome.ATTENTION
+    assert Issue.CHECK_MISSING in issues(rec)
+    assert rec.checks[1].status == "missing"
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome", "issue"),
+    [("failed", None, Issue.CHECK_FAILED), ("weird", "clear", Issue.UNKNOWN_CHECK_STATUS),
+     ("complete", None, Issue.CHECK_WITHOUT_RESULT)],
+)  # fmt: skip
+def test_checks_that_did_not_finish_properly_need_attention(
+    status: str, outcome: str | None, issue: Issue
+) -> None:
+    rec = reconcile(session("clear", n_checks=1), {"c0": check("c0", outcome, status=status)})
+    assert rec.final_outcome is Outcome.ATTENTION
+    assert issue in issues(rec)
+
+
+def test_pending_checks_are_reported_and_do_not_count_yet() -> None:
+    rec = reconcile(
+        session("clear", n_checks=2), {"c0": check("c0", "clear"), "c1": check("c1", None, "pending")}
+    )
+    assert rec.pending == ("c1",)
+    assert rec.derived_outcome is Outcome.CLEAR
+    assert rec.final_outcome is Outcome.CLEAR
+
+
+def test_complete_without_outcome_needs_attention() -> None:
+    rec = reconcile(session(None, n_checks=1), {"c0": check("c0", "clear")})
+    assert rec.final_outcome is Outcome.ATTENTION
+    assert Issue.SESSION_WITHOUT_OUTCOME in issues(rec)
+
+
+def test_a_session_without_checks_takes_its_own_outcome() -> None:
+    rec = reconcile(session("attention", n_checks=0), {})
+    assert (rec.derived_outcome, rec.final_outcome) == (None, Outcome.ATTENTION)
+    assert rec.discrepancies == ()
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [("started", Status.STARTED), ("processing", Status.PROCESSING), ("abandoned", Status.ABANDONED),
+     ("cancelled", Status.CANCELLED), ("paused", Status.UNKNOWN)],
+)  # fmt: skip
+def test_sessions_not_complete_have_no_final_outcome(status: str, expected: Status) -> None:
+    rec = reconcile(session(None, status=status, n_checks=1), {"c0": check("c0", None, "pending")})
+    assert rec.status is expected
+    assert rec.final_outcome is None
+    assert (Issue.UNKNOWN_SESSION_STATUS in issues(rec)) == (expected is Status.UNKNOWN)
+
+
+def test_fingerprint_follows_state_not_time() -> None:
+    checks = {"c0": check("c0", "clear")}
+    base = reconcile(session("clear", n_checks=1), checks).fingerprint
+    later = session("clear", n_checks=1).model_copy(update={"updated_at": "2030-01-01T00:00:00Z"})
+    assert reconcile(later, checks).fingerprint == base
+    assert reconcile(session("clear", n_checks=1), {"c0": check("c0", "rejected")}).fingerprint != base
+    assert reconcile(session("rejected", n_checks=1), checks).fingerprint != base
+
+
+def test_result_is_frozen() -> None:
+    rec = reconcile(session("clear", n_checks=0), {})
+    with pytest.raises(AttributeError):
+        rec.final_outcome = Outcome.REJECTED  # type: ignore[misc]
