@@ -63,19 +63,30 @@ def web(host: str | None, port: int | None, workers: int) -> None:
 @main.command()
 @click.option("--burst", is_flag=True, help="Exit once the queue is empty.")
 def worker(burst: bool) -> None:
-    """Run an RQ worker on the cubehook queue, with RQ's scheduler for retries."""
-    from rq import Queue, Worker
+    """Run an RQ worker on the cubehook queue, with RQ's scheduler for retries and re-checks."""
+    from rq import Queue, SimpleWorker, Worker
 
-    from service.queue import redis_client
+    from service.settings import WorkerClass
+    from workers import runtime
 
     settings = _settings()
     configure_logging(settings)
-    connection = redis_client(settings)
-    queue = Queue(settings.queue_name, connection=connection)
-    get_logger("cubehook.worker").info("worker.starting", queue=settings.queue_name, burst=burst)
-    Worker([queue], connection=connection).work(
-        burst=burst, with_scheduler=True, logging_level=settings.log_level.upper()
+    try:
+        built = runtime.Runtime.build(settings)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    runtime.install(built)
+    queue = Queue(settings.queue_name, connection=built.redis)
+    worker_class = SimpleWorker if settings.worker_class is WorkerClass.SIMPLE else Worker
+    get_logger("cubehook.worker").info(
+        "worker.starting", queue=settings.queue_name, burst=burst, worker_class=settings.worker_class.value
     )
+    try:
+        worker_class(
+            [queue], connection=built.redis, maintenance_interval=settings.worker_maintenance_seconds
+        ).work(burst=burst, with_scheduler=True, logging_level=settings.log_level.upper())
+    finally:
+        built.close()
 
 
 @main.command()

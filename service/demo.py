@@ -17,7 +17,6 @@ from pathlib import Path
 
 import click
 import httpx2
-from redis import Redis
 from rq import Queue
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
@@ -25,6 +24,7 @@ from service.devredis import EmbeddedRedis, free_port
 from service.queue import redis_client
 from service.settings import Settings
 
+SIMULATOR_API_KEY = "test_simulator_key"
 DEMO_SCENARIOS = (
     {"preset": "clear", "first_name": "Ada", "last_name": "Clear"},
     {"first_name": "Ben", "last_name": "attention"},  # ComplyCube's sandbox convention
@@ -45,6 +45,9 @@ def run_dev(procfile: Path) -> int:
     web_url = f"http://127.0.0.1:{env['PORT']}"
     simulator_port = free_port()
     simulator_url = f"http://127.0.0.1:{simulator_port}"
+    # The workers read the simulator, never a real ComplyCube, whatever the environment says.
+    env["CUBEHOOK_COMPLYCUBE_BASE_URL"] = f"{simulator_url}/v1"
+    env["CUBEHOOK_COMPLYCUBE_API_KEY"] = SIMULATOR_API_KEY
     embedded = None if env.get("CUBEHOOK_REDIS_URL") else EmbeddedRedis()
     if embedded is not None:
         embedded.start()
@@ -68,6 +71,7 @@ def run_dev(procfile: Path) -> int:
     # The simulator signs with the first of CUBEHOOK_WEBHOOK_SECRETS, which it reads from env.
     processes["simulator"] = shlex.join(
         ["cubehook", "simulate", "--port", str(simulator_port), "--step-seconds", "0.5",
+         "--api-key", SIMULATOR_API_KEY,
          "--retry-scale", "0.05", "--webhook-url", f"{web_url}/webhooks/complycube"]
     )  # fmt: skip
     processes["demo"] = shlex.join(["cubehook", "demo", "--simulator", simulator_url, "--web", web_url])
@@ -112,11 +116,11 @@ def watch(settings: Settings, simulator_url: str, web_url: str) -> None:
         for record in deliveries[seen_deliveries:]:
             click.echo(f"webhook {record['type']} ({record['eventId']}) -> {record['outcome']}")
         seen_deliveries = len(deliveries)
-        _print_jobs(redis, queue, seen_jobs)
+        _print_jobs(queue, seen_jobs)
         time.sleep(0.5)
 
 
-def _print_jobs(redis: Redis, queue: Queue, seen: set[str]) -> None:
+def _print_jobs(queue: Queue, seen: set[str]) -> None:
     for registry, state in (
         (FinishedJobRegistry(queue=queue), "processed"),
         (FailedJobRegistry(queue=queue), "failed"),
@@ -129,7 +133,16 @@ def _print_jobs(redis: Redis, queue: Queue, seen: set[str]) -> None:
             if job is None:
                 continue
             result = job.return_value() if state == "processed" else None
-            detail = (
-                f"session {result['session_id']} ({result['event_type']})" if isinstance(result, dict) else ""
-            )
-            click.echo(f"worker {state} {job_id} {detail}".rstrip())
+            click.echo(f"worker {state} {job_id} {describe(result)}".rstrip())
+
+
+def describe(result: object) -> str:
+    """``session S: decided rejected (dec_...)``, from a job's result."""
+    if not isinstance(result, dict) or "session_id" not in result:
+        return ""
+    text = f"session {result['session_id']}: {result.get('result')}"
+    if result.get("result") in ("decided", "unchanged"):
+        text += f" {result.get('outcome') or result.get('status')} ({result.get('decision_id')})"
+    elif result.get("status"):
+        text += f" ({result['status']})"
+    return text

@@ -6,8 +6,14 @@
     │   ├── PayloadTooLarge          413  body over the configured limit
     │   ├── SignatureError           401  missing, malformed or wrong ComplyCube-Signature
     │   └── MalformedEvent           400  not a JSON Event object
-    └── TransientError               retry later: nothing was lost, nothing was done
-        └── QueueUnavailable         503  the event could not be made durable in Redis
+    ├── TransientError               retry later: nothing was lost, nothing was done
+    │   ├── QueueUnavailable         503  the event could not be made durable in Redis
+    │   ├── UpstreamUnavailable      ComplyCube answered 429/5xx, timed out or was unreachable
+    │   ├── UpstreamMalformed        ComplyCube answered 2xx with a body that does not parse
+    │   └── SessionBusy              another worker held the session for a whole lease
+    └── PermanentError               give up: the same call will fail the same way
+        └── UpstreamRejected         ComplyCube answered 4xx (not 429): bad key, bad request...
+            └── UpstreamNotFound     404 resource_not_found
 
 Outcomes that are not failures (duplicate, ignored type) are return values, not exceptions.
 """
@@ -58,3 +64,35 @@ class TransientError(CubehookError):
 class QueueUnavailable(TransientError):
     status_code = 503
     code = "queue_unavailable"
+
+
+class UpstreamError(CubehookError):
+    """A call to ComplyCube failed. ``status`` is the HTTP status, or None when none came back."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class UpstreamUnavailable(UpstreamError, TransientError):
+    pass
+
+
+class UpstreamMalformed(UpstreamError, TransientError):
+    pass
+
+
+class SessionBusy(TransientError):
+    pass
+
+
+class PermanentError(CubehookError):
+    """Retrying cannot help; an operator must look."""
+
+
+class UpstreamRejected(UpstreamError, PermanentError):
+    pass
+
+
+class UpstreamNotFound(UpstreamRejected):
+    pass

@@ -52,9 +52,9 @@ class Route(StrEnum):
 # webhook). Keys are compared lower-cased without "_", so workflowSession and workflow_session match.
 ROUTES: dict[str, Route] = {
     "workflowsession": Route.ENQUEUE,
-    # check.* (both naming generations) re-process their session once the worker pipeline can
-    # map a check to its session; until then they are acknowledged.
-    "check": Route.IGNORE,
+    # check.* in both naming generations (check.completed.clear, check.complete.clear,
+    # check.updated...): a re-validated check re-processes the session it belongs to.
+    "check": Route.ENQUEUE,
 }
 
 

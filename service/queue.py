@@ -37,7 +37,8 @@ class EventRef:
 
     event_id: str
     event_type: str
-    session_id: str
+    resource_type: str  # workflowSession or check
+    resource_id: str
     event_time: str
 
 

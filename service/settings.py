@@ -24,6 +24,11 @@ class LogFormat(StrEnum):
     CONSOLE = "console"
 
 
+class WorkerClass(StrEnum):
+    SIMPLE = "simple"  # RQ's SimpleWorker: jobs run in the worker process
+    FORK = "fork"  # RQ's Worker: a forked process per job
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CUBEHOOK_", extra="ignore", frozen=True)
 
@@ -41,6 +46,25 @@ class Settings(BaseSettings):
     job_timeout_seconds: int = Field(default=300, gt=0)
     redis_timeout_seconds: float = Field(default=2.0, gt=0)
 
+    # ComplyCube's API. Keys start test_ (sandbox) or live_; sent raw in Authorization.
+    complycube_api_key: SecretStr | None = None
+    complycube_base_url: str = "https://api.complycube.com/v1"
+    complycube_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Retries of one call (429, 5xx, timeouts) inside a job: attempts and total time they may take.
+    complycube_max_attempts: int = Field(default=5, ge=1)
+    complycube_retry_budget_seconds: float = Field(default=20.0, ge=0)
+    # Requests per second for the whole worker fleet, shared through Redis (0: no limit).
+    # ComplyCube allows 10/s on live keys and 5/s on sandbox keys.
+    complycube_rate_limit: float = Field(default=10.0, ge=0)
+    # A session is processed by one worker at a time; the lock lapses after this if its holder dies.
+    session_lock_seconds: int = Field(default=60, gt=0)
+    # A complete session with checks still pending is looked at again after these delays (seconds
+    # from when it was first seen pending); once they are used up it is decided `attention`.
+    pending_recheck_intervals: Annotated[tuple[int, ...], NoDecode] = (30, 120, 600, 1800, 3600)
+    worker_class: WorkerClass = WorkerClass.SIMPLE
+    # How often a worker looks for jobs whose worker died (RQ's default is 600).
+    worker_maintenance_seconds: int = Field(default=60, gt=0)
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     access_log: bool = False
@@ -55,14 +79,14 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("job_retry_intervals", mode="before")
+    @field_validator("job_retry_intervals", "pending_recheck_intervals", mode="before")
     @classmethod
     def _split_intervals(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(int(part) for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("job_retry_intervals")
+    @field_validator("job_retry_intervals", "pending_recheck_intervals")
     @classmethod
     def _non_negative(cls, value: tuple[int, ...]) -> tuple[int, ...]:
         if any(interval < 0 for interval in value):

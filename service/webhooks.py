@@ -3,7 +3,7 @@
 1. body over the limit          413  (Content-Length checked first, then counted while streaming)
 2. signature missing or wrong   401  (on the raw bytes, constant time, any configured secret)
 3. not a JSON Event object      400
-4. not about a workflow session 200  ignored, not queued (an error would make ComplyCube retry)
+4. not about a session or check 200  ignored, not queued (an error would make ComplyCube retry)
 5. event id already accepted    200  duplicate, not queued again
 6. queued                       202
 7. Redis could not take it      503  not marked seen, so ComplyCube's retry succeeds later
@@ -62,7 +62,7 @@ async def receive_complycube(request: Request) -> JSONResponse:
         bound.info("webhook.ignored", resource_type=event.resource_type)
         return JSONResponse({"status": "ignored", "event_id": event.id}, status_code=200)
 
-    ref = EventRef(event.id, event.type, event.payload.id, event.created_at)
+    ref = EventRef(event.id, event.type, event.resource_type, event.payload.id, event.created_at)
     try:
         # redis-py and RQ block; a worker thread keeps the event loop serving other requests.
         submitted = await run_in_threadpool(intake.queue.submit, ref)

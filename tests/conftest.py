@@ -5,17 +5,26 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
+import uvicorn
 from redis import Redis
+from starlette.types import ASGIApp
 
-from service.devredis import EmbeddedRedis
+from service.devredis import EmbeddedRedis, free_port
 from service.log import configure_logging
 from service.settings import Settings
 from service.signature import sign
+from service.simulator.app import SimConfig, Simulator, create_simulator_app
+from service.simulator.faults import FaultConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 # Sample ComplyCube payloads rebuilt from the public API reference; tests read them, never edit them.
@@ -87,3 +96,56 @@ def event_body(
     document.update(id=event_id, type=event_type, resourceType=resource_type)
     document["payload"].update(id=session_id, **payload)
     return json.dumps(document).encode()
+
+
+SIM_API_KEY = "test_jobs_key"
+
+
+@dataclass
+class SimServer:
+    url: str
+    simulator: Simulator
+
+    def control(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = httpx2.request(method, self.url + path, timeout=10, **kwargs)
+        assert response.is_success, response.text
+        return response.json()
+
+    def create(self, **spec: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self.control("POST", "/_sim/sessions", json=spec)
+        return result
+
+    def session(self, session_id: str) -> dict[str, Any]:
+        doc: dict[str, Any] = self.control(
+            "GET", f"/v1/workflowSessions/{session_id}", headers={"Authorization": SIM_API_KEY}
+        )
+        return doc
+
+    def faults(self, **config: Any) -> None:
+        self.control("PUT", "/_sim/faults", json=config)
+
+
+@contextmanager
+def serving(app: ASGIApp) -> Iterator[int]:
+    """Serve ``app`` with uvicorn in a thread on a free port for the block; yield the port."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def sim() -> Iterator[SimServer]:
+    """The ComplyCube simulator as a real HTTP server, without a webhook subscription."""
+    app = create_simulator_app(SimConfig(api_key=SIM_API_KEY, faults=FaultConfig(seed=1)))
+    with serving(app) as port:
+        yield SimServer(f"http://127.0.0.1:{port}", app.state.simulator)

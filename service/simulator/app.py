@@ -169,13 +169,14 @@ class Simulator:
         session, events = self.world.create_session(
             plan, spec.first_name, spec.last_name, spec.template_id, now
         )
-        if spec.play:
+        if spec.mode == "settled":
+            self.world.settle(session, now)  # final at once, no webhook: a missed session
+        else:
             self.deliverer.publish(events)
+        if spec.mode == "play":
             task = asyncio.ensure_future(self._play(session.id))
             self._plays.add(task)
             task.add_done_callback(self._plays.discard)
-        else:
-            self.world.settle(session, now)  # final at once, no webhook: a missed session
         return JSONResponse(
             {
                 "sessionId": session.id,
@@ -194,6 +195,15 @@ class Simulator:
             if not events:
                 return
             self.deliverer.publish(events)
+
+    async def advance(self, request: Request) -> Response:
+        """Move a session one step (manual mode), sending the webhooks for the change."""
+        session = self.world.sessions.get(request.path_params["id"])
+        if session is None:
+            return not_found("Workflow session", request.path_params["id"])
+        events = self.world.advance(session, time.time())
+        self.deliverer.publish(events)
+        return JSONResponse({"status": session.status, "events": [e["type"] for e in events]})
 
     async def update_check(self, request: Request) -> Response:
         check = self.world.checks.get(request.path_params["id"])
@@ -293,6 +303,7 @@ def create_simulator_app(config: SimConfig, transport: httpx2.AsyncBaseTransport
             ),
             Route("/v1/webhooks/{id}", api(sim.update_webhook), methods=["POST"]),
             Route("/_sim/sessions", sim.create_scenario, methods=["POST"]),
+            Route("/_sim/sessions/{id}/advance", sim.advance, methods=["POST"]),
             Route("/_sim/checks/{id}", sim.update_check, methods=["POST"]),
             Route("/_sim/faults", sim.get_faults, methods=["GET"]),
             Route("/_sim/faults", sim.put_faults, methods=["PUT"]),

@@ -52,7 +52,10 @@ class ScenarioSpec(BaseModel):
     session_outcome: str | None = None  # default: derived from the checks
     final_status: FinalStatus | None = None
     template_id: str = DEFAULT_TEMPLATE
-    play: bool = True  # step through started -> processing -> final, sending webhooks
+    # play: step through started -> processing -> final on its own, sending webhooks;
+    # manual: stay started until POST /_sim/sessions/{id}/advance moves it one step;
+    # settled: final at once, no webhook (a session whose webhooks were missed).
+    mode: Literal["play", "manual", "settled"] = "play"
 
 
 @dataclass(frozen=True, slots=True)

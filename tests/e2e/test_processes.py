@@ -31,25 +31,16 @@ def test_web_refuses_to_start_without_a_secret(redis_url: str) -> None:
     assert "CUBEHOOK_WEBHOOK_SECRETS" in result.stderr
 
 
-def test_event_travels_from_web_to_worker(web: str, redis_url: str) -> None:
-    body = event_body(event_id="e2e-1", session_id="sess-e2e")
-    response = httpx2.post(web + "/webhooks/complycube", content=body, headers=signature(body), timeout=5)
-    assert response.status_code == 202
-    assert httpx2.get(web + "/readyz", timeout=5).status_code == 200
-
-    worker = subprocess.run(
+def test_worker_refuses_to_start_without_an_api_key(redis_url: str) -> None:
+    result = subprocess.run(
         [CUBEHOOK, "worker", "--burst"],
         env=cubehook_env(CUBEHOOK_REDIS_URL=redis_url),
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert worker.returncode == 0, worker.stderr
-    assert re.search(
-        r'"event": "event.processed".*"session_id": "sess-e2e"|"session_id": "sess-e2e".*'
-        r'"event": "event.processed"',
-        worker.stderr,
-    ), worker.stderr
+    assert result.returncode == 1
+    assert "CUBEHOOK_COMPLYCUBE_API_KEY" in result.stderr
 
 
 def _port_open(port: int) -> bool:
@@ -85,8 +76,10 @@ def test_dev_runs_the_whole_system_and_stops_it_all() -> None:
         )
         assert response.status_code == 202
         deadline = time.monotonic() + 30
-        demo_done = re.compile(r"demo\s+\| worker processed \S+ session \S+ \(workflowSession\.completed\)")
-        while "event.processed" not in output or len(demo_done.findall(output)) < 3:
+        decided = re.compile(
+            r"demo\s+\| worker processed \S+ session \S+: decided (clear|attention|rejected)"
+        )
+        while sorted(set(decided.findall(output))) != ["attention", "clear", "rejected"]:
             assert time.monotonic() < deadline, output
             output += process.stdout.readline()
     finally:

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Iterator
 
 import httpx2
 import pytest
 from redis import Redis
 from rq import Queue
-from rq.registry import FinishedJobRegistry
 
 from service.devredis import free_port
 from tests.conftest import FIXTURES, SECRET
 from tests.e2e.conftest import CUBEHOOK, cubehook_env, running
+from workers.state import SessionStore
 
 pytestmark = pytest.mark.e2e
 
@@ -30,38 +29,27 @@ def simulator_url(web: str) -> Iterator[str]:
         yield base
 
 
-def test_a_simulated_session_travels_to_the_worker(simulator_url: str, redis_url: str) -> None:
+def test_a_simulated_session_travels_to_a_decision(simulator_url: str, redis_url: str) -> None:
     created = httpx2.post(f"{simulator_url}/_sim/sessions", json={"preset": "rejected"}, timeout=5).json()
     assert httpx2.get(f"{simulator_url}/_sim/idle", params={"timeout": 30}, timeout=35).json() == {
         "idle": True
     }
-    worker = subprocess.Popen([CUBEHOOK, "worker"], env=cubehook_env(CUBEHOOK_REDIS_URL=redis_url))
-    redis = Redis.from_url(redis_url)
-    registry = FinishedJobRegistry(queue=Queue("cubehook", connection=redis))
-    try:
-        deadline = time.monotonic() + 30
-        while registry.count < 3:  # started, processing, completed; check events are not queued yet
-            assert time.monotonic() < deadline, f"only {registry.count} jobs finished"
-            time.sleep(0.1)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=20)
-    queue = Queue("cubehook", connection=redis)
-    results: list[dict[str, str]] = []
-    for job_id in registry.get_job_ids():
-        job = queue.fetch_job(job_id)
-        assert job is not None
-        result = job.return_value()
-        assert isinstance(result, dict)
-        results.append(result)
-    assert sorted(r["event_type"] for r in results) == [
-        "workflowSession.completed",
-        "workflowSession.processing",
-        "workflowSession.started",
-    ]
-    assert {r["session_id"] for r in results} == {created["sessionId"]}
     deliveries = httpx2.get(f"{simulator_url}/_sim/deliveries", timeout=5).json()
-    assert sorted(d["outcome"] for d in deliveries) == ["200"] * 3 + ["202"] * 3
+    assert sorted(d["outcome"] for d in deliveries) == ["202"] * 6  # 3 session events, 3 check events
+    env = cubehook_env(
+        CUBEHOOK_REDIS_URL=redis_url,
+        CUBEHOOK_COMPLYCUBE_BASE_URL=f"{simulator_url}/v1",
+        CUBEHOOK_COMPLYCUBE_API_KEY="test_simulator_key",
+    )
+    worker = subprocess.run(
+        [CUBEHOOK, "worker", "--burst"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert worker.returncode == 0, worker.stderr
+    redis = Redis.from_url(redis_url)
+    queue = Queue("cubehook", connection=redis)
+    assert queue.finished_job_registry.count == 6
+    [decision] = SessionStore(redis, 60).history(created["sessionId"])
+    assert (decision.outcome, decision.client_id) == ("rejected", created["clientId"])
     redis.close()
 
 

@@ -37,7 +37,7 @@ def test_played_session_is_served_in_complycube_shapes(simulator: TestClient) ->
 
 def test_list_endpoint_pages_and_filters(simulator: TestClient) -> None:
     for preset in ("clear", "rejected", "clear"):
-        scenario(simulator, preset=preset, play=False)
+        scenario(simulator, preset=preset, mode="settled")
     page = Page[WorkflowSession].model_validate_json(
         simulator.get("/v1/workflowSessions", params={"outcome": "clear"}, headers=AUTH).content
     )
@@ -48,7 +48,7 @@ def test_list_endpoint_pages_and_filters(simulator: TestClient) -> None:
 def test_unplayed_scenario_is_final_at_once_and_sends_nothing(
     simulator: TestClient, receiver: object
 ) -> None:
-    created = scenario(simulator, preset="rejected", play=False)
+    created = scenario(simulator, preset="rejected", mode="settled")
     wait_idle(simulator)
     doc = simulator.get(f"/v1/workflowSessions/{created['sessionId']}", headers=AUTH).json()
     assert doc["outcome"] == "rejected"
@@ -125,3 +125,16 @@ def test_timeout_fault_holds_the_answer_back(simulator: TestClient) -> None:
     simulator.put("/_sim/faults", json={"rate_timeout": 1.0, "timeout_seconds": 0.05})
     response = simulator.get("/v1/workflowSessions", headers=AUTH)
     assert response.status_code == 504
+
+
+def test_manual_sessions_advance_one_step_at_a_time(simulator: TestClient, receiver: object) -> None:
+    created = scenario(simulator, preset="rejected", mode="manual")
+    path = f"/v1/workflowSessions/{created['sessionId']}"
+    assert simulator.get(path, headers=AUTH).json()["status"] == "started"
+    first = simulator.post(f"/_sim/sessions/{created['sessionId']}/advance").json()
+    assert first == {"status": "processing", "events": ["workflowSession.processing"]}
+    second = simulator.post(f"/_sim/sessions/{created['sessionId']}/advance").json()
+    assert second["status"] == "complete"
+    assert second["events"][-1] == "workflowSession.completed"
+    assert simulator.get(path, headers=AUTH).json()["outcome"] == "rejected"
+    assert simulator.post("/_sim/sessions/nope/advance").status_code == 404

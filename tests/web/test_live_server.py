@@ -5,39 +5,23 @@ from __future__ import annotations
 
 import select
 import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
-import uvicorn
 from redis import Redis
 from rq import Queue
 
 from service.app import create_app
-from service.devredis import free_port
 from service.settings import Settings
-from tests.conftest import event_body, signature
+from tests.conftest import event_body, serving, signature
 
 LIMIT = 64 * 1024
 
 
 @pytest.fixture
 def server_port(make_settings: Callable[..., Settings]) -> Iterator[int]:
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(make_settings(max_body_bytes=LIMIT)), host="127.0.0.1", port=port, log_config=None
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield port
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(make_settings(max_body_bytes=LIMIT))) as port:
+        yield port
 
 
 def _read_status(sock: socket.socket) -> str:

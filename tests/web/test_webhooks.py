@@ -49,7 +49,8 @@ def test_accepted_event_is_queued_with_identifiers_only(client: TestClient, queu
     assert job.kwargs == {
         "event_id": "68a0c2f1e4b0a1000812ab34",
         "event_type": "workflowSession.completed",
-        "session_id": "5eb2b61e02df0a0008f1cf2a",
+        "resource_type": "workflowSession",
+        "resource_id": "5eb2b61e02df0a0008f1cf2a",
         "event_time": "2025-01-13T11:39:30.500Z",
     }
     assert job.retries_left == 5
@@ -173,7 +174,21 @@ def test_signed_bodies_that_are_not_events_get_400(
 
 @pytest.mark.parametrize(
     ("event_type", "resource_type"),
-    [("check.completed", "check"), ("check.complete.clear", "check"), ("client.created", "client")],
+    [("check.completed.clear", "check"), ("check.complete.clear", "check"), ("check.updated", "check")],
+)
+def test_check_events_of_both_generations_are_queued(
+    client: TestClient, queue: Queue, event_type: str, resource_type: str
+) -> None:
+    response = post(client, event_body(event_type=event_type, resource_type=resource_type, session_id="chk1"))
+    assert response.status_code == 202
+    job = queue.fetch_job(response.json()["job_id"])
+    assert job is not None
+    assert (job.kwargs["resource_type"], job.kwargs["resource_id"]) == ("check", "chk1")
+
+
+@pytest.mark.parametrize(
+    ("event_type", "resource_type"),
+    [("client.created", "client"), ("document.updated", "document"), ("address.created", "address")],
 )
 def test_events_not_about_sessions_are_acknowledged_not_queued(
     client: TestClient, queue: Queue, redis: Redis, event_type: str, resource_type: str

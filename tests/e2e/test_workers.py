@@ -1,0 +1,131 @@
+"""Real `cubehook worker` processes against the simulator: racing, killed, re-checking."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from redis import Redis
+from rq import Queue
+from rq.registry import StartedJobRegistry
+
+from service.queue import EventQueue, EventRef
+from service.settings import Settings
+from tests.conftest import SIM_API_KEY, SimServer
+from tests.e2e.conftest import CUBEHOOK, cubehook_env
+from workers.decide import Decision
+from workers.state import SessionStore
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def env(redis_url: str, sim: SimServer) -> dict[str, str]:
+    return cubehook_env(
+        CUBEHOOK_REDIS_URL=redis_url,
+        CUBEHOOK_COMPLYCUBE_BASE_URL=f"{sim.url}/v1",
+        CUBEHOOK_COMPLYCUBE_API_KEY=SIM_API_KEY,
+        CUBEHOOK_COMPLYCUBE_RATE_LIMIT="0",
+        CUBEHOOK_JOB_RETRY_INTERVALS="0,0",
+        CUBEHOOK_SESSION_LOCK_SECONDS="3",
+        CUBEHOOK_PENDING_RECHECK_INTERVALS="1,1",
+        CUBEHOOK_LOG_LEVEL="WARNING",
+    )
+
+
+@pytest.fixture
+def settings_for(make_settings: Callable[..., Settings]) -> Settings:
+    """The intake's settings: retries are declared when a job is queued, so they are set here."""
+    return make_settings(job_retry_intervals="0,0")
+
+
+def submit(settings: Settings, redis: Redis, session_id: str, n: int = 1) -> None:
+    queue = EventQueue(redis, settings)
+    for i in range(n):
+        queue.submit(EventRef(f"evt-{session_id[:6]}-{i}", "workflowSession.completed", "workflowSession",
+                              session_id, "2025-01-13T11:39:30.500Z"))  # fmt: skip
+
+
+def start_worker(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([CUBEHOOK, "worker", *args], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+
+
+def history(redis: Redis, session_id: str) -> list[Decision]:
+    return SessionStore(redis, 3).history(session_id)
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return value
+
+
+def test_two_workers_racing_on_one_session_decide_once(
+    env: dict[str, str], sim: SimServer, redis: Redis, settings_for: Settings
+) -> None:
+    sim.faults(seed=1, latency_ms=100)
+    sid = sim.create(preset="rejected", mode="settled")["sessionId"]
+    submit(settings_for, redis, sid, n=12)
+    workers = [start_worker(env, "--burst") for _ in range(2)]
+    for worker in workers:
+        _, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, err.decode()
+    queue = Queue("cubehook", connection=redis)
+    assert queue.finished_job_registry.count == 12
+    jobs = [queue.fetch_job(job_id) for job_id in queue.finished_job_registry.get_job_ids()]
+    assert len({job.worker_name for job in jobs if job is not None}) == 2  # both took part
+    results = sorted(job.return_value()["result"] for job in jobs if job is not None)  # type: ignore[index]
+    assert results.count("decided") == 1
+    assert set(results) <= {"decided", "unchanged", "coalesced"}
+    assert [d.outcome for d in history(redis, sid)] == ["rejected"]
+
+
+def test_a_worker_killed_mid_job_is_rerun_without_a_second_decision(
+    env: dict[str, str], sim: SimServer, redis: Redis, settings_for: Settings
+) -> None:
+    sim.faults(seed=1, latency_ms=5000)  # every API answer takes 5 s: time to kill the worker
+    sid = sim.create(preset="attention", mode="settled")["sessionId"]
+    submit(settings_for, redis, sid)
+    worker = start_worker(env)
+    queue = Queue("cubehook", connection=redis)
+    started = StartedJobRegistry(queue=queue)
+    wait_for(lambda: started.count == 1, what="the job to start")
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=10)
+    assert history(redis, sid) == []
+    # RQ notices a dead worker's job once its heartbeat lapses (a minute at least) and a worker's
+    # maintenance runs; run that same cleanup now, as if that minute had passed.
+    started.cleanup(timestamp=time.time() + 3600)
+    assert queue.count == 1  # re-queued: the job had retries left
+    sim.faults()
+    rerun = start_worker(env, "--burst")  # waits out the dead worker's 3 s session lease
+    _, err = rerun.communicate(timeout=60)
+    assert rerun.returncode == 0, err.decode()
+    assert [d.outcome for d in history(redis, sid)] == ["attention"]
+    assert queue.finished_job_registry.count == 1
+
+
+def test_pending_checks_that_never_finish_are_decided_attention(
+    env: dict[str, str], sim: SimServer, redis: Redis, settings_for: Settings
+) -> None:
+    sid = sim.create(preset="pending_check", mode="settled")["sessionId"]
+    submit(settings_for, redis, sid)
+    worker = start_worker(env)  # with RQ's scheduler: it runs the re-checks when they are due
+    try:
+        decisions = wait_for(lambda: history(redis, sid), timeout=60, what="a decision")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    [decision] = decisions
+    assert decision.outcome == "attention"
+    assert decision.needs_review
+    assert decision.reasons[-1].startswith("checks still pending after 2 s")
+    assert decision.trigger.startswith("recheck-")

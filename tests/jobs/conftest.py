@@ -1,0 +1,87 @@
+"""Worker tests: a real Redis, the ComplyCube simulator as a real HTTP server, real RQ workers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from redis import Redis
+from rq import Queue, SimpleWorker
+
+from service.queue import EventQueue, EventRef, Submitted
+from service.settings import Settings
+from tests.conftest import SIM_API_KEY, SimServer
+from workers import runtime as worker_runtime
+from workers.decide import Decision
+from workers.runtime import Runtime
+
+
+@pytest.fixture
+def worker_settings(make_settings: Callable[..., Settings], sim: SimServer) -> Settings:
+    return make_settings(
+        complycube_base_url=f"{sim.url}/v1",
+        complycube_api_key=SIM_API_KEY,
+        complycube_rate_limit=0,
+        complycube_max_attempts=2,
+        complycube_retry_budget_seconds=1,
+        job_retry_intervals="0,0",
+        pending_recheck_intervals="1,1",
+        session_lock_seconds=3,
+    )
+
+
+@pytest.fixture
+def runtime(worker_settings: Settings) -> Iterator[Runtime]:
+    built = Runtime.build(worker_settings)
+    worker_runtime.install(built)
+    yield built
+    worker_runtime.install(None)
+    built.close()
+
+
+@dataclass
+class Pipeline:
+    """The intake's queue and an in-process SimpleWorker, both on the private Redis."""
+
+    runtime: Runtime
+    settings: Settings
+    redis: Redis
+    _events: int = 0
+
+    @property
+    def queue(self) -> Queue:
+        return Queue(self.settings.queue_name, connection=self.redis)
+
+    def submit(
+        self, resource_id: str, event_type: str = "workflowSession.completed", event_id: str | None = None
+    ) -> str:
+        self._events += 1
+        event_id = event_id or f"evt{self._events:04d}{resource_id[:8]}"
+        resource_type = event_type.split(".", 1)[0]
+        ref = EventRef(event_id, event_type, resource_type, resource_id, "2025-01-13T11:39:30.500Z")
+        submitted = EventQueue(self.redis, self.settings).submit(ref)
+        assert submitted is Submitted.ACCEPTED
+        return event_id
+
+    def work(self) -> None:
+        SimpleWorker([self.queue], connection=self.redis).work(burst=True)
+
+    def decisions(self, session_id: str) -> list[Decision]:
+        return self.runtime.store.history(session_id)
+
+    def results(self) -> list[dict[str, Any]]:
+        out = []
+        for job_id in self.queue.finished_job_registry.get_job_ids():
+            job = self.queue.fetch_job(job_id)
+            assert job is not None
+            result = job.return_value()
+            assert isinstance(result, dict)
+            out.append(result)
+        return out
+
+
+@pytest.fixture
+def pipeline(runtime: Runtime, worker_settings: Settings, redis: Redis) -> Pipeline:
+    return Pipeline(runtime, worker_settings, redis)

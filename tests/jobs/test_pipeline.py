@@ -1,0 +1,167 @@
+"""Events through a real RQ worker against the simulator: one decision per state, in any order."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from rq.job import JobStatus
+
+from tests.conftest import SimServer
+from tests.jobs.conftest import Pipeline
+
+
+def test_a_completed_session_is_decided_with_its_reconciliation(pipeline: Pipeline, sim: SimServer) -> None:
+    created = sim.create(preset="disagree", mode="settled")
+    pipeline.submit(created["sessionId"])
+    pipeline.work()
+    [decision] = pipeline.decisions(created["sessionId"])
+    assert decision.outcome == "rejected"  # the session said clear; a check said rejected
+    assert decision.session_outcome == "clear"
+    assert decision.derived_outcome == "rejected"
+    assert decision.needs_review
+    assert [d["issue"] for d in decision.discrepancies] == ["outcomes_disagree"]
+    assert decision.client_id == created["clientId"]
+    assert [c["outcome"] for c in decision.checks] == ["rejected", "clear", "clear"]
+    assert decision.supersedes is None
+
+
+def test_duplicate_and_repeated_events_make_one_decision(pipeline: Pipeline, sim: SimServer) -> None:
+    created = sim.create(preset="rejected", mode="settled")
+    sid = created["sessionId"]
+    pipeline.submit(sid, event_id="same-event")
+    with pytest.raises(AssertionError):  # the intake refuses the duplicate
+        pipeline.submit(sid, event_id="same-event")
+    for _ in range(3):
+        pipeline.submit(sid)  # distinct events about the same state
+    pipeline.work()
+    assert [d.outcome for d in pipeline.decisions(sid)] == ["rejected"]
+    assert sorted(r["result"] for r in pipeline.results()) == [
+        "decided",
+        "unchanged",
+        "unchanged",
+        "unchanged",
+    ]
+
+
+def test_out_of_order_events_converge_on_the_final_state(pipeline: Pipeline, sim: SimServer) -> None:
+    created = sim.create(preset="attention", mode="manual")
+    sid = created["sessionId"]
+    sim.control("POST", f"/_sim/sessions/{sid}/advance")  # processing
+    pipeline.submit(sid, "workflowSession.processing")
+    pipeline.work()
+    assert pipeline.decisions(sid) == []  # not complete yet: progress only
+    sim.control("POST", f"/_sim/sessions/{sid}/advance")  # complete
+    pipeline.submit(sid, "workflowSession.started")  # a late, older event
+    pipeline.work()
+    assert [d.outcome for d in pipeline.decisions(sid)] == ["attention"]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_shuffled_deliveries_decide_the_same(pipeline: Pipeline, sim: SimServer, seed: int) -> None:
+    expected = {"clear": "clear", "attention": "attention", "rejected": "rejected", "failed": "attention",
+                "unknown": "attention", "disagree": "rejected"}  # fmt: skip
+    sessions = {
+        sim.create(preset=preset, mode="settled")["sessionId"]: outcome
+        for preset, outcome in expected.items()
+    }
+    events = [(sid, t) for sid in sessions for t in ("workflowSession.started", "workflowSession.processing",
+                                                     "workflowSession.completed")]  # fmt: skip
+    random.Random(seed).shuffle(events)
+    for sid, event_type in events:
+        pipeline.submit(sid, event_type)
+    pipeline.work()
+    for sid, outcome in sessions.items():
+        assert [d.outcome for d in pipeline.decisions(sid)] == [outcome]
+
+
+@pytest.mark.parametrize("preset", ["abandoned", "cancelled"])
+def test_abandoned_and_cancelled_get_a_terminal_decision(
+    pipeline: Pipeline, sim: SimServer, preset: str
+) -> None:
+    sid = sim.create(preset=preset, mode="settled")["sessionId"]
+    pipeline.submit(sid, f"workflowSession.{preset}")
+    pipeline.work()
+    [decision] = pipeline.decisions(sid)
+    assert (decision.kind.value, decision.outcome, decision.status) == ("terminal", None, preset)
+
+
+def test_a_revalidated_check_supersedes_the_decision(pipeline: Pipeline, sim: SimServer) -> None:
+    sid = sim.create(preset="clear", mode="settled")["sessionId"]
+    pipeline.submit(sid)
+    pipeline.work()
+    check_id = sim.session(sid)["allRelatedChecks"][2]["checkId"]
+    sim.control("POST", f"/_sim/checks/{check_id}", json={"outcome": "match_confirmed"})
+    pipeline.submit(check_id, "check.completed")
+    pipeline.work()
+    first, second = pipeline.decisions(sid)
+    assert (first.outcome, second.outcome) == ("clear", "rejected")
+    assert second.supersedes == first.decision_id
+    assert pipeline.runtime.store.current(sid) == second
+
+
+def test_a_check_event_finds_its_session_through_the_api(pipeline: Pipeline, sim: SimServer) -> None:
+    """No event of the session was seen before, so the check is not indexed yet."""
+    sid = sim.create(preset="rejected", mode="settled")["sessionId"]
+    check_id = sim.session(sid)["allRelatedChecks"][0]["checkId"]
+    pipeline.submit(check_id, "check.completed.rejected")
+    pipeline.work()
+    assert [d.outcome for d in pipeline.decisions(sid)] == ["rejected"]
+
+
+def test_an_event_for_a_check_the_api_does_not_know_fails_without_retries(
+    pipeline: Pipeline, sim: SimServer
+) -> None:
+    pipeline.submit("000000000000000000000000", "check.completed")
+    pipeline.work()
+    assert pipeline.queue.failed_job_registry.count == 1  # 404 for the check itself: permanent
+    job = pipeline.queue.fetch_job(pipeline.queue.failed_job_registry.get_job_ids()[0])
+    assert job is not None
+    assert job.retries_left == 0
+
+
+def test_a_pending_check_that_later_completes(pipeline: Pipeline, sim: SimServer) -> None:
+    sid = sim.create(preset="pending_check", mode="settled")["sessionId"]
+    pipeline.submit(sid)
+    pipeline.work()
+    assert pipeline.decisions(sid) == []
+    assert pipeline.results()[0]["result"] == "waiting"
+    scheduled = pipeline.queue.scheduled_job_registry.get_job_ids()
+    assert scheduled == [f"recheck-{sid}-1"]
+    pending_id = sim.session(sid)["allRelatedChecks"][1]["checkId"]
+    sim.control("POST", f"/_sim/checks/{pending_id}", json={"outcome": "clear"})
+    pipeline.submit(pending_id, "check.completed.clear")
+    pipeline.work()
+    [decision] = pipeline.decisions(sid)
+    assert decision.outcome == "clear"
+    assert not decision.needs_review
+
+
+def test_session_not_found_fails_without_retries(pipeline: Pipeline) -> None:
+    pipeline.submit("ffffffffffffffffffffffff")
+    pipeline.work()
+    failed = pipeline.queue.failed_job_registry
+    [job_id] = failed.get_job_ids()
+    job = pipeline.queue.fetch_job(job_id)
+    assert job is not None
+    assert job.get_status() == JobStatus.FAILED
+    assert job.retries_left == 0
+    assert "UpstreamNotFound" in (job.latest_result().exc_string or "")  # type: ignore[union-attr]
+
+
+def test_an_api_outage_exhausts_retries_then_replays_cleanly(pipeline: Pipeline, sim: SimServer) -> None:
+    sid = sim.create(preset="clear", mode="settled")["sessionId"]
+    sim.faults(seed=1, rate_500=1.0)
+    pipeline.submit(sid)
+    pipeline.work()
+    failed = pipeline.queue.failed_job_registry
+    [job_id] = failed.get_job_ids()
+    job = pipeline.queue.fetch_job(job_id)
+    assert job is not None
+    assert job.retries_left == 0  # both RQ retries were spent
+    assert "UpstreamUnavailable" in (job.latest_result().exc_string or "")  # type: ignore[union-attr]
+    assert pipeline.decisions(sid) == []
+    sim.faults()  # ComplyCube is back
+    failed.requeue(job_id)
+    pipeline.work()
+    assert [d.outcome for d in pipeline.decisions(sid)] == ["clear"]

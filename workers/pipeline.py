@@ -1,0 +1,194 @@
+"""Process one session: fetch it fresh, reconcile, judge, and record what follows.
+
+The event that triggered the work is only a trigger: the session and its checks are always
+fetched from the API (the session first, then every related check at once, so a session costs
+about two round trips), so duplicates, replays and out-of-order events converge on one decision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rq import Queue
+from rq.exceptions import DuplicateJobError
+
+from service.complycube_models import Check
+from service.errors import UpstreamNotFound
+from service.log import get_logger
+from service.settings import DAY
+from workers.complycube import ComplyCubeClient
+from workers.decide import Decision, Step, judge, make_decision
+from workers.reconcile import Reconciliation, Status, reconcile
+from workers.state import Committed, Lease, SessionStore
+
+log = get_logger("cubehook.pipeline")
+PROCESS_SESSION = "workers.jobs.process_session"
+_SAFE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+MAX_CLIENT_SESSIONS_SEARCHED = 5
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one job did for a session: its result in RQ and its summary log line."""
+
+    session_id: str
+    result: str  # progress | waiting | decided | unchanged | stale | coalesced
+    decision_id: str | None = None
+    outcome: str | None = None
+    status: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+class SessionProcessor:
+    def __init__(
+        self,
+        client: ComplyCubeClient,
+        store: SessionStore,
+        queue: Queue,
+        recheck_intervals: tuple[int, ...],
+        executor: ThreadPoolExecutor,
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.queue = queue
+        self.recheck_points = _cumulative(recheck_intervals)
+        self.executor = executor
+
+    def process(self, session_id: str, trigger: str) -> Outcome:
+        lease = self.store.acquire_or_hand_off(session_id)
+        if lease is None:
+            return Outcome(session_id, "coalesced")
+        decided: Outcome | None = None
+        try:
+            while True:
+                self.store.begin_round(lease)
+                outcome = self._round(lease, trigger)
+                if outcome.result == "decided":
+                    decided = outcome  # a later round of the same job must not hide it
+                if self.store.release_if_idle(lease):
+                    return outcome if decided is None or outcome.result == "decided" else decided
+        except BaseException:
+            self.store.release(lease)
+            raise
+
+    def session_for_check(self, check_id: str) -> str | None:
+        """The session a check belongs to: from the index the workers keep, else found through the
+        check's client (its newest few sessions)."""
+        known = self.store.session_for_check(check_id)
+        if known is not None:
+            return known
+        client_id = self.client.get_check(check_id).model.client_id
+        if not client_id:
+            return None
+        page = self.client.list_sessions(clientId=client_id, pageSize=MAX_CLIENT_SESSIONS_SEARCHED).model
+        for summary in page.items:
+            session = self.client.get_session(summary.id).model
+            ids = [ref.check_id for ref in session.all_related_checks]
+            self.store.index_checks(session.id, ids)
+            if check_id in ids:
+                return session.id
+        return None
+
+    # --- one round: fetch, reconcile, judge, record --------------------------------------------
+
+    def _round(self, lease: Lease, trigger: str) -> Outcome:
+        rec = self._fetch_and_reconcile(lease.session_id)
+        now = time.time()
+        pending_for = None
+        if rec.status is Status.COMPLETE and rec.pending:
+            pending_for = now - self.store.pending_since(rec.session_id, now)
+        else:
+            self.store.clear_pending(rec.session_id)
+        step, verdict = judge(
+            rec, pending_for, max_wait=self.recheck_points[-1] if self.recheck_points else 0
+        )
+        bound = log.bind(session_id=rec.session_id, status=rec.status.value, trigger=trigger)
+        if step is Step.PROGRESS:
+            self.store.record_progress(rec.session_id, rec.status.value)
+            bound.info("session.progress")
+            return Outcome(rec.session_id, "progress", status=rec.status.value)
+        if step is Step.WAIT:
+            assert pending_for is not None
+            delay = self._schedule_recheck(rec.session_id, pending_for)
+            bound.info("session.waiting", pending=list(rec.pending), recheck_in=delay)
+            return Outcome(rec.session_id, "waiting", status=rec.status.value)
+        assert verdict is not None
+
+        def make(previous: Decision | None) -> Decision:
+            return make_decision(
+                rec,
+                verdict,
+                decision_id="dec_" + secrets.token_hex(10),
+                supersedes=previous.decision_id if previous else None,
+                decided_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                trigger=trigger,
+            )
+
+        committed, decision = self.store.commit(lease, rec.fingerprint, make)
+        if committed is Committed.STALE or decision is None:
+            bound.warning("session.stale", fence=lease.fence)
+            return Outcome(rec.session_id, "stale", status=rec.status.value)
+        result = "decided" if committed is Committed.NEW else "unchanged"
+        bound.info(
+            f"session.{result}",
+            decision_id=decision.decision_id,
+            outcome=decision.outcome,
+            kind=decision.kind.value,
+            needs_review=decision.needs_review,
+            supersedes=decision.supersedes if committed is Committed.NEW else None,
+            discrepancies=[d["issue"] for d in decision.discrepancies],
+        )
+        return Outcome(rec.session_id, result, decision.decision_id, decision.outcome, rec.status.value)
+
+    def _fetch_and_reconcile(self, session_id: str) -> Reconciliation:
+        session = self.client.get_session(session_id).model
+        ids = [ref.check_id for ref in session.all_related_checks]
+        checks = dict(zip(ids, self.executor.map(self._check_or_none, ids), strict=True))
+        self.store.index_checks(session_id, ids)
+        return reconcile(session, checks)
+
+    def _check_or_none(self, check_id: str) -> Check | None:
+        try:
+            return self.client.get_check(check_id).model
+        except UpstreamNotFound:
+            return None  # listed but gone: reconcile reports it
+
+    def _schedule_recheck(self, session_id: str, pending_for: float) -> float:
+        """Enqueue one look at the session at the next point of the schedule; one job per point."""
+        index, point = next((i, p) for i, p in enumerate(self.recheck_points) if p > pending_for)
+        delay = max(0.0, point - pending_for)
+        with contextlib.suppress(DuplicateJobError):  # already scheduled by an earlier round
+            self.queue.enqueue_in(
+                timedelta(seconds=delay),
+                PROCESS_SESSION,
+                session_id=session_id,
+                trigger=f"recheck-{index + 1}",
+                job_id=f"recheck-{_job_safe(session_id)}-{index + 1}",
+                unique=True,
+                result_ttl=DAY,
+            )
+        return delay
+
+
+def _cumulative(intervals: tuple[int, ...]) -> tuple[int, ...]:
+    total, points = 0, []
+    for interval in intervals:
+        total += interval
+        points.append(total)
+    return tuple(points)
+
+
+def _job_safe(session_id: str) -> str:
+    return (
+        session_id if _SAFE_ID.fullmatch(session_id) else hashlib.sha256(session_id.encode()).hexdigest()[:32]
+    )
