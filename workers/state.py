@@ -77,7 +77,9 @@ class SessionStore:
 
     def request(self, session_id: str) -> None:
         """Ask for a fresh look at the session (whoever holds it, or will)."""
-        self.redis.set(self.key(session_id, "dirty"), "1", px=self.lock_ms * 2)
+        # Outlives any wait for the lock, so that only a holder can make it vanish; expires in the
+        # end so that a mark nobody consumed does not linger.
+        self.redis.set(self.key(session_id, "dirty"), "1", px=self.lock_ms * 3 + 5000)
 
     def try_acquire(self, session_id: str) -> Lease | None:
         token = secrets.token_hex(8)
