@@ -72,25 +72,24 @@ def main() -> None:
     port = free_port()
     simulator = f"http://127.0.0.1:{port}"
     with EmbeddedRedis() as redis_server:
-        sim = subprocess.Popen(
-            [CUBEHOOK, "simulate", "--port", str(port), "--api-key", API_KEY, "--latency-ms", str(args.latency_ms)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        command = [CUBEHOOK, "simulate", "--port", str(port), "--api-key", API_KEY]
+        command += ["--latency-ms", str(args.latency_ms)]
+        sim = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_ready(f"{simulator}/_sim/health")
+            spec = {"preset": "clear", "mode": "settled"}
             sessions = [
-                httpx2.post(f"{simulator}/_sim/sessions", json={"preset": "clear", "mode": "settled"}).json()[
-                    "sessionId"
-                ]
+                httpx2.post(f"{simulator}/_sim/sessions", json=spec).json()["sessionId"]
                 for _ in range(args.sessions)
             ]
             print(f"{args.sessions} sessions, 3 checks each, simulator latency L = {args.latency_ms:.0f} ms")
             print(f"ideal for one worker 1/(2L) = {ideal:.1f} sessions/s")
             for workers, worker_class in ((1, "simple"), (1, "fork"), (2, "simple"), (4, "simple")):
                 rate = run(redis_server.url, simulator, sessions, workers, worker_class)
+                share = rate / (ideal * workers)
                 print(
                     f"{workers} x {worker_class:<6} {rate:6.1f} sessions/s   "
-                    f"{rate / ideal:4.2f}x one worker's ideal   {rate / (ideal * workers):4.2f} of {workers}x ideal"
+                    f"{rate / ideal:4.2f}x one worker's ideal   {share:4.2f} of {workers}x ideal"
                 )
                 time.sleep(0.2)
         finally:
