@@ -17,6 +17,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,7 +34,9 @@ CUBEHOOK = str(Path(sys.executable).parent / "cubehook")
 API_KEY = "test_bench_key"
 
 
-def run(redis_url: str, simulator: str, sessions: list[str], workers: int, worker_class: str) -> float:
+def run(
+    redis_url: str, database_url: str, simulator: str, sessions: list[str], workers: int, worker_class: str
+) -> float:
     redis = Redis.from_url(redis_url)
     redis.flushall()
     settings = Settings(redis_url=redis_url, webhook_secrets="bench")
@@ -44,7 +47,7 @@ def run(redis_url: str, simulator: str, sessions: list[str], workers: int, worke
     env.update(
         CUBEHOOK_REDIS_URL=redis_url, CUBEHOOK_COMPLYCUBE_BASE_URL=f"{simulator}/v1",
         CUBEHOOK_COMPLYCUBE_API_KEY=API_KEY, CUBEHOOK_COMPLYCUBE_RATE_LIMIT="0",
-        CUBEHOOK_WORKER_CLASS=worker_class, CUBEHOOK_LOG_LEVEL="WARNING",
+        CUBEHOOK_WORKER_CLASS=worker_class, CUBEHOOK_LOG_LEVEL="WARNING", CUBEHOOK_DATABASE_URL=database_url,
     )  # fmt: skip
     procs = [
         subprocess.Popen([CUBEHOOK, "worker", "--burst"], env=env, stderr=subprocess.DEVNULL)
@@ -71,7 +74,8 @@ def main() -> None:
     ideal = 1 / (2 * latency)
     port = free_port()
     simulator = f"http://127.0.0.1:{port}"
-    with EmbeddedRedis() as redis_server:
+    with EmbeddedRedis() as redis_server, tempfile.TemporaryDirectory() as tmp:
+        database_url = f"sqlite:///{tmp}/audit.db"
         command = [CUBEHOOK, "simulate", "--port", str(port), "--api-key", API_KEY]
         command += ["--latency-ms", str(args.latency_ms)]
         sim = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -85,7 +89,7 @@ def main() -> None:
             print(f"{args.sessions} sessions, 3 checks each, simulator latency L = {args.latency_ms:.0f} ms")
             print(f"ideal for one worker 1/(2L) = {ideal:.1f} sessions/s")
             for workers, worker_class in ((1, "simple"), (1, "fork"), (2, "simple"), (4, "simple")):
-                rate = run(redis_server.url, simulator, sessions, workers, worker_class)
+                rate = run(redis_server.url, database_url, simulator, sessions, workers, worker_class)
                 share = rate / (ideal * workers)
                 print(
                     f"{workers} x {worker_class:<6} {rate:6.1f} sessions/s   "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -72,7 +73,7 @@ def worker(burst: bool) -> None:
     settings = _settings()
     configure_logging(settings)
     try:
-        built = runtime.Runtime.build(settings)
+        built = runtime.Runtime.build(settings, os.environ)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     runtime.install(built)

@@ -10,10 +10,12 @@
     │   ├── QueueUnavailable         503  the event could not be made durable in Redis
     │   ├── UpstreamUnavailable      ComplyCube answered 429/5xx, timed out or was unreachable
     │   ├── UpstreamMalformed        ComplyCube answered 2xx with a body that does not parse
-    │   └── SessionBusy              another worker held the session for a whole lease
+    │   ├── SessionBusy              another worker held the session for a whole lease
+    │   └── ActionFailed             an action's target failed (5xx, 429, timeout, refused)
     └── PermanentError               give up: the same call will fail the same way
-        └── UpstreamRejected         ComplyCube answered 4xx (not 429): bad key, bad request...
-            └── UpstreamNotFound     404 resource_not_found
+        ├── UpstreamRejected         ComplyCube answered 4xx (not 429): bad key, bad request...
+        │   └── UpstreamNotFound     404 resource_not_found
+        └── ActionRejected           an action's target refused it (4xx): dead-lettered at once
 
 Outcomes that are not failures (duplicate, ignored type) are return values, not exceptions.
 """
@@ -96,3 +98,11 @@ class UpstreamRejected(UpstreamError, PermanentError):
 
 class UpstreamNotFound(UpstreamRejected):
     pass
+
+
+class ActionFailed(TransientError):
+    """An action's target failed for now; the action is retried, then dead-lettered."""
+
+
+class ActionRejected(PermanentError):
+    """An action's target refused the request itself; retrying would not help."""

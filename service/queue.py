@@ -11,6 +11,7 @@ key is the only defence against a replayed delivery (ComplyCube's signature has 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import time
@@ -26,6 +27,7 @@ from service.settings import DAY, Settings
 
 # The worker function, named by path so the web process never imports the workers.
 PROCESS_EVENT = "workers.jobs.process_event"
+RECORD_EVENT = "workers.jobs.record_event"
 SEEN_PREFIX = "cubehook:seen:"
 # RQ job ids may not contain ":" (RQ 2.1); ComplyCube's ids are 24 hex digits.
 _SAFE_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
@@ -94,6 +96,11 @@ class EventQueue:
                 try:
                     pipe.watch(key)  # type: ignore[no-untyped-call]  # redis-py leaves watch() untyped
                     if pipe.exists(key):
+                        pipe.unwatch()
+                        # The event is safely queued already: failing to record the copy must not
+                        # turn the answer into a 503. The web side's log line records it then.
+                        with contextlib.suppress(QueueUnavailable):
+                            self.record(ref, Submitted.DUPLICATE)
                         return Submitted.DUPLICATE
                     job = self.queue.create_job(
                         PROCESS_EVENT,
@@ -112,3 +119,17 @@ class EventQueue:
                     return Submitted.ACCEPTED
                 except WatchError:
                     continue  # the same event id was written meanwhile: look again
+
+    def record(self, ref: EventRef, disposition: str) -> None:
+        """Queue an audit-trail record of an event that is not processed (a duplicate, an ignored
+        type), so that every delivery received is on record. Raises QueueUnavailable."""
+        try:
+            self.queue.enqueue(
+                RECORD_EVENT,
+                kwargs={**asdict(ref), "disposition": str(disposition)},
+                result_ttl=0,
+                failure_ttl=self.retention,
+                retry=self.retry,
+            )
+        except RedisError as exc:
+            raise QueueUnavailable(f"{type(exc).__name__}: {exc}") from exc

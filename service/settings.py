@@ -7,6 +7,7 @@ Nothing else in cubehook reads ``os.environ``: every knob is a field here, named
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -65,6 +66,14 @@ class Settings(BaseSettings):
     # How often a worker looks for jobs whose worker died (RQ's default is 600).
     worker_maintenance_seconds: int = Field(default=60, gt=0)
 
+    # The audit trail and action ledger: a SQLite file by default, PostgreSQL in production
+    # (postgresql+psycopg://user:password@host/db).
+    database_url: str = "sqlite:///var/cubehook.db"
+    # Which actions run for which decisions (TOML); without one, every outcome is logged.
+    rules_file: Path | None = None
+    # Seconds between retries of a failed action (each with +-20% jitter); then the dead-letter queue.
+    action_retry_intervals: Annotated[tuple[int, ...], NoDecode] = (10, 30, 120, 600, 1800)
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     access_log: bool = False
@@ -79,14 +88,16 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("job_retry_intervals", "pending_recheck_intervals", mode="before")
+    @field_validator(
+        "job_retry_intervals", "pending_recheck_intervals", "action_retry_intervals", mode="before"
+    )
     @classmethod
     def _split_intervals(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(int(part) for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("job_retry_intervals", "pending_recheck_intervals")
+    @field_validator("job_retry_intervals", "pending_recheck_intervals", "action_retry_intervals")
     @classmethod
     def _non_negative(cls, value: tuple[int, ...]) -> tuple[int, ...]:
         if any(interval < 0 for interval in value):

@@ -58,11 +58,17 @@ async def receive_complycube(request: Request) -> JSONResponse:
         return _rejected(exc)
 
     bound = log.bind(**summary(event))
+    ref = EventRef(event.id, event.type, event.resource_type, event.payload.id, event.created_at)
     if route(event) is Route.IGNORE:
         bound.info("webhook.ignored", resource_type=event.resource_type)
+        try:
+            await run_in_threadpool(intake.queue.record, ref, "ignored")
+        except QueueUnavailable as exc:
+            # Still a 200: an error would make ComplyCube retry, and in the end disable the webhook,
+            # for an event cubehook does not act on. The log line is its record.
+            bound.warning("webhook.unrecorded", error=str(exc))
         return JSONResponse({"status": "ignored", "event_id": event.id}, status_code=200)
 
-    ref = EventRef(event.id, event.type, event.resource_type, event.payload.id, event.created_at)
     try:
         # redis-py and RQ block; a worker thread keeps the event loop serving other requests.
         submitted = await run_in_threadpool(intake.queue.submit, ref)

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
-from workers.reconcile import Outcome, Reconciliation, Status
+from workers.reconcile import CheckView, Outcome, Reconciliation, Status
 
 
 class Step(StrEnum):
@@ -50,7 +50,7 @@ class Decision:
     needs_review: bool
     reasons: tuple[str, ...]
     discrepancies: tuple[dict[str, str | None], ...]
-    checks: tuple[dict[str, str | None], ...]
+    checks: tuple[dict[str, Any], ...]
     fingerprint: str
     supersedes: str | None
     decided_at: str
@@ -114,12 +114,19 @@ def make_decision(
         discrepancies=tuple(
             {"issue": d.issue.value, "detail": d.detail, "check_id": d.check_id} for d in rec.discrepancies
         ),
-        checks=tuple(
-            {"check_id": c.check_id, "type": c.type, "status": c.status, "outcome": c.raw_outcome}
-            for c in rec.checks
-        ),
+        checks=tuple(_check_entry(c) for c in rec.checks),
         fingerprint=rec.fingerprint,
         supersedes=supersedes,
         decided_at=decided_at,
         trigger=trigger,
     )
+
+
+def _check_entry(check: CheckView) -> dict[str, Any]:
+    return {
+        "check_id": check.check_id,
+        "type": check.type,
+        "status": check.status,
+        "outcome": check.raw_outcome,
+        "findings": list(check.findings),
+    }

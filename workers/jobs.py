@@ -1,14 +1,16 @@
-"""The jobs RQ runs. Thin orchestrators: bind the log context, hand the session to the processor,
+"""The jobs RQ runs. Thin orchestrators: bind the log context, hand over to the runtime's parts,
 return (and log) one summary.
 
 An event about a workflow session processes that session; an event about a check processes the
-session the check belongs to. Transient failures (ComplyCube 429/5xx/timeouts, a busy session)
-raise, and RQ retries the job with back-off; permanent ones (404, a rejected API key) are marked
-not to be retried and land in RQ's failed registry with the reason.
+session the check belongs to. Transient failures (ComplyCube 429/5xx/timeouts, a busy session, an
+action target down) raise, and RQ retries the job with back-off; permanent ones (404, a rejected
+API key, an action target refusing) spend no retries and land in RQ's failed registry.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import structlog
@@ -21,48 +23,68 @@ from workers import runtime
 log = get_logger("cubehook.jobs")
 
 
+@contextmanager
+def _job(**context: object) -> Iterator[None]:
+    """Bind the job's context to every log line; permanent failures skip RQ's retries."""
+    job = get_current_job()
+    with structlog.contextvars.bound_contextvars(job_id=job.id if job else None, **context):
+        try:
+            yield
+        except PermanentError as exc:
+            if job is not None:
+                job.retries_left = 0  # retrying cannot help: leave it to an operator
+            # The traceback goes to RQ's failed registry; the log line says what and why.
+            log.error("job.gave_up", error=str(exc), error_type=type(exc).__name__)  # noqa: TRY400
+            raise
+
+
+def _is_check(resource_type: str) -> bool:
+    return resource_type.lower().replace("_", "") == "check"
+
+
 def process_event(
     event_id: str, event_type: str, resource_type: str, resource_id: str, event_time: str
 ) -> dict[str, Any]:
-    job = get_current_job()
-    with structlog.contextvars.bound_contextvars(
-        event_id=event_id, event_type=event_type, job_id=job.id if job else None
-    ):
-        try:
-            processor = runtime.current().processor
-            if resource_type.lower().replace("_", "") == "check":
-                session_id = processor.session_for_check(resource_id)
-                if session_id is None:
-                    log.warning("event.unmatched", check_id=resource_id)
-                    return {"event_id": event_id, "result": "unmatched", "check_id": resource_id}
-            else:
-                session_id = resource_id
-            outcome = processor.process(session_id, trigger=event_id)
-        except PermanentError as exc:
-            _give_up(exc)
-            raise
+    with _job(event_id=event_id, event_type=event_type):
+        current = runtime.current()
+        processor = current.processor
+        session_id = processor.session_for_check(resource_id) if _is_check(resource_type) else resource_id
+        current.audit.record_event(
+            event_id=event_id, event_type=event_type, resource_type=resource_type, resource_id=resource_id,
+            disposition="accepted", event_time=event_time, session_id=session_id, once=True,
+        )  # fmt: skip
+        if session_id is None:
+            log.warning("event.unmatched", check_id=resource_id)
+            return {"event_id": event_id, "result": "unmatched", "check_id": resource_id}
+        outcome = processor.process(session_id, trigger=event_id)
         log.info("event.processed", session_id=session_id, result=outcome.result, event_time=event_time)
         return {"event_id": event_id, "event_type": event_type, **outcome.as_dict()}
 
 
 def process_session(session_id: str, trigger: str) -> dict[str, Any]:
     """Look at a session again (a scheduled re-check of pending checks, an operator's resync)."""
-    job = get_current_job()
-    with structlog.contextvars.bound_contextvars(
-        session_id=session_id, trigger=trigger, job_id=job.id if job else None
-    ):
-        try:
-            outcome = runtime.current().processor.process(session_id, trigger=trigger)
-        except PermanentError as exc:
-            _give_up(exc)
-            raise
+    with _job(session_id=session_id, trigger=trigger):
+        outcome = runtime.current().processor.process(session_id, trigger=trigger)
         log.info("session.processed", result=outcome.result)
         return {"trigger": trigger, **outcome.as_dict()}
 
 
-def _give_up(exc: PermanentError) -> None:
-    """Retrying cannot help: spend no retries, leave the job in the failed registry for an operator."""
-    job = get_current_job()
-    if job is not None:
-        job.retries_left = 0
-    log.error("job.gave_up", error=str(exc), error_type=type(exc).__name__)
+def run_action(decision_id: str, session_id: str, action: str) -> dict[str, str]:
+    """One action of one decision (see workers.dispatch): once in effect, retried, dead-lettered."""
+    with _job(decision_id=decision_id, session_id=session_id, action=action):
+        detail = runtime.current().actions.run(decision_id, session_id, action)
+        return {"decision_id": decision_id, "action": action, "detail": detail}
+
+
+def record_event(
+    event_id: str, event_type: str, resource_type: str, resource_id: str, event_time: str, disposition: str
+) -> dict[str, str]:
+    """Put an event the web side did not queue for processing (a duplicate, an ignored type) on the
+    audit trail, so that every delivery received is on record."""
+    with _job(event_id=event_id, event_type=event_type):
+        session_id = None if _is_check(resource_type) or disposition == "ignored" else resource_id
+        runtime.current().audit.record_event(
+            event_id=event_id, event_type=event_type, resource_type=resource_type, resource_id=resource_id,
+            disposition=disposition, event_time=event_time, session_id=session_id,
+        )  # fmt: skip
+        return {"event_id": event_id, "disposition": disposition}

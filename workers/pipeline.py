@@ -24,10 +24,12 @@ from service.complycube_models import Check
 from service.errors import UpstreamNotFound
 from service.log import get_logger
 from service.settings import DAY
-from workers.complycube import ComplyCubeClient
+from workers.complycube import ComplyCubeClient, Fetched
 from workers.decide import Decision, Step, judge, make_decision
+from workers.dispatch import Dispatcher
 from workers.reconcile import Reconciliation, Status, reconcile
 from workers.state import Committed, Lease, SessionStore
+from workers.store import AuditStore
 
 log = get_logger("cubehook.pipeline")
 PROCESS_SESSION = "workers.jobs.process_session"
@@ -57,12 +59,16 @@ class SessionProcessor:
         queue: Queue,
         recheck_intervals: tuple[int, ...],
         executor: ThreadPoolExecutor,
+        audit: AuditStore,
+        dispatcher: Dispatcher,
     ) -> None:
         self.client = client
         self.store = store
         self.queue = queue
         self.recheck_points = _cumulative(recheck_intervals)
         self.executor = executor
+        self.audit = audit
+        self.dispatcher = dispatcher
 
     def process(self, session_id: str, trigger: str) -> Outcome:
         lease = self.store.acquire_or_hand_off(session_id)
@@ -102,11 +108,16 @@ class SessionProcessor:
     # --- one round: fetch, reconcile, judge, record --------------------------------------------
 
     def _round(self, lease: Lease, trigger: str) -> Outcome:
-        rec = self._fetch_and_reconcile(lease.session_id)
+        rec = self._fetch_and_reconcile(lease.session_id, trigger)
         now = time.time()
         pending_for = None
         if rec.status is Status.COMPLETE and rec.pending:
             pending_for = now - self.store.pending_since(rec.session_id, now)
+            # RQ's scheduler counts whole seconds, so re-check k may run a little before its
+            # point: it stands for that point having been reached, or the schedule would stall.
+            reached = _recheck_index(trigger)
+            if reached and reached <= len(self.recheck_points):
+                pending_for = max(pending_for, float(self.recheck_points[reached - 1]))
         else:
             self.store.clear_pending(rec.session_id)
         step, verdict = judge(
@@ -134,10 +145,12 @@ class SessionProcessor:
                 trigger=trigger,
             )
 
-        committed, decision = self.store.commit(lease, rec.fingerprint, make)
+        committed, decision = self.store.commit(lease, rec.fingerprint, make, on_new=self.dispatcher.enqueue)
         if committed is Committed.STALE or decision is None:
             bound.warning("session.stale", fence=lease.fence)
             return Outcome(rec.session_id, "stale", status=rec.status.value)
+        # Also when unchanged: a worker that died between Redis and the database left it out.
+        self.audit.record_decision(decision)
         result = "decided" if committed is Committed.NEW else "unchanged"
         bound.info(
             f"session.{result}",
@@ -147,19 +160,26 @@ class SessionProcessor:
             needs_review=decision.needs_review,
             supersedes=decision.supersedes if committed is Committed.NEW else None,
             discrepancies=[d["issue"] for d in decision.discrepancies],
+            actions=[p.action for p in self.dispatcher.planned(decision)]
+            if committed is Committed.NEW
+            else None,
         )
         return Outcome(rec.session_id, result, decision.decision_id, decision.outcome, rec.status.value)
 
-    def _fetch_and_reconcile(self, session_id: str) -> Reconciliation:
-        session = self.client.get_session(session_id).model
+    def _fetch_and_reconcile(self, session_id: str, trigger: str) -> Reconciliation:
+        fetched = self.client.get_session(session_id)
+        session = fetched.model
         ids = [ref.check_id for ref in session.all_related_checks]
         checks = dict(zip(ids, self.executor.map(self._check_or_none, ids), strict=True))
         self.store.index_checks(session_id, ids)
-        return reconcile(session, checks)
+        rec = reconcile(session, {cid: c.model if c else None for cid, c in checks.items()})
+        raw_checks = {cid: c.raw if c else None for cid, c in checks.items()}
+        self.audit.record_snapshot(session_id, rec.fingerprint, trigger, fetched.raw, raw_checks)
+        return rec
 
-    def _check_or_none(self, check_id: str) -> Check | None:
+    def _check_or_none(self, check_id: str) -> Fetched[Check] | None:
         try:
-            return self.client.get_check(check_id).model
+            return self.client.get_check(check_id)
         except UpstreamNotFound:
             return None  # listed but gone: reconcile reports it
 
@@ -178,6 +198,12 @@ class SessionProcessor:
                 result_ttl=DAY,
             )
         return delay
+
+
+def _recheck_index(trigger: str) -> int | None:
+    """k for a ``recheck-k`` trigger, else None."""
+    number = trigger.removeprefix("recheck-")
+    return int(number) if trigger.startswith("recheck-") and number.isdigit() else None
 
 
 def _cumulative(intervals: tuple[int, ...]) -> tuple[int, ...]:

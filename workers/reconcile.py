@@ -87,6 +87,9 @@ class CheckView:
     status: str  # as ComplyCube said it, or "missing"
     raw_outcome: str | None  # as ComplyCube said it
     outcome: Outcome | None  # None while pending
+    # Where the result breakdown is not clear, e.g. "dataValidation.expiryDate: rejected". Only
+    # leaves holding an outcome word are read, so extracted personal data never lands here.
+    findings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +185,7 @@ def _view(
         return CheckView(check_id, listed_type, "missing", None, Outcome.ATTENTION)
     raw = check.result.outcome if check.result else None
     kind = check.type or listed_type
+    findings = tuple(_findings(check.result.breakdown)) if check.result and check.result.breakdown else ()
     if check.status == "pending":
         return CheckView(check_id, kind, "pending", raw, None)
     if check.status == "failed":
@@ -198,8 +202,19 @@ def _view(
         issues.append(
             Discrepancy(Issue.UNKNOWN_CHECK_OUTCOME, f"check outcome {raw!r} read as attention", check_id)
         )
-        return CheckView(check_id, kind, "complete", raw, Outcome.ATTENTION)
-    return CheckView(check_id, kind, "complete", raw, outcome)
+        return CheckView(check_id, kind, "complete", raw, Outcome.ATTENTION, findings)
+    return CheckView(check_id, kind, "complete", raw, outcome, findings)
+
+
+def _findings(breakdown: Mapping[str, object], path: str = "") -> list[str]:
+    found = []
+    for key, value in breakdown.items():
+        where = f"{path}.{key}" if path else key
+        if isinstance(value, Mapping):
+            found += _findings(value, where)
+        elif isinstance(value, str) and value in CHECK_OUTCOMES and value != "clear":
+            found.append(f"{where}: {value}")
+    return found
 
 
 def _fingerprint(session: WorkflowSession, views: tuple[CheckView, ...]) -> str:

@@ -1,5 +1,6 @@
 """What a worker process builds once and its jobs share: settings, Redis, the ComplyCube client
-(one connection pool, one fleet-wide rate limiter), the session store and the processor.
+(one connection pool, one fleet-wide rate limiter), the session store, the audit store (migrated
+at start), the rules, the processor and the action runner.
 
 The entry point (`cubehook worker`) builds it and installs it; a job run by any other worker (say
 a plain `rq worker`) builds it from the environment on first use.
@@ -7,6 +8,9 @@ a plain `rq worker`) builds it from the environment on first use.
 
 from __future__ import annotations
 
+import os
+import random
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -16,10 +20,14 @@ from rq import Queue
 
 from service.queue import redis_client
 from service.settings import Settings, load_settings
+from workers.actions import PersonalData
 from workers.complycube import ComplyCubeClient
+from workers.dispatch import ActionRunner, Dispatcher
 from workers.pipeline import SessionProcessor
 from workers.ratelimit import RateLimiter
+from workers.rules import Rules, load_rules
 from workers.state import SessionStore
+from workers.store import AuditStore
 
 
 @dataclass
@@ -28,26 +36,48 @@ class Runtime:
     redis: Redis
     client: ComplyCubeClient
     store: SessionStore
+    audit: AuditStore
+    rules: Rules
     processor: SessionProcessor
+    actions: ActionRunner
     executor: ThreadPoolExecutor
 
     @classmethod
-    def build(cls, settings: Settings, transport: httpx2.BaseTransport | None = None) -> Runtime:
+    def build(
+        cls, settings: Settings, environ: Mapping[str, str], transport: httpx2.BaseTransport | None = None
+    ) -> Runtime:
+        """Raises ConfigError for a rules file that does not validate or names unset secrets."""
+        rules = load_rules(settings.rules_file, environ)
         redis = redis_client(settings)
         limiter = (
             RateLimiter(redis, settings.complycube_rate_limit) if settings.complycube_rate_limit else None
         )
         client = ComplyCubeClient.from_settings(settings, limiter, transport)
         store = SessionStore(redis, settings.session_lock_seconds)
+        audit = AuditStore.from_url(settings.database_url)
+        # Workers starting together would race to create the schema: one migrates at a time.
+        with redis.lock("cubehook:lock:migrate", timeout=120, blocking_timeout=120):
+            audit.migrate()
         # Checks of one session are fetched at once; sessions with more checks than this are rare.
         executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cubehook-fetch")
         queue = Queue(settings.queue_name, connection=redis)
-        processor = SessionProcessor(client, store, queue, settings.pending_recheck_intervals, executor)
-        return cls(settings, redis, client, store, processor, executor)
+        dispatcher = Dispatcher(rules, queue, settings.action_retry_intervals, random.Random())  # noqa: S311
+        processor = SessionProcessor(
+            client, store, queue, settings.pending_recheck_intervals, executor, audit, dispatcher
+        )
+
+        def personal_data(client_id: str) -> PersonalData:
+            person = client.get_client(client_id).model
+            return PersonalData(person.entity_name, person.email)
+
+        actions = ActionRunner(rules, audit, store.find, personal_data, httpx2.Client())
+        return cls(settings, redis, client, store, audit, rules, processor, actions, executor)
 
     def close(self) -> None:
         self.executor.shutdown(wait=False)
+        self.actions.http.close()
         self.client.close()
+        self.audit.engine.dispose()
         self.redis.close()
 
 
@@ -62,5 +92,5 @@ def install(runtime: Runtime | None) -> None:
 def current() -> Runtime:
     global _current
     if _current is None:
-        _current = Runtime.build(load_settings())
+        _current = Runtime.build(load_settings(), os.environ)
     return _current

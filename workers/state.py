@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from redis import Redis
+from redis.client import Pipeline
 from redis.exceptions import WatchError
 
 from service.errors import SessionBusy
@@ -123,6 +124,9 @@ class SessionStore:
         raw = self.redis.hget(self.key(session_id, "state"), "decision")
         return Decision.from_dict(json.loads(raw)) if raw else None
 
+    def find(self, session_id: str, decision_id: str) -> Decision | None:
+        return next((d for d in self.history(session_id) if d.decision_id == decision_id), None)
+
     def history(self, session_id: str) -> list[Decision]:
         return [
             Decision.from_dict(json.loads(r))
@@ -130,9 +134,14 @@ class SessionStore:
         ]
 
     def commit(
-        self, lease: Lease, fingerprint: str, make: Callable[[Decision | None], Decision]
+        self,
+        lease: Lease,
+        fingerprint: str,
+        make: Callable[[Decision | None], Decision],
+        on_new: Callable[[Pipeline, Decision], object] | None = None,
     ) -> tuple[Committed, Decision | None]:
-        """Write ``make(current)`` unless this state was decided already or a later holder wrote."""
+        """Write ``make(current)`` unless this state was decided already or a later holder wrote.
+        ``on_new`` adds its own writes (the action jobs) to the same transaction."""
         state, history = self.key(lease.session_id, "state"), self.key(lease.session_id, "history")
         with self.redis.pipeline() as pipe:
             while True:
@@ -151,6 +160,8 @@ class SessionStore:
                     document = json.dumps(decision.to_dict(), separators=(",", ":"))
                     pipe.hset(state, mapping={"decision": document, "fingerprint": fingerprint})
                     pipe.rpush(history, document)
+                    if on_new is not None:
+                        on_new(pipe, decision)
                     pipe.execute()
                     return Committed.NEW, decision
                 except WatchError:

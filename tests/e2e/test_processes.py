@@ -34,7 +34,7 @@ def test_web_refuses_to_start_without_a_secret(redis_url: str) -> None:
 def test_worker_refuses_to_start_without_an_api_key(redis_url: str) -> None:
     result = subprocess.run(
         [CUBEHOOK, "worker", "--burst"],
-        env=cubehook_env(CUBEHOOK_REDIS_URL=redis_url),
+        env=cubehook_env(CUBEHOOK_REDIS_URL=redis_url, CUBEHOOK_DATABASE_URL="sqlite:///:memory:"),
         capture_output=True,
         text=True,
         timeout=60,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx2
 import pytest
@@ -15,6 +16,7 @@ from service.devredis import free_port
 from tests.conftest import FIXTURES, SECRET
 from tests.e2e.conftest import CUBEHOOK, cubehook_env, running
 from workers.state import SessionStore
+from workers.store import AuditStore
 
 pytestmark = pytest.mark.e2e
 
@@ -29,7 +31,9 @@ def simulator_url(web: str) -> Iterator[str]:
         yield base
 
 
-def test_a_simulated_session_travels_to_a_decision(simulator_url: str, redis_url: str) -> None:
+def test_a_simulated_session_travels_to_a_decision(
+    simulator_url: str, redis_url: str, tmp_path: Path
+) -> None:
     created = httpx2.post(f"{simulator_url}/_sim/sessions", json={"preset": "rejected"}, timeout=5).json()
     assert httpx2.get(f"{simulator_url}/_sim/idle", params={"timeout": 30}, timeout=35).json() == {
         "idle": True
@@ -40,6 +44,7 @@ def test_a_simulated_session_travels_to_a_decision(simulator_url: str, redis_url
         CUBEHOOK_REDIS_URL=redis_url,
         CUBEHOOK_COMPLYCUBE_BASE_URL=f"{simulator_url}/v1",
         CUBEHOOK_COMPLYCUBE_API_KEY="test_simulator_key",
+        CUBEHOOK_DATABASE_URL=f"sqlite:///{tmp_path}/audit.db",
     )
     worker = subprocess.run(
         [CUBEHOOK, "worker", "--burst"], env=env, capture_output=True, text=True, timeout=120
@@ -47,9 +52,11 @@ def test_a_simulated_session_travels_to_a_decision(simulator_url: str, redis_url
     assert worker.returncode == 0, worker.stderr
     redis = Redis.from_url(redis_url)
     queue = Queue("cubehook", connection=redis)
-    assert queue.finished_job_registry.count == 6
+    assert queue.finished_job_registry.count == 7  # six events, and the default rules' log action
     [decision] = SessionStore(redis, 60).history(created["sessionId"])
     assert (decision.outcome, decision.client_id) == ("rejected", created["clientId"])
+    [entry] = AuditStore.from_url(f"sqlite:///{tmp_path}/audit.db").ledger(decision.decision_id)
+    assert (entry["action"], entry["state"], entry["attempts"]) == ("log", "sent", 1)
     redis.close()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +20,9 @@ from workers.runtime import Runtime
 
 
 @pytest.fixture
-def worker_settings(make_settings: Callable[..., Settings], sim: SimServer) -> Settings:
+def worker_settings(make_settings: Callable[..., Settings], sim: SimServer, tmp_path: Path) -> Settings:
     return make_settings(
+        database_url=f"sqlite:///{tmp_path}/audit.db",
         complycube_base_url=f"{sim.url}/v1",
         complycube_api_key=SIM_API_KEY,
         complycube_rate_limit=0,
@@ -34,7 +36,7 @@ def worker_settings(make_settings: Callable[..., Settings], sim: SimServer) -> S
 
 @pytest.fixture
 def runtime(worker_settings: Settings) -> Iterator[Runtime]:
-    built = Runtime.build(worker_settings)
+    built = Runtime.build(worker_settings, {})
     worker_runtime.install(built)
     yield built
     worker_runtime.install(None)
@@ -72,10 +74,13 @@ class Pipeline:
         return self.runtime.store.history(session_id)
 
     def results(self) -> list[dict[str, Any]]:
+        """The results of the jobs that processed events or sessions (not actions, not records)."""
         out = []
         for job_id in self.queue.finished_job_registry.get_job_ids():
             job = self.queue.fetch_job(job_id)
             assert job is not None
+            if job.func_name not in ("workers.jobs.process_event", "workers.jobs.process_session"):
+                continue
             result = job.return_value()
             assert isinstance(result, dict)
             out.append(result)

@@ -79,5 +79,7 @@ def test_decision_document_round_trips() -> None:
     assert decision.derived_outcome == "rejected"
     assert decision.session_outcome == "clear"
     assert decision.needs_review
-    assert decision.checks == ({"check_id": "c0", "type": None, "status": "complete", "outcome": "rejected"},)
+    assert decision.checks == (
+        {"check_id": "c0", "type": None, "status": "complete", "outcome": "rejected", "findings": []},
+    )
     assert Decision.from_dict(decision.to_dict()) == decision

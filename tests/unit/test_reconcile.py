@@ -157,3 +157,17 @@ def test_result_is_frozen() -> None:
     rec = reconcile(session("clear", n_checks=0), {})
     with pytest.raises(AttributeError):
         rec.final_outcome = Outcome.REJECTED  # type: ignore[misc]
+
+
+def test_findings_name_the_failed_parts_of_the_breakdown_and_no_personal_data() -> None:
+    rejected = Check.model_validate(CHECK_FIXTURES["check-document-rejected"])
+    doc = dict(CHECK_FIXTURES["check-document-rejected"])
+    breakdown = dict(doc["result"]["breakdown"], extractedData={"firstName": "John", "dob": "1990-01-01"})
+    doc["result"] = {"outcome": "rejected", "breakdown": breakdown}
+    fixture_session = WorkflowSession.model_validate(SESSION)
+    rec = reconcile(fixture_session, {rejected.id: Check.model_validate(doc)})
+    view = next(v for v in rec.checks if v.check_id == rejected.id)
+    assert view.findings == (
+        "formatAnalysis.documentNumberFormat: rejected",
+        "dataValidation.expiryDate: rejected",
+    )

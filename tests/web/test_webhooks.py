@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 from service.app import create_app
 from service.errors import ConfigError
-from service.queue import PROCESS_EVENT, seen_key
+from service.queue import PROCESS_EVENT, RECORD_EVENT, seen_key
 from service.settings import Settings
 from service.signature import sign
 from tests.conftest import OTHER_SECRET, SECRET, event_body, fixture_bytes, signature
@@ -31,6 +31,16 @@ def post(client: TestClient, body: bytes, headers: dict[str, str] | None = None)
 def assert_nothing_queued(queue: Queue, redis: Redis) -> None:
     assert queue.count == 0
     assert redis.keys("cubehook:seen:*") == []
+
+
+def processing(queue: Queue) -> list[str]:
+    """Ids of the jobs that will process an event."""
+    return [job.id for job in queue.get_jobs() if job.func_name == PROCESS_EVENT]
+
+
+def recorded(queue: Queue) -> list[str]:
+    """Dispositions of the audit records queued for events that are not processed."""
+    return [job.kwargs["disposition"] for job in queue.get_jobs() if job.func_name == RECORD_EVENT]
 
 
 def test_accepted_event_is_queued_with_identifiers_only(client: TestClient, queue: Queue) -> None:
@@ -70,7 +80,8 @@ def test_same_event_twice_is_queued_once(client: TestClient, queue: Queue) -> No
     second = post(client, FIXTURE)
     assert second.status_code == 200
     assert second.json()["status"] == "duplicate"
-    assert queue.count == 1
+    assert len(processing(queue)) == 1
+    assert recorded(queue) == ["duplicate"]
 
 
 def test_duplicate_is_recognised_after_the_job_is_gone(client: TestClient, queue: Queue) -> None:
@@ -79,7 +90,7 @@ def test_duplicate_is_recognised_after_the_job_is_gone(client: TestClient, queue
     assert job is not None
     job.delete()  # as RQ does once a finished job's result TTL runs out
     assert post(client, FIXTURE).json()["status"] == "duplicate"
-    assert queue.count == 0
+    assert processing(queue) == []
 
 
 def test_same_event_sent_concurrently_makes_one_job(settings: Settings, queue: Queue) -> None:
@@ -95,7 +106,8 @@ def test_same_event_sent_concurrently_makes_one_job(settings: Settings, queue: Q
 
     codes = asyncio.run(burst())
     assert sorted(codes) == [200] * 24 + [202]
-    assert queue.count == 1
+    assert len(processing(queue)) == 1
+    assert recorded(queue) == ["duplicate"] * 24
 
 
 def test_distinct_events_for_one_session_are_each_queued(client: TestClient, queue: Queue) -> None:
@@ -196,7 +208,9 @@ def test_events_not_about_sessions_are_acknowledged_not_queued(
     response = post(client, event_body(event_type=event_type, resource_type=resource_type))
     assert response.status_code == 200
     assert response.json()["status"] == "ignored"
-    assert_nothing_queued(queue, redis)
+    assert processing(queue) == []
+    assert recorded(queue) == ["ignored"]
+    assert redis.keys("cubehook:seen:*") == []
 
 
 def test_body_over_the_limit_with_content_length(

@@ -1,0 +1,61 @@
+"""One module per action type: the only code with side effects on the outside world.
+
+Each sender takes an ``ActionContext`` and returns a short description of what it did, or raises
+ActionFailed (retry later) or ActionRejected (dead-letter now). The ``SENDERS`` table routes an
+action's ``type`` to its sender.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx2
+
+from service.errors import ActionFailed, ActionRejected
+from workers.decide import Decision
+from workers.rules import EmailAction, LogAction, Rules, SlackAction, WebhookAction
+
+ActionConfig = WebhookAction | SlackAction | EmailAction | LogAction
+
+
+@dataclass(frozen=True)
+class PersonalData:
+    """What a rule may allow into an alert: fetched from ComplyCube only when it does."""
+
+    name: str | None
+    email: str | None
+
+
+@dataclass(frozen=True)
+class ActionContext:
+    decision: Decision
+    action: str
+    config: ActionConfig
+    idempotency_key: str  # the same for every attempt of this action for this decision
+    rules: Rules
+    http: httpx2.Client
+    personal_data: Callable[[str], PersonalData]  # client id -> name and e-mail
+
+
+def check_answer(response: httpx2.Response, target: str) -> str:
+    """2xx: done; 408, 429, 5xx: try again later; any other 4xx: the target refuses it."""
+    if response.is_success:
+        return f"{target} answered {response.status_code}"
+    if response.status_code in (408, 429) or response.status_code >= 500:
+        raise ActionFailed(f"{target} answered {response.status_code}")
+    raise ActionRejected(f"{target} refused it: {response.status_code}")
+
+
+def post(context: ActionContext, url: str, target: str, timeout: float, **kwargs: object) -> str:
+    try:
+        response = context.http.post(url, timeout=timeout, **kwargs)  # type: ignore[arg-type]
+    except httpx2.TransportError as exc:
+        raise ActionFailed(f"{target} unreachable: {type(exc).__name__}") from None
+    return check_answer(response, target)
+
+
+def senders() -> dict[str, Callable[[ActionContext], str]]:
+    from workers.actions import email, log, slack, webhook
+
+    return {"webhook": webhook.send, "slack": slack.send, "email": email.send, "log": log.send}

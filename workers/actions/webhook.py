@@ -1,0 +1,43 @@
+"""POST the decision document to an internal URL, signed per the Standard Webhooks spec
+(https://www.standardwebhooks.com): ``webhook-id`` (the idempotency key: the same on every
+retry, so the receiver can drop copies), ``webhook-timestamp`` and ``webhook-signature``
+(``v1,`` + base64 HMAC-SHA256 of ``id.timestamp.body`` under the base64 secret after ``whsec_``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+
+from service.errors import ActionRejected
+from workers.actions import ActionContext, post
+from workers.actions.document import decision_document, encode
+from workers.rules import WebhookAction
+
+
+def standard_signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except ValueError:
+        raise ActionRejected("the webhook secret is not a whsec_<base64> value") from None
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+def send(context: ActionContext) -> str:
+    config = context.config
+    assert isinstance(config, WebhookAction)
+    body = encode(decision_document(context.decision))
+    timestamp = int(time.time())
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": context.idempotency_key,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": standard_signature(
+            context.rules.secret(config.secret_env), context.idempotency_key, timestamp, body
+        ),
+        "idempotency-key": context.idempotency_key,
+    }
+    return post(context, config.url, "webhook target", config.timeout_seconds, content=body, headers=headers)

@@ -1,0 +1,154 @@
+"""Decisions into actions, each exactly once in effect.
+
+When a decision is committed, one RQ job per planned action is queued in the same Redis
+transaction (so a decision never exists without its actions, nor actions without it). Each job:
+
+1. claims the action in the ledger (written before the attempt: ``sending``); an action already
+   ``sent`` is not sent again, whatever re-ran the job;
+2. sends it, with an idempotency key that is the same on every attempt, so a target that received
+   a copy the ledger could not record (the worker died in between) can drop it;
+3. records the attempt and its result (``sent``, or ``failed``: RQ retries it with back-off and
+   jitter; or ``dead`` once retries are spent or the target refused it: the dead-letter queue,
+   which ``replay`` empties).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import httpx2
+from redis.client import Pipeline
+from rq import Queue, Retry, get_current_job
+from rq.job import Job
+
+from service.errors import ActionRejected
+from service.log import get_logger
+from workers.actions import ActionContext, PersonalData, senders
+from workers.decide import Decision
+from workers.rules import Planned, Rules, plan
+from workers.store import AuditStore, now
+
+RUN_ACTION = "workers.jobs.run_action"
+_SAFE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+log = get_logger("cubehook.dispatch")
+
+
+def action_job_id(decision_id: str, action: str) -> str:
+    safe = action if _SAFE.fullmatch(action) else hashlib.sha256(action.encode()).hexdigest()[:16]
+    return f"act-{decision_id}-{safe}"
+
+
+def idempotency_key(decision_id: str, action: str) -> str:
+    return f"{decision_id}.{action}"
+
+
+def jittered(intervals: Sequence[int], rng: random.Random) -> list[int]:
+    """Each retry delay +-20%, so a target that comes back is not hit by every retry at once."""
+    return [max(0, round(i * rng.uniform(0.8, 1.2))) for i in intervals]
+
+
+@dataclass
+class Dispatcher:
+    """Plans a decision's actions and queues their jobs inside the decision's transaction."""
+
+    rules: Rules
+    queue: Queue
+    retry_intervals: tuple[int, ...]
+    rng: random.Random
+
+    def planned(self, decision: Decision) -> tuple[Planned, ...]:
+        return plan(decision, self.rules.file)
+
+    def enqueue(self, pipe: Pipeline, decision: Decision) -> list[str]:
+        job_ids = []
+        for planned in self.planned(decision):
+            intervals = jittered(self.retry_intervals, self.rng)
+            job = self.queue.create_job(
+                RUN_ACTION,
+                kwargs={
+                    "decision_id": decision.decision_id,
+                    "session_id": decision.session_id,
+                    "action": planned.action,
+                },
+                job_id=action_job_id(decision.decision_id, planned.action),
+                description=f"action {planned.action} for {decision.decision_id}",
+                retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
+                result_ttl=7 * 24 * 3600,
+                failure_ttl=365 * 24 * 3600,  # the dead-letter queue keeps a year
+            )
+            self.queue.enqueue_job(job, pipeline=pipe)
+            job_ids.append(job.id)
+        return job_ids
+
+
+class ActionRunner:
+    def __init__(
+        self,
+        rules: Rules,
+        audit: AuditStore,
+        load_decision: Callable[[str, str], Decision | None],
+        personal_data: Callable[[str], PersonalData],
+        http: httpx2.Client,
+    ) -> None:
+        self.rules = rules
+        self.audit = audit
+        self.load_decision = load_decision
+        self.personal_data = personal_data
+        self.http = http
+        self.senders = senders()
+
+    def run(self, decision_id: str, session_id: str, action: str) -> str:
+        bound = log.bind(decision_id=decision_id, session_id=session_id, action=action)
+        decision = self.load_decision(session_id, decision_id)
+        if decision is None:
+            raise ActionRejected(f"decision {decision_id} of session {session_id} is unknown")
+        config = self.rules.file.action.get(action)
+        if config is None:
+            raise ActionRejected(f"action {action!r} is no longer in the rules file")
+        self.audit.record_decision(decision)  # before any effect of it
+        claim = self.audit.claim(decision_id, session_id, action)
+        if claim is None:
+            bound.info("action.skipped", reason="sent already")
+            return "sent already"
+        started = now()
+        context = ActionContext(
+            decision,
+            action,
+            config,
+            idempotency_key(decision_id, action),
+            self.rules,
+            self.http,
+            self.personal_data,
+        )
+        try:
+            detail = self.senders[config.type](context)
+        except ActionRejected as exc:
+            self.audit.finish(claim, session_id, ok=False, detail=str(exc), started=started, dead=True)
+            bound.error("action.dead", attempt=claim.attempt, error=str(exc))
+            raise
+        except Exception as exc:
+            job = get_current_job()
+            last = job is None or not job.retries_left
+            self.audit.finish(claim, session_id, ok=False, detail=str(exc), started=started, dead=last)
+            bound.warning("action.dead" if last else "action.failed", attempt=claim.attempt, error=str(exc))
+            raise
+        self.audit.finish(claim, session_id, ok=True, detail=detail, started=started)
+        bound.info("action.sent", attempt=claim.attempt, detail=detail)
+        return detail
+
+
+def replay(queue: Queue, audit: AuditStore, decision_id: str, action: str) -> bool:
+    """Send a dead-lettered action again: back to pending in the ledger, its job re-queued.
+    The ledger still guards it: an action that was sent is never sent twice."""
+    revived = audit.revive(decision_id, action)
+    job_id = action_job_id(decision_id, action)
+    if not Job.exists(job_id, connection=queue.connection):
+        return False
+    if job_id in queue.failed_job_registry:
+        queue.failed_job_registry.requeue(job_id)
+        return True
+    return revived

@@ -1,0 +1,224 @@
+"""The rules file: which actions run for which decisions. Pure: text in, frozen plan out.
+
+A TOML file (``CUBEHOOK_RULES_FILE``) with named actions and rules that pick them::
+
+    [action.onboarding]
+    type = "webhook"
+    url = "https://onboarding.internal/complycube"
+    secret_env = "ONBOARDING_WEBHOOK_SECRET"     # never the secret itself
+
+    [[rule]]
+    name = "onboard the clear ones"
+    when = { outcome = ["clear"] }
+    actions = ["onboarding"]
+
+Validated once, at start-up, with errors that name the line and the field. Secrets are named by
+environment variable and looked up then, so a missing one stops the start, not a job at 3 a.m.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from service.errors import ConfigError
+from workers.decide import Decision, Kind
+from workers.reconcile import Issue
+
+OutcomeName = Literal["clear", "attention", "rejected"]
+ALL_OUTCOMES: tuple[OutcomeName, ...] = ("clear", "attention", "rejected")
+PORTAL_URL = "https://portal.complycube.com/workflowSessions/{session_id}"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class When(Strict):
+    """Every condition given must hold; a list matches any of its values."""
+
+    outcome: list[OutcomeName] = Field(default_factory=lambda: list(ALL_OUTCOMES))
+    template: list[str] | None = None  # workflowTemplateId
+    check_type: list[str] | None = None  # some check of the session has one of these types
+    discrepancy: list[Issue] | None = None  # some discrepancy is one of these
+    needs_review: bool | None = None
+
+
+class Rule(Strict):
+    name: str = Field(min_length=1)
+    when: When = Field(default_factory=When)
+    actions: list[str] = Field(min_length=1)
+
+
+class WebhookAction(Strict):
+    """POST the decision document, signed per the Standard Webhooks spec."""
+
+    type: Literal["webhook"]
+    url: str = Field(pattern=r"^https?://")
+    secret_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")  # holds a whsec_... secret
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+
+class SlackAction(Strict):
+    type: Literal["slack"]
+    url_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")  # a Slack incoming-webhook URL is a secret
+    include_personal_data: bool = False  # default: the client id only
+    portal_url: str = PORTAL_URL
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+
+class EmailAction(Strict):
+    type: Literal["email"]
+    smtp_host: str
+    smtp_port: int = Field(default=25, gt=0, lt=65536)
+    starttls: bool = False
+    username_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    password_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    sender: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    recipients: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(min_length=1)
+    include_personal_data: bool = False
+    portal_url: str = PORTAL_URL
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+
+class LogAction(Strict):
+    type: Literal["log"]
+
+
+ActionConfig = Annotated[WebhookAction | SlackAction | EmailAction | LogAction, Field(discriminator="type")]
+
+
+class RulesFile(Strict):
+    action: dict[str, ActionConfig] = Field(default_factory=dict)
+    rule: list[Rule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _actions_exist(self) -> RulesFile:
+        for rule in self.rule:
+            unknown = [name for name in rule.actions if name not in self.action]
+            if unknown:
+                raise ValueError(f"rule {rule.name!r} names undefined actions: {', '.join(unknown)}")
+        return self
+
+    def env_names(self) -> list[str]:
+        names = []
+        for config in self.action.values():
+            for field in ("secret_env", "url_env", "username_env", "password_env"):
+                value = getattr(config, field, None)
+                if value:
+                    names.append(value)
+        return names
+
+
+DEFAULT_RULES = RulesFile(
+    action={"log": LogAction(type="log")},
+    rule=[Rule(name="log every outcome", actions=["log"])],
+)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """A validated rules file and the secrets its actions name, looked up once."""
+
+    file: RulesFile
+    secrets: Mapping[str, str]
+    source: str = "built-in default"
+
+    def secret(self, env_name: str) -> str:
+        return self.secrets[env_name]
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    action: str
+    config: WebhookAction | SlackAction | EmailAction | LogAction
+    rules: tuple[str, ...]  # the rules that chose it: the "why"
+
+
+def plan(decision: Decision, rules: RulesFile) -> tuple[Planned, ...]:
+    """The actions a decision triggers, each once, with the rules that chose it. Terminal
+    decisions (abandoned, cancelled) trigger none."""
+    if decision.kind is not Kind.OUTCOME or decision.outcome is None:
+        return ()
+    chosen: dict[str, list[str]] = {}
+    for rule in rules.rule:
+        if matches(rule.when, decision):
+            for name in rule.actions:
+                chosen.setdefault(name, []).append(rule.name)
+    return tuple(Planned(name, rules.action[name], tuple(why)) for name, why in chosen.items())
+
+
+def matches(when: When, decision: Decision) -> bool:
+    if decision.outcome not in when.outcome:
+        return False
+    if when.template is not None and decision.template_id not in when.template:
+        return False
+    if when.check_type is not None and not any(c.get("type") in when.check_type for c in decision.checks):
+        return False
+    issues = {d.get("issue") for d in decision.discrepancies}
+    if when.discrepancy is not None and not issues & {i.value for i in when.discrepancy}:
+        return False
+    return when.needs_review is None or when.needs_review == decision.needs_review
+
+
+def parse_rules(text: str, environ: Mapping[str, str], source: str = "<rules>") -> Rules:
+    """Validate a rules file; ConfigError naming the line and field of the first problems."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        rules = RulesFile.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_input=False, include_url=False)[:10]:
+            loc = tuple(err["loc"])
+            field = ".".join(str(p) for p in loc) or "file"
+            problems.append(f"{source}:{_line_of(text, loc)}: {field}: {err['msg']}")
+        raise ConfigError("invalid rules file:\n  " + "\n  ".join(problems)) from None
+    missing = [name for name in rules.env_names() if not environ.get(name)]
+    if missing:
+        raise ConfigError(
+            f"{source}: environment variables named by actions are not set: {', '.join(missing)}"
+        )
+    return Rules(rules, {name: environ[name] for name in rules.env_names()}, source)
+
+
+def load_rules(path: Path | None, environ: Mapping[str, str]) -> Rules:
+    if path is None:
+        return Rules(DEFAULT_RULES, {})
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read rules file {path}: {exc.strerror}") from None
+    return parse_rules(text, environ, str(path))
+
+
+def _line_of(text: str, loc: tuple[object, ...]) -> int:
+    """The line a validation error points at: the table it is in, then its key if it is written
+    there. TOML parsers keep no positions, so this reads the text; it falls back to line 1."""
+    lines = text.splitlines()
+    start = 0
+    if len(loc) >= 2 and loc[0] == "rule" and isinstance(loc[1], int):
+        headers = [n for n, line in enumerate(lines) if re.match(r"\s*\[\[\s*rule\s*\]\]", line)]
+        if loc[1] < len(headers):
+            start = headers[loc[1]]
+    elif len(loc) >= 2 and loc[0] == "action":
+        name = re.escape(str(loc[1]))
+        start = next(
+            (n for n, line in enumerate(lines) if re.match(rf"\s*\[\s*action\.\"?{name}\"?\s*\]", line)), 0
+        )
+    keys = [str(part) for part in loc[2:] if isinstance(part, str)]
+    for key in reversed(keys):
+        for n in range(start + 1, len(lines)):
+            if re.match(r"\s*\[", lines[n]):
+                break
+            if re.search(rf"(^|[\s.{{,]){re.escape(key)}\s*=", lines[n]):
+                return n + 1
+    return start + 1

@@ -1,0 +1,333 @@
+"""The audit trail and the action ledger, through SQLAlchemy: a SQLite file by default (nothing to
+set up), PostgreSQL by URL in production (``CUBEHOOK_DATABASE_URL``). The schema is managed by the
+Alembic migrations in ``workers/migrations``; ``AuditStore.migrate()`` brings a database up to date.
+
+What a compliance officer can show a regulator: every event received and what became of it, every
+session snapshot fetched (the raw JSON, as ComplyCube sent it), every decision with its reasons,
+and every action attempt with its result. Rows are only ever added, except the ledger's state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from workers.decide import Decision
+
+metadata = MetaData()
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(256), nullable=False, index=True),
+    Column("event_type", String(256), nullable=False),
+    Column("resource_type", String(64), nullable=False),
+    Column("resource_id", String(256), nullable=False),
+    Column("session_id", String(256), index=True),
+    Column("disposition", String(16), nullable=False),  # accepted | duplicate | ignored
+    Column("event_time", String(64)),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("session_id", String(256), nullable=False, index=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("trigger", String(256), nullable=False),
+    Column("session", JSON, nullable=False),
+    Column("checks", JSON, nullable=False),
+    Column("fetched_at", DateTime(timezone=True), nullable=False),
+)
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("decision_id", String(64), primary_key=True),
+    Column("session_id", String(256), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("outcome", String(16)),
+    Column("needs_review", Boolean, nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("supersedes", String(64)),
+    Column("trigger", String(256), nullable=False),
+    Column("document", JSON, nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+)
+action_ledger = Table(
+    "action_ledger",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("decision_id", String(64), nullable=False, index=True),
+    Column("session_id", String(256), nullable=False, index=True),
+    Column("action", String(128), nullable=False),
+    Column("state", String(16), nullable=False),  # pending | sending | sent | failed | dead
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True)),
+    UniqueConstraint("decision_id", "action", name="uq_action_ledger_decision_action"),
+)
+action_attempts = Table(
+    "action_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("decision_id", String(64), nullable=False, index=True),
+    Column("session_id", String(256), nullable=False, index=True),
+    Column("action", String(128), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+)
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The right to try an action once more: its attempt number."""
+
+    decision_id: str
+    action: str
+    attempt: int
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        # Several worker processes share the file: WAL lets readers and one writer coexist, and a
+        # writer waits for the lock instead of failing at once.
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: object) -> None:  # noqa: ANN401 - DB-API has no types
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.close()
+
+    return engine
+
+
+class AuditStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def from_url(cls, url: str) -> AuditStore:
+        return cls(make_engine(url))
+
+    def migrate(self) -> None:
+        """Bring the schema up to the newest migration (Alembic)."""
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        with self.engine.begin() as connection:
+            yield connection
+
+    # --- the trail -----------------------------------------------------------------------------
+
+    def record_event(
+        self,
+        *,
+        event_id: str,
+        event_type: str,
+        resource_type: str,
+        resource_id: str,
+        disposition: str,
+        event_time: str | None,
+        session_id: str | None = None,
+        once: bool = False,
+    ) -> None:
+        """``once``: skip when this event is already on record with this disposition (a re-run)."""
+        with self._tx() as tx:
+            if once:
+                seen = (events.c.event_id == event_id) & (events.c.disposition == disposition)
+                if tx.execute(select(events.c.id).where(seen).limit(1)).first() is not None:
+                    return
+            tx.execute(
+                insert(events).values(
+                    event_id=event_id, event_type=event_type, resource_type=resource_type,
+                    resource_id=resource_id, session_id=session_id, disposition=disposition,
+                    event_time=event_time, recorded_at=now(),
+                )
+            )  # fmt: skip
+
+    def record_snapshot(
+        self, session_id: str, fingerprint: str, trigger: str, session: dict[str, Any], checks: dict[str, Any]
+    ) -> None:
+        with self._tx() as tx:
+            tx.execute(
+                insert(snapshots).values(
+                    session_id=session_id, fingerprint=fingerprint, trigger=trigger,
+                    session=session, checks=checks, fetched_at=now(),
+                )
+            )  # fmt: skip
+
+    def record_decision(self, decision: Decision) -> None:
+        """Idempotent: a decision is recorded once, however often this is called for it."""
+        row = {
+            "decision_id": decision.decision_id,
+            "session_id": decision.session_id,
+            "kind": decision.kind.value,
+            "outcome": decision.outcome,
+            "needs_review": decision.needs_review,
+            "fingerprint": decision.fingerprint,
+            "supersedes": decision.supersedes,
+            "trigger": decision.trigger,
+            "document": decision.to_dict(),
+            "decided_at": datetime.fromisoformat(decision.decided_at),
+        }
+        with contextlib.suppress(IntegrityError), self._tx() as tx:
+            tx.execute(insert(decisions).values(**row))
+
+    def decision(self, decision_id: str) -> Decision | None:
+        with self._tx() as tx:
+            document = tx.execute(
+                select(decisions.c.document).where(decisions.c.decision_id == decision_id)
+            ).scalar()
+        return Decision.from_dict(document) if document else None
+
+    # --- the ledger: each action once per decision ---------------------------------------------
+
+    def claim(self, decision_id: str, session_id: str, action: str) -> Claim | None:
+        """Take the next attempt of an action; None when it was sent already (nothing to do).
+
+        The row is written before the attempt ("sending") and again after it (``sent`` or
+        ``failed``): a worker that dies in between leaves "sending", and the re-run sends again
+        with the same idempotency key, which the target uses to drop the copy."""
+        stamp = now()
+        try:
+            with self._tx() as tx:
+                tx.execute(
+                    insert(action_ledger).values(
+                        decision_id=decision_id, session_id=session_id, action=action, state="pending",
+                        attempts=0, created_at=stamp, updated_at=stamp,
+                    )
+                )  # fmt: skip
+        except IntegrityError:
+            pass  # claimed before: the row is there
+        key = (action_ledger.c.decision_id == decision_id) & (action_ledger.c.action == action)
+        with self._tx() as tx:
+            moved = tx.execute(
+                update(action_ledger)
+                .where(key & action_ledger.c.state.in_(("pending", "sending", "failed")))
+                .values(state="sending", attempts=action_ledger.c.attempts + 1, updated_at=stamp)
+            )
+            if moved.rowcount == 0:
+                return None
+            attempts = tx.execute(select(action_ledger.c.attempts).where(key)).scalar_one()
+        return Claim(decision_id, action, int(attempts))
+
+    def finish(
+        self, claim: Claim, session_id: str, ok: bool, detail: str, started: datetime, dead: bool = False
+    ) -> None:
+        """Record an attempt's result and move the ledger: sent, failed (will retry) or dead."""
+        stamp = now()
+        state = "sent" if ok else ("dead" if dead else "failed")
+        key = (action_ledger.c.decision_id == claim.decision_id) & (action_ledger.c.action == claim.action)
+        with self._tx() as tx:
+            tx.execute(
+                insert(action_attempts).values(
+                    decision_id=claim.decision_id, session_id=session_id, action=claim.action,
+                    attempt=claim.attempt, ok=ok, detail=detail[:2000], started_at=started, finished_at=stamp,
+                )
+            )  # fmt: skip
+            tx.execute(
+                update(action_ledger)
+                .where(key)
+                .values(
+                    state=state, updated_at=stamp, last_error=None if ok else detail[:2000],
+                    sent_at=stamp if ok else None,
+                )
+            )  # fmt: skip
+
+    def mark_dead(self, decision_id: str, action: str, error: str) -> None:
+        key = (action_ledger.c.decision_id == decision_id) & (action_ledger.c.action == action)
+        with self._tx() as tx:
+            tx.execute(
+                update(action_ledger)
+                .where(key)
+                .values(state="dead", last_error=error[:2000], updated_at=now())
+            )
+
+    def revive(self, decision_id: str, action: str) -> bool:
+        """A dead action back to pending, for a replay; False unless it was dead."""
+        key = (action_ledger.c.decision_id == decision_id) & (action_ledger.c.action == action)
+        with self._tx() as tx:
+            moved = tx.execute(
+                update(action_ledger)
+                .where(key & (action_ledger.c.state == "dead"))
+                .values(state="pending", updated_at=now())
+            )
+            return bool(moved.rowcount)
+
+    def ledger(self, decision_id: str) -> list[dict[str, Any]]:
+        with self._tx() as tx:
+            rows = tx.execute(select(action_ledger).where(action_ledger.c.decision_id == decision_id))
+            return [dict(row._mapping) for row in rows]
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        with self._tx() as tx:
+            rows = tx.execute(select(action_ledger).where(action_ledger.c.state == "dead"))
+            return [dict(row._mapping) for row in rows]
+
+    # --- reading it back -----------------------------------------------------------------------
+
+    def history(self, session_id: str) -> list[dict[str, Any]]:
+        """Everything recorded about a session, oldest first, each with a ``kind`` and a ``time``."""
+        parts: list[dict[str, Any]] = []
+        with self._tx() as tx:
+            for row in tx.execute(select(events).where(events.c.session_id == session_id)):
+                parts.append({"kind": "event", "time": row.recorded_at, **dict(row._mapping)})
+            for row in tx.execute(select(snapshots).where(snapshots.c.session_id == session_id)):
+                parts.append({"kind": "snapshot", "time": row.fetched_at, **dict(row._mapping)})
+            for row in tx.execute(select(decisions).where(decisions.c.session_id == session_id)):
+                parts.append({"kind": "decision", "time": row.decided_at, **dict(row._mapping)})
+            for row in tx.execute(select(action_attempts).where(action_attempts.c.session_id == session_id)):
+                parts.append({"kind": "attempt", "time": row.finished_at, **dict(row._mapping)})
+        for part in parts:
+            if part["time"].tzinfo is None:  # SQLite gives naive times back; they were stored in UTC
+                part["time"] = part["time"].replace(tzinfo=UTC)
+        return sorted(parts, key=lambda p: (p["time"], p["kind"]))
