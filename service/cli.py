@@ -6,7 +6,7 @@ import os
 import secrets
 import sys
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import click
 import httpx2
@@ -14,6 +14,9 @@ import httpx2
 from service.errors import ConfigError
 from service.log import configure_logging, get_logger
 from service.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from workers.rules import Rules
 
 PROCFILE = Path(__file__).resolve().parent.parent / "Procfile"
 
@@ -155,6 +158,21 @@ def simulate(
     uvicorn.run(create_simulator_app(config), host=host, port=port, log_config=None, access_log=False)
 
 
+@main.command(hidden=True)
+@click.option("--port", type=int, required=True)
+@click.option(
+    "--secret", envvar="DEV_DECISION_WEBHOOK_SECRET", required=True, help="whsec_... to verify with."
+)
+def sink(port: int, secret: str) -> None:
+    """Receive and print decision webhooks and alerts (run by `cubehook dev`)."""
+    import uvicorn
+
+    from service.simulator.sink import create_sink_app
+
+    configure_logging(_settings())
+    uvicorn.run(create_sink_app(secret), host="127.0.0.1", port=port, log_config=None, access_log=False)
+
+
 @main.command("send-event")
 @click.argument("file", type=click.File("rb"), required=False)
 @click.option("--url", default="http://127.0.0.1:8000/webhooks/complycube", show_default=True)
@@ -217,3 +235,75 @@ def demo(simulator_url: str, web_url: str) -> None:
     from service.demo import watch
 
     watch(_settings(), simulator_url, web_url)
+
+
+def _rules_from(path: Path | None, settings: Settings) -> Rules:
+    from workers.rules import load_rules
+
+    try:
+        return load_rules(path or settings.rules_file, os.environ)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.group()
+def rules() -> None:
+    """Check a rules file, or explain what it would do for a session."""
+
+
+@rules.command("check")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def rules_check(file: Path) -> None:
+    """Validate FILE: its TOML, its fields, and that the environment variables it names are set."""
+    loaded = _rules_from(file, _settings())
+    click.echo(f"{file}: ok, {len(loaded.file.action)} action(s), {len(loaded.file.rule)} rule(s)")
+
+
+@rules.command("explain")
+@click.argument("session_file", type=click.File("rb"))
+@click.argument("check_files", type=click.File("rb"), nargs=-1)
+@click.option(
+    "--rules",
+    "rules_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Rules file [CUBEHOOK_RULES_FILE, else the built-in default].",
+)
+def rules_explain(
+    session_file: IO[bytes], check_files: tuple[IO[bytes], ...], rules_file: Path | None
+) -> None:
+    """Reconcile SESSION.json with CHECK.json files (ComplyCube's JSON) and show what would be
+    decided and which actions would run, and why. Nothing is sent."""
+    from workers.explain import explain
+
+    loaded = _rules_from(rules_file, _settings())
+    try:
+        click.echo(explain(session_file.read(), [f.read() for f in check_files], loaded))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.argument("session_id")
+def history(session_id: str) -> None:
+    """Print everything on record about a session: events, snapshots, decisions, action attempts."""
+    from workers.explain import format_history
+    from workers.store import AuditStore
+
+    settings = _settings()
+    click.echo(format_history(session_id, AuditStore.from_url(settings.database_url).history(session_id)))
+
+
+@main.group()
+def db() -> None:
+    """The audit trail's database."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the database migrations (workers also do this when they start)."""
+    from workers.store import AuditStore
+
+    settings = _settings()
+    AuditStore.from_url(settings.database_url).migrate()
+    click.echo("database is up to date")

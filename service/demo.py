@@ -8,10 +8,12 @@ it. It keeps running (for `cubehook send-event`) until Ctrl-C, which stops every
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import shlex
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,6 +27,29 @@ from service.queue import redis_client
 from service.settings import Settings
 
 SIMULATOR_API_KEY = "test_simulator_key"
+DEV_RULES = """\
+# Written by `cubehook dev`: every decision to the local sink, an alert for the ones to review.
+[action.onboarding]
+type = "webhook"
+url = "{sink}/decisions"
+secret_env = "DEV_DECISION_WEBHOOK_SECRET"
+
+[action.compliance-alert]
+type = "slack"
+url_env = "DEV_ALERT_WEBHOOK_URL"
+
+[action.log]
+type = "log"
+
+[[rule]]
+name = "onboarding decision and result sync"
+actions = ["onboarding", "log"]
+
+[[rule]]
+name = "alert compliance on attention and rejection"
+when = {{ outcome = ["attention", "rejected"] }}
+actions = ["compliance-alert"]
+"""
 DEMO_SCENARIOS = (
     {"preset": "clear", "first_name": "Ada", "last_name": "Clear"},
     {"first_name": "Ben", "last_name": "attention"},  # ComplyCube's sandbox convention
@@ -48,6 +73,15 @@ def run_dev(procfile: Path) -> int:
     # The workers read the simulator, never a real ComplyCube, whatever the environment says.
     env["CUBEHOOK_COMPLYCUBE_BASE_URL"] = f"{simulator_url}/v1"
     env["CUBEHOOK_COMPLYCUBE_API_KEY"] = SIMULATOR_API_KEY
+    # Decisions go to a local sink: a decision webhook for every outcome, an alert for the others.
+    workdir = tempfile.TemporaryDirectory(prefix="cubehook-dev-")
+    sink_port = free_port()
+    rules_path = Path(workdir.name) / "rules.toml"
+    rules_path.write_text(DEV_RULES.format(sink=f"http://127.0.0.1:{sink_port}"))
+    env.setdefault("CUBEHOOK_RULES_FILE", str(rules_path))
+    env["DEV_DECISION_WEBHOOK_SECRET"] = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    env["DEV_ALERT_WEBHOOK_URL"] = f"http://127.0.0.1:{sink_port}/alerts"
+    env.setdefault("CUBEHOOK_DATABASE_URL", f"sqlite:///{workdir.name}/audit.db")
     embedded = None if env.get("CUBEHOOK_REDIS_URL") else EmbeddedRedis()
     if embedded is not None:
         embedded.start()
@@ -63,6 +97,8 @@ def run_dev(procfile: Path) -> int:
         f"  endpoint:  {web_url}/webhooks/complycube\n"
         f"  simulator: {simulator_url}/v1 (ComplyCube API), {simulator_url}/_sim (control)\n"
         f"  secret:    {shown}\n"
+        f"  rules:     {env['CUBEHOOK_RULES_FILE']}\n"
+        f"  audit:     {env['CUBEHOOK_DATABASE_URL']}  (cubehook history SESSION_ID)\n"
         f"  try:       cubehook send-event --session SESSION_ID --url {web_url}/webhooks/complycube\n"
         f"  Ctrl-C stops everything."
     )
@@ -74,6 +110,7 @@ def run_dev(procfile: Path) -> int:
          "--api-key", SIMULATOR_API_KEY,
          "--retry-scale", "0.05", "--webhook-url", f"{web_url}/webhooks/complycube"]
     )  # fmt: skip
+    processes["sink"] = shlex.join(["cubehook", "sink", "--port", str(sink_port)])
     processes["demo"] = shlex.join(["cubehook", "demo", "--simulator", simulator_url, "--web", web_url])
     manager = Manager()
     for name, command in processes.items():
@@ -83,6 +120,7 @@ def run_dev(procfile: Path) -> int:
     finally:
         if embedded is not None:
             embedded.close()
+        workdir.cleanup()
     return int(manager.returncode or 0)
 
 

@@ -149,3 +149,38 @@ def sim() -> Iterator[SimServer]:
     app = create_simulator_app(SimConfig(api_key=SIM_API_KEY, faults=FaultConfig(seed=1)))
     with serving(app) as port:
         yield SimServer(f"http://127.0.0.1:{port}", app.state.simulator)
+
+
+class Receiver:
+    """A real HTTP server standing in for an action's target: records every request, answers with
+    ``status`` (after ``delay`` seconds)."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self.status = 200
+        self.delay = 0.0
+        self.url = ""
+
+    def app(self) -> ASGIApp:
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse
+        from starlette.routing import Route
+
+        async def anything(request: Request) -> JSONResponse:
+            self.requests.append((request.url.path, dict(request.headers), await request.body()))
+            if self.delay:
+                import asyncio
+
+                await asyncio.sleep(self.delay)
+            return JSONResponse({"ok": self.status < 300}, status_code=self.status)
+
+        return Starlette(routes=[Route("/{path:path}", anything, methods=["POST"])])
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    target = Receiver()
+    with serving(target.app()) as port:
+        target.url = f"http://127.0.0.1:{port}"
+        yield target

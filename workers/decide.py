@@ -81,7 +81,8 @@ def judge(rec: Reconciliation, pending_for: float | None, max_wait: float) -> tu
         if pending_for is None or pending_for < max_wait:
             return Step.WAIT, None
         outcome = max(outcome, Outcome.ATTENTION)
-        reasons.append(f"checks still pending after {int(pending_for)} s: {', '.join(rec.pending)}")
+        waited = f"{int(pending_for)} s" if pending_for != float("inf") else "the whole re-check schedule"
+        reasons.append(f"checks still pending after {waited}: {', '.join(rec.pending)}")
     if not reasons:
         reasons.append(f"session and checks agree: {outcome.label}")
     return Step.DECIDE, Verdict(Kind.OUTCOME, outcome, tuple(reasons))

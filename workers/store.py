@@ -316,18 +316,19 @@ class AuditStore:
     # --- reading it back -----------------------------------------------------------------------
 
     def history(self, session_id: str) -> list[dict[str, Any]]:
-        """Everything recorded about a session, oldest first, each with a ``kind`` and a ``time``."""
+        """Everything recorded about a session, oldest first, each with an ``entry`` (event, snapshot,
+        decision, attempt) and a ``time``."""
         parts: list[dict[str, Any]] = []
         with self._tx() as tx:
             for row in tx.execute(select(events).where(events.c.session_id == session_id)):
-                parts.append({"kind": "event", "time": row.recorded_at, **dict(row._mapping)})
+                parts.append({"entry": "event", "time": row.recorded_at, **dict(row._mapping)})
             for row in tx.execute(select(snapshots).where(snapshots.c.session_id == session_id)):
-                parts.append({"kind": "snapshot", "time": row.fetched_at, **dict(row._mapping)})
+                parts.append({"entry": "snapshot", "time": row.fetched_at, **dict(row._mapping)})
             for row in tx.execute(select(decisions).where(decisions.c.session_id == session_id)):
-                parts.append({"kind": "decision", "time": row.decided_at, **dict(row._mapping)})
+                parts.append({"entry": "decision", "time": row.decided_at, **dict(row._mapping)})
             for row in tx.execute(select(action_attempts).where(action_attempts.c.session_id == session_id)):
-                parts.append({"kind": "attempt", "time": row.finished_at, **dict(row._mapping)})
+                parts.append({"entry": "attempt", "time": row.finished_at, **dict(row._mapping)})
         for part in parts:
             if part["time"].tzinfo is None:  # SQLite gives naive times back; they were stored in UTC
                 part["time"] = part["time"].replace(tzinfo=UTC)
-        return sorted(parts, key=lambda p: (p["time"], p["kind"]))
+        return sorted(parts, key=lambda p: (p["time"], p["entry"]))

@@ -18,10 +18,11 @@ from rq.registry import StartedJobRegistry
 
 from service.queue import EventQueue, EventRef
 from service.settings import Settings
-from tests.conftest import SIM_API_KEY, SimServer
+from tests.conftest import SIM_API_KEY, Receiver, SimServer
 from tests.e2e.conftest import CUBEHOOK, cubehook_env
 from workers.decide import Decision
 from workers.state import SessionStore
+from workers.store import AuditStore
 
 pytestmark = pytest.mark.e2e
 
@@ -138,3 +139,40 @@ def test_pending_checks_that_never_finish_are_decided_attention(
     assert decision.needs_review
     assert decision.reasons[-1].startswith("checks still pending after 2 s")
     assert decision.trigger.startswith("recheck-")
+
+
+def test_a_worker_killed_between_sending_and_recording_sends_once_in_effect(
+    env: dict[str, str],
+    sim: SimServer,
+    redis: Redis,
+    settings_for: Settings,
+    receiver: Receiver,
+    tmp_path: Path,
+) -> None:
+    """The target got the decision, the worker died before writing it down: the re-run sends it
+    again with the same idempotency key, and the target keeps one."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        f'[action.hook]\ntype = "webhook"\nurl = "{receiver.url}/decisions"\nsecret_env = "HOOK_SECRET"\n'
+        '[[rule]]\nname = "all"\nactions = ["hook"]\n'
+    )
+    env = dict(env, CUBEHOOK_RULES_FILE=str(rules), HOOK_SECRET="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+               CUBEHOOK_ACTION_RETRY_INTERVALS="0,0")  # fmt: skip
+    sid = sim.create(preset="rejected", mode="settled")["sessionId"]
+    submit(settings_for, redis, sid)
+    receiver.delay = 30  # the target takes the request and is slow to answer
+    worker = start_worker(env)
+    wait_for(lambda: receiver.requests, what="the decision to reach the target")
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=10)
+    [decision] = history(redis, sid)
+    queue = Queue("cubehook", connection=redis)
+    StartedJobRegistry(queue=queue).cleanup(timestamp=time.time() + 3600)  # RQ's maintenance, as above
+    receiver.delay = 0
+    rerun = start_worker(env, "--burst")
+    _, err = rerun.communicate(timeout=60)
+    assert rerun.returncode == 0, err.decode()
+    ids = [headers["webhook-id"] for _, headers, _ in receiver.requests]
+    assert ids == [f"{decision.decision_id}.hook"] * 2  # sent twice, one message: the target drops the copy
+    [entry] = AuditStore.from_url(env["CUBEHOOK_DATABASE_URL"]).ledger(decision.decision_id)
+    assert (entry["state"], entry["attempts"]) == ("sent", 2)

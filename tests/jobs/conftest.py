@@ -35,8 +35,14 @@ def worker_settings(make_settings: Callable[..., Settings], sim: SimServer, tmp_
 
 
 @pytest.fixture
-def runtime(worker_settings: Settings) -> Iterator[Runtime]:
-    built = Runtime.build(worker_settings, {})
+def runtime_env() -> dict[str, str]:
+    """The environment the runtime reads the rules' secrets from."""
+    return {}
+
+
+@pytest.fixture
+def runtime(worker_settings: Settings, runtime_env: dict[str, str]) -> Iterator[Runtime]:
+    built = Runtime.build(worker_settings, runtime_env)
     worker_runtime.install(built)
     yield built
     worker_runtime.install(None)

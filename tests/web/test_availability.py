@@ -101,3 +101,14 @@ def test_a_slow_redis_does_not_stall_other_requests(own_redis: EmbeddedRedis) ->
     asyncio.run(scenario())
     assert finished == ["healthz", "webhook"]
     admin.close()
+
+
+def test_an_ignored_event_is_still_200_when_redis_is_down(own_redis: EmbeddedRedis) -> None:
+    """Acknowledged even if its audit record cannot be queued: a 5xx would make ComplyCube retry
+    and, in the end, disable the webhook for an event cubehook does not act on."""
+    body = event_body(event_id="ignored-1", event_type="client.updated", resource_type="client")
+    with TestClient(create_app(_settings(own_redis.url))) as client:
+        own_redis.stop()
+        response = client.post(URL, content=body, headers=signature(body))
+        assert response.status_code == 200
+        assert response.json()["status"] == "ignored"

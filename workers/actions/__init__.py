@@ -37,6 +37,13 @@ class ActionContext:
     http: httpx2.Client
     personal_data: Callable[[str], PersonalData]  # client id -> name and e-mail
 
+    def person(self, allowed: bool) -> str | None:
+        """ "Name, e-mail" of the decision's client, fetched from ComplyCube; None unless allowed."""
+        if not allowed or not self.decision.client_id:
+            return None
+        data = self.personal_data(self.decision.client_id)
+        return ", ".join(part for part in (data.name, data.email) if part) or None
+
 
 def check_answer(response: httpx2.Response, target: str) -> str:
     """2xx: done; 408, 429, 5xx: try again later; any other 4xx: the target refuses it."""

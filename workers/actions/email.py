@@ -16,11 +16,7 @@ def send(context: ActionContext) -> str:
     config = context.config
     assert isinstance(config, EmailAction)
     decision = context.decision
-    person = None
-    if config.include_personal_data and decision.client_id:
-        data = context.personal_data(decision.client_id)
-        person = ", ".join(part for part in (data.name, data.email) if part) or None
-    subject, body = alert_text(decision, config.portal_url, person)
+    subject, body = alert_text(decision, config.portal_url, context.person(config.include_personal_data))
     message = EmailMessage()
     message["Subject"] = subject
     message["From"] = config.sender

@@ -6,11 +6,9 @@ retry, so the receiver can drop copies), ``webhook-timestamp`` and ``webhook-sig
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import time
 
+from service import standard_webhooks
 from service.errors import ActionRejected
 from workers.actions import ActionContext, post
 from workers.actions.document import decision_document, encode
@@ -19,11 +17,9 @@ from workers.rules import WebhookAction
 
 def standard_signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     try:
-        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+        return standard_webhooks.sign(secret, message_id, timestamp, body)
     except ValueError:
         raise ActionRejected("the webhook secret is not a whsec_<base64> value") from None
-    signed = f"{message_id}.{timestamp}.".encode() + body
-    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
 def send(context: ActionContext) -> str:

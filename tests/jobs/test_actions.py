@@ -1,0 +1,255 @@
+"""Decisions into actions against real targets: an HTTP server, an SMTP server; failures,
+retries, the dead-letter queue and a replay; once in effect."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from aiosmtpd.controller import Controller
+from rq.job import JobStatus
+from standardwebhooks import Webhook
+
+from service.devredis import free_port
+from service.settings import Settings
+from tests.conftest import Receiver, SimServer
+from tests.jobs.conftest import Pipeline
+from workers.actions.document import SCHEMA_PATH
+from workers.dispatch import action_job_id, replay
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+@pytest.fixture
+def rules(tmp_path: Path) -> Callable[[str], Path]:
+    def write(text: str) -> Path:
+        path = tmp_path / "rules.toml"
+        path.write_text(text)
+        return path
+
+    return write
+
+
+@pytest.fixture
+def runtime_env(receiver: Receiver) -> dict[str, str]:
+    return {"HOOK_SECRET": SECRET, "SLACK_URL": f"{receiver.url}/slack"}
+
+
+def webhook_rules(receiver: Receiver) -> str:
+    return f"""
+[action.onboarding]
+type = "webhook"
+url = "{receiver.url}/decisions"
+secret_env = "HOOK_SECRET"
+
+[[rule]]
+name = "every decision"
+actions = ["onboarding"]
+"""
+
+
+@pytest.fixture
+def worker_settings(worker_settings: Settings, rules: Callable[[str], Path], rules_text: str) -> Settings:
+    return worker_settings.model_copy(
+        update={"rules_file": rules(rules_text), "action_retry_intervals": (0, 0)}
+    )
+
+
+def decide(pipeline: Pipeline, sim: SimServer, preset: str) -> str:
+    sid: str = sim.create(preset=preset, mode="settled")["sessionId"]
+    pipeline.submit(sid)
+    pipeline.work()
+    return sid
+
+
+def test_decisions_reach_the_webhook_signed_and_schema_valid(
+    pipeline: Pipeline, sim: SimServer, receiver: Receiver
+) -> None:
+    sid = decide(pipeline, sim, "disagree")
+    [(path, headers, body)] = receiver.requests
+    assert path == "/decisions"
+    document = Webhook(SECRET).verify(body, headers)  # as the receiving system would
+    jsonschema.validate(document, json.loads(SCHEMA_PATH.read_text()))
+    [decision] = pipeline.decisions(sid)
+    assert document["decision_id"] == decision.decision_id
+    assert (document["outcome"], document["session_outcome"], document["derived_outcome"]) == (
+        "rejected",
+        "clear",
+        "rejected",
+    )
+    assert headers["webhook-id"] == headers["idempotency-key"] == f"{decision.decision_id}.onboarding"
+    [entry] = pipeline.runtime.audit.ledger(decision.decision_id)
+    assert (entry["state"], entry["attempts"]) == ("sent", 1)
+
+
+def test_a_superseding_decision_is_sent_too_and_says_so(
+    pipeline: Pipeline, sim: SimServer, receiver: Receiver
+) -> None:
+    sid = decide(pipeline, sim, "clear")
+    check_id = sim.session(sid)["allRelatedChecks"][0]["checkId"]
+    sim.control("POST", f"/_sim/checks/{check_id}", json={"outcome": "rejected"})
+    pipeline.submit(check_id, "check.completed")
+    pipeline.work()
+    first, second = (json.loads(body) for _, _, body in receiver.requests)
+    assert (first["outcome"], second["outcome"]) == ("clear", "rejected")
+    assert second["supersedes"] == first["decision_id"]
+
+
+def test_a_rerun_after_sending_sends_nothing(pipeline: Pipeline, sim: SimServer, receiver: Receiver) -> None:
+    sid = decide(pipeline, sim, "clear")
+    [decision] = pipeline.decisions(sid)
+    job = pipeline.queue.fetch_job(action_job_id(decision.decision_id, "onboarding"))
+    assert job is not None
+    pipeline.queue.enqueue_job(job)  # the same job again, as after a crash that lost its result
+    pipeline.work()
+    assert len(receiver.requests) == 1
+
+
+def test_a_target_down_retries_then_dead_letters_then_replays_once(
+    pipeline: Pipeline, sim: SimServer, receiver: Receiver
+) -> None:
+    receiver.status = 503
+    sid = decide(pipeline, sim, "rejected")
+    [decision] = pipeline.decisions(sid)
+    assert len(receiver.requests) == 3  # the first try and two retries
+    [entry] = pipeline.runtime.audit.ledger(decision.decision_id)
+    assert (entry["state"], entry["attempts"], entry["last_error"]) == (
+        "dead",
+        3,
+        "webhook target answered 503",
+    )
+    job_id = action_job_id(decision.decision_id, "onboarding")
+    assert job_id in pipeline.queue.failed_job_registry
+    receiver.status = 200  # the target is back
+    assert replay(pipeline.queue, pipeline.runtime.audit, decision.decision_id, "onboarding")
+    pipeline.work()
+    [entry] = pipeline.runtime.audit.ledger(decision.decision_id)
+    assert (entry["state"], entry["attempts"]) == ("sent", 4)
+    assert {headers["webhook-id"] for _, headers, _ in receiver.requests} == {
+        f"{decision.decision_id}.onboarding"
+    }
+    assert not replay(
+        pipeline.queue, pipeline.runtime.audit, decision.decision_id, "onboarding"
+    )  # nothing dead
+
+
+def test_a_target_refusing_is_dead_lettered_without_retries(
+    pipeline: Pipeline, sim: SimServer, receiver: Receiver
+) -> None:
+    receiver.status = 422
+    sid = decide(pipeline, sim, "rejected")
+    [decision] = pipeline.decisions(sid)
+    assert len(receiver.requests) == 1
+    job = pipeline.queue.fetch_job(action_job_id(decision.decision_id, "onboarding"))
+    assert job is not None
+    assert job.get_status() == JobStatus.FAILED
+    assert [d["last_error"] for d in pipeline.runtime.audit.dead_letters()] == [
+        "webhook target refused it: 422"
+    ]
+
+
+SLACK_RULES = """
+[action.alert]
+type = "slack"
+url_env = "SLACK_URL"
+include_personal_data = {personal}
+
+[[rule]]
+name = "rejections"
+when = {{ outcome = ["rejected"] }}
+actions = ["alert"]
+"""
+
+
+@pytest.mark.parametrize("rules_text", [SLACK_RULES.format(personal="false")], indirect=True)
+def test_slack_alert_says_what_failed_and_no_personal_data(
+    pipeline: Pipeline, sim: SimServer, receiver: Receiver
+) -> None:
+    decide(pipeline, sim, "clear")  # no rule for clear: nothing sent
+    assert receiver.requests == []
+    created = sim.create(preset="rejected", mode="settled", first_name="Jane", last_name="Roe")
+    pipeline.submit(created["sessionId"])
+    pipeline.work()
+    [(path, _, body)] = receiver.requests
+    text = json.loads(body)["blocks"][0]["text"]["text"]
+    assert path == "/slack"
+    assert f"ComplyCube session {created['sessionId']}: REJECTED" in text
+    assert "formatAnalysis.documentNumberFormat: rejected" in text
+    assert f"Client: {created['clientId']}\n" in text
+    assert f"https://portal.complycube.com/workflowSessions/{created['sessionId']}" in text
+    assert "Jane" not in text
+    assert "Roe" not in text
+
+
+@pytest.mark.parametrize("rules_text", [SLACK_RULES.format(personal="true")], indirect=True)
+def test_slack_alert_names_the_client_when_the_rule_allows(
+    pipeline: Pipeline, sim: SimServer, receiver: Receiver
+) -> None:
+    created = sim.create(preset="rejected", mode="settled", first_name="Jane", last_name="Roe")
+    pipeline.submit(created["sessionId"])
+    pipeline.work()
+    [(_, _, body)] = receiver.requests
+    assert (
+        "Jane Roe, jane.roe@example.com"
+        in json.loads(body)["text"] + json.loads(body)["blocks"][0]["text"]["text"]
+    )
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[int, Inbox]]:
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port, inbox
+    controller.stop()
+
+
+@pytest.fixture
+def rules_text(request: pytest.FixtureRequest, receiver: Receiver) -> str:
+    """The rules file: a test's own (parametrized), mail for the SMTP tests, else a webhook."""
+    if hasattr(request, "param"):
+        return str(request.param)
+    if "smtp" in request.fixturenames:
+        port = request.getfixturevalue("smtp")[0]
+        return f"""
+[action.mail]
+type = "email"
+smtp_host = "127.0.0.1"
+smtp_port = {port}
+sender = "cubehook@example.com"
+recipients = ["compliance@example.com", "kyc@example.com"]
+
+[[rule]]
+name = "attention by mail"
+when = {{ outcome = ["attention"] }}
+actions = ["mail"]
+"""
+    return webhook_rules(receiver)
+
+
+def test_email_alert_over_a_real_smtp_server(
+    smtp: tuple[int, Inbox], pipeline: Pipeline, sim: SimServer
+) -> None:
+    sid = decide(pipeline, sim, "attention")
+    [decision] = pipeline.decisions(sid)
+    [message] = smtp[1].messages
+    assert message["Subject"] == f"ComplyCube session {sid}: ATTENTION"
+    assert message["To"] == "compliance@example.com, kyc@example.com"
+    assert message["Message-ID"] == f"<{decision.decision_id}.mail@cubehook>"
+    assert "identity_check" in message.get_payload()

@@ -1,0 +1,88 @@
+"""`cubehook rules check|explain`, `cubehook history`, `cubehook db upgrade`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from service.cli import main
+from service.settings import Settings
+from tests.conftest import FIXTURES, ROOT, SimServer
+from tests.jobs.conftest import Pipeline
+from tests.unit.test_rules import EXAMPLE_ENV
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    for name in [n for n in os.environ if n.startswith("CUBEHOOK_")]:
+        monkeypatch.delenv(name)
+    return CliRunner()
+
+
+def test_rules_check_accepts_the_example(cli: CliRunner) -> None:
+    result = cli.invoke(
+        main, ["rules", "check", str(ROOT / "deploy" / "rules.example.toml")], env=EXAMPLE_ENV
+    )
+    assert result.exit_code == 0, result.output
+    assert "ok, 5 action(s), 4 rule(s)" in result.output
+
+
+def test_rules_check_names_the_problem(cli: CliRunner, tmp_path: Path) -> None:
+    bad = tmp_path / "rules.toml"
+    bad.write_text(
+        '[action.a]\ntype = "log"\n\n[[rule]]\nname = "r"\nactions = ["a"]\nwhen = { outcome = ["maybe"] }\n'
+    )
+    result = cli.invoke(main, ["rules", "check", str(bad)])
+    assert result.exit_code == 1
+    assert f"{bad}:7: rule.0.when.outcome.0" in result.output
+
+
+def test_rules_explain_a_fixture(cli: CliRunner) -> None:
+    files = [str(FIXTURES / name) for name in ("workflow-session-complete.json", "check-document-rejected.json",
+                                               "check-pending.json", "check-screening-clear.json")]  # fmt: skip
+    result = cli.invoke(
+        main,
+        ["rules", "explain", *files, "--rules", str(ROOT / "deploy" / "rules.example.toml")],
+        env=EXAMPLE_ENV,
+    )
+    assert result.exit_code == 0, result.output
+    assert "final outcome:   rejected" in result.output
+    assert "! outcomes_disagree: session says clear, its checks say rejected" in result.output
+    assert "compliance-slack (slack), by rule(s): rejections alert compliance" in result.output
+    assert "John Doe" not in result.output
+
+
+def test_rules_explain_refuses_what_is_not_a_session(cli: CliRunner, tmp_path: Path) -> None:
+    not_a_session = tmp_path / "list.json"
+    not_a_session.write_text('[{"id": "x"}]')
+    result = cli.invoke(main, ["rules", "explain", str(not_a_session)])
+    assert result.exit_code == 1
+    assert "not a ComplyCube session" in result.output
+
+
+def test_history_tells_a_sessions_story(
+    cli: CliRunner, pipeline: Pipeline, sim: SimServer, worker_settings: Settings
+) -> None:
+    sid = sim.create(preset="disagree", mode="settled")["sessionId"]
+    pipeline.submit(sid, event_id="evt-history-1")
+    pipeline.work()
+    result = cli.invoke(main, ["history", sid], env={"CUBEHOOK_DATABASE_URL": worker_settings.database_url})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"session {sid}"
+    assert "event     evt-history-1 workflowSession.completed: accepted" in result.output
+    assert "snapshot  status complete outcome clear, 3 check(s), trigger evt-history-1" in result.output
+    assert "decision  dec_" in result.output
+    assert "because session says clear, its checks say rejected" in result.output
+    assert "action    log attempt 1: ok, logged" in result.output
+    assert "John" not in result.output
+
+
+def test_history_of_an_unknown_session(cli: CliRunner, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/empty.db"
+    assert cli.invoke(main, ["db", "upgrade"], env={"CUBEHOOK_DATABASE_URL": url}).exit_code == 0
+    result = cli.invoke(main, ["history", "nope"], env={"CUBEHOOK_DATABASE_URL": url})
+    assert result.output.strip() == "nothing on record for session nope"

@@ -1,0 +1,106 @@
+"""The audit trail and the ledger on SQLite and, when one is reachable, PostgreSQL."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from tests.unit.test_rules import decision
+from workers.store import AuditStore, metadata
+
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/audit.db"
+        return
+    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    try:
+        with admin.connect() as connection:
+            connection.execute(text("select 1"))
+    except OperationalError:
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    name = f"cubehook_test_{secrets.token_hex(4)}"
+    with admin.connect() as connection:
+        connection.execute(text(f'create database "{name}"'))
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'drop database "{name}" with (force)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[AuditStore]:
+    audit = AuditStore.from_url(database_url)
+    audit.migrate()
+    yield audit
+    audit.engine.dispose()
+
+
+def test_the_migration_builds_exactly_the_schema_the_code_uses(store: AuditStore) -> None:
+    store.migrate()  # a second run is a no-op
+    with store.engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), metadata) == []
+
+
+def test_an_action_is_claimed_until_it_is_sent(store: AuditStore) -> None:
+    first = store.claim("dec_1", "s1", "hook")
+    assert first is not None
+    assert first.attempt == 1
+    started = datetime.now(UTC)
+    store.finish(first, "s1", ok=False, detail="target answered 503", started=started)
+    second = store.claim("dec_1", "s1", "hook")
+    assert second is not None
+    assert second.attempt == 2
+    store.finish(second, "s1", ok=True, detail="target answered 200", started=started)
+    assert store.claim("dec_1", "s1", "hook") is None  # sent: never again
+    [entry] = store.ledger("dec_1")
+    assert (entry["state"], entry["attempts"], entry["last_error"]) == ("sent", 2, None)
+
+
+def test_a_claim_left_sending_by_a_dead_worker_is_taken_again(store: AuditStore) -> None:
+    assert store.claim("dec_1", "s1", "hook") is not None  # then the worker died: no finish()
+    again = store.claim("dec_1", "s1", "hook")
+    assert again is not None
+    assert again.attempt == 2
+
+
+def test_dead_letters_and_revival(store: AuditStore) -> None:
+    claim = store.claim("dec_1", "s1", "hook")
+    assert claim is not None
+    store.finish(claim, "s1", ok=False, detail="refused: 400", started=datetime.now(UTC), dead=True)
+    assert store.claim("dec_1", "s1", "hook") is None
+    assert [d["action"] for d in store.dead_letters()] == ["hook"]
+    assert store.revive("dec_1", "hook")
+    assert not store.revive("dec_1", "hook")
+    assert store.claim("dec_1", "s1", "hook") is not None
+
+
+def test_history_tells_the_whole_story_in_order(store: AuditStore) -> None:
+    store.record_event(event_id="e1", event_type="workflowSession.completed", resource_type="workflowSession",
+                       resource_id="s1", disposition="accepted", event_time="t", session_id="s1", once=True)  # fmt: skip
+    store.record_event(event_id="e1", event_type="workflowSession.completed", resource_type="workflowSession",
+                       resource_id="s1", disposition="accepted", event_time="t", session_id="s1", once=True)  # fmt: skip
+    store.record_snapshot("s1", "fp", "e1", {"id": "s1", "status": "complete"}, {"k1": {"id": "k1"}})
+    made = decision("rejected", decided_at=datetime.now(UTC).isoformat())
+    store.record_decision(made)
+    store.record_decision(made)  # idempotent
+    claim = store.claim(made.decision_id, "s1", "hook")
+    assert claim is not None
+    store.finish(claim, "s1", ok=True, detail="sent", started=datetime.now(UTC))
+    entries = [r["entry"] for r in store.history("s1")]
+    assert entries == ["event", "snapshot", "decision", "attempt"]
+    assert store.decision(made.decision_id) == made
+    assert store.history("s1")[1]["session"] == {"id": "s1", "status": "complete"}
