@@ -75,11 +75,17 @@ def test_dev_runs_the_whole_system_and_stops_it_all() -> None:
             timeout=5,
         )
         assert response.status_code == 202
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         decided = re.compile(
             r"demo\s+\| worker processed \S+ session \S+: decided (clear|attention|rejected)"
         )
-        while sorted(set(decided.findall(output))) != ["attention", "clear", "rejected"]:
+        sunk = re.compile(r"sink\s+\| sink: decision dec_\w+ for session \w+: (\w+).*signature verified")
+        alerted = re.compile(r"sink\s+\| sink: compliance alert: ComplyCube session \w+: (\w+)")
+        while (
+            sorted(set(decided.findall(output))) != ["attention", "clear", "rejected"]
+            or sorted(sunk.findall(output)) != ["attention", "clear", "rejected"]
+            or sorted(alerted.findall(output)) != ["ATTENTION", "REJECTED"]
+        ):
             assert time.monotonic() < deadline, output
             output += process.stdout.readline()
     finally:

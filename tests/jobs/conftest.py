@@ -63,14 +63,18 @@ class Pipeline:
         return Queue(self.settings.queue_name, connection=self.redis)
 
     def submit(
-        self, resource_id: str, event_type: str = "workflowSession.completed", event_id: str | None = None
+        self,
+        resource_id: str,
+        event_type: str = "workflowSession.completed",
+        event_id: str | None = None,
+        expect: Submitted = Submitted.ACCEPTED,
     ) -> str:
         self._events += 1
         event_id = event_id or f"evt{self._events:04d}{resource_id[:8]}"
         resource_type = event_type.split(".", 1)[0]
         ref = EventRef(event_id, event_type, resource_type, resource_id, "2025-01-13T11:39:30.500Z")
         submitted = EventQueue(self.redis, self.settings).submit(ref)
-        assert submitted is Submitted.ACCEPTED
+        assert submitted is expect
         return event_id
 
     def work(self) -> None:

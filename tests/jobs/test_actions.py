@@ -223,10 +223,11 @@ def smtp() -> Iterator[tuple[int, Inbox]]:
 @pytest.fixture
 def rules_text(request: pytest.FixtureRequest, receiver: Receiver) -> str:
     """The rules file: a test's own (parametrized), mail for the SMTP tests, else a webhook."""
-    if hasattr(request, "param"):
+    if hasattr(request, "param") and request.param != "smtp-down":
         return str(request.param)
-    if "smtp" in request.fixturenames:
-        port = request.getfixturevalue("smtp")[0]
+    if "smtp" in request.fixturenames or "closed_smtp" in request.fixturenames:
+        name = "smtp" if "smtp" in request.fixturenames else "closed_smtp"
+        port = request.getfixturevalue(name)[0]
         return f"""
 [action.mail]
 type = "email"
@@ -253,3 +254,20 @@ def test_email_alert_over_a_real_smtp_server(
     assert message["To"] == "compliance@example.com, kyc@example.com"
     assert message["Message-ID"] == f"<{decision.decision_id}.mail@cubehook>"
     assert "identity_check" in message.get_payload()
+
+
+@pytest.fixture
+def closed_smtp() -> tuple[int, Inbox]:
+    """An SMTP server that is not there: nothing listens on the port."""
+    return free_port(), Inbox()
+
+
+@pytest.mark.parametrize("rules_text", ["smtp-down"], indirect=True)
+def test_an_unreachable_smtp_server_is_retried_then_dead_lettered(
+    closed_smtp: tuple[int, Inbox], pipeline: Pipeline, sim: SimServer
+) -> None:
+    sid = decide(pipeline, sim, "attention")
+    [decision] = pipeline.decisions(sid)
+    [entry] = pipeline.runtime.audit.ledger(decision.decision_id)
+    assert (entry["state"], entry["attempts"]) == ("dead", 3)
+    assert entry["last_error"] == "SMTP server unreachable: ConnectionRefusedError"

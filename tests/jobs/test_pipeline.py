@@ -7,6 +7,7 @@ import random
 import pytest
 from rq.job import JobStatus
 
+from service.queue import Submitted
 from tests.conftest import SimServer
 from tests.jobs.conftest import Pipeline
 
@@ -165,3 +166,16 @@ def test_an_api_outage_exhausts_retries_then_replays_cleanly(pipeline: Pipeline,
     failed.requeue(job_id)
     pipeline.work()
     assert [d.outcome for d in pipeline.decisions(sid)] == ["clear"]
+
+
+def test_every_delivery_is_on_the_audit_trail(pipeline: Pipeline, sim: SimServer) -> None:
+    sid = sim.create(preset="clear", mode="settled")["sessionId"]
+    pipeline.submit(sid, event_id="evt-audit-1")
+    pipeline.submit(sid, event_id="evt-audit-1", expect=Submitted.DUPLICATE)  # a redelivery
+    pipeline.work()
+    events = [
+        (r["event_id"], r["disposition"])
+        for r in pipeline.runtime.audit.history(sid)
+        if r["entry"] == "event"
+    ]
+    assert sorted(events) == [("evt-audit-1", "accepted"), ("evt-audit-1", "duplicate")]
