@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from service.health import healthz, readyz
+from service.health import healthz, metrics, readyz
+from service.metrics import QueueCollector
 from service.queue import EventQueue, redis_client
 from service.settings import Settings, load_settings
 from service.webhooks import Intake, receive_complycube
@@ -31,10 +33,14 @@ def create_app(settings: Settings) -> Starlette:
             Route("/webhooks/complycube", receive_complycube, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
         ],
         lifespan=lifespan,
     )
     app.state.redis = redis
+    # Per app, so that tests may build several; the process-wide counters live in REGISTRY.
+    app.state.metrics_registry = CollectorRegistry()
+    app.state.metrics_registry.register(QueueCollector(redis, settings.queue_name))
     app.state.intake = Intake(
         secrets=secrets, max_body_bytes=settings.max_body_bytes, queue=EventQueue(redis, settings)
     )

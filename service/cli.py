@@ -80,6 +80,10 @@ def worker(burst: bool) -> None:
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     runtime.install(built)
+    if settings.worker_metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.worker_metrics_port, addr=settings.host)
     queue = Queue(settings.queue_name, connection=built.redis)
     worker_class = SimpleWorker if settings.worker_class is WorkerClass.SIMPLE else Worker
     get_logger("cubehook.worker").info(

@@ -1,12 +1,13 @@
-"""Liveness and readiness probes."""
+"""Liveness and readiness probes, and the Prometheus metrics."""
 
 from __future__ import annotations
 
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from redis import Redis
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 
 async def healthz(_request: Request) -> JSONResponse:
@@ -22,3 +23,13 @@ async def readyz(request: Request) -> JSONResponse:
     except RedisError as exc:
         return JSONResponse({"status": "unavailable", "redis": type(exc).__name__}, status_code=503)
     return JSONResponse({"status": "ready"})
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus text: what this process counted, and the queue as Redis holds it now."""
+    registry: CollectorRegistry = request.app.state.metrics_registry
+
+    def render() -> bytes:
+        return bytes(generate_latest(REGISTRY)) + bytes(generate_latest(registry))
+
+    return Response(await run_in_threadpool(render), media_type=CONTENT_TYPE_LATEST)

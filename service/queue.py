@@ -29,6 +29,7 @@ from service.settings import DAY, Settings
 PROCESS_EVENT = "workers.jobs.process_event"
 RECORD_EVENT = "workers.jobs.record_event"
 SEEN_PREFIX = "cubehook:seen:"
+LAST_EVENT = "cubehook:last_event_at"  # when the last event was accepted: metrics, the watchdog
 # RQ job ids may not contain ":" (RQ 2.1); ComplyCube's ids are 24 hex digits.
 _SAFE_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 
@@ -113,7 +114,9 @@ class EventQueue:
                         retry=self.retry,
                     )
                     pipe.multi()
-                    pipe.set(key, str(time.time()), ex=self.retention)
+                    stamp = str(time.time())
+                    pipe.set(key, stamp, ex=self.retention)
+                    pipe.set(LAST_EVENT, stamp)
                     self.queue.enqueue_job(job, pipeline=pipe)
                     pipe.execute()
                     return Submitted.ACCEPTED

@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     worker_class: WorkerClass = WorkerClass.SIMPLE
     # How often a worker looks for jobs whose worker died (RQ's default is 600).
     worker_maintenance_seconds: int = Field(default=60, gt=0)
+    # A worker serves its Prometheus metrics on this port (0: not at all).
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
 
     # The audit trail and action ledger: a SQLite file by default, PostgreSQL in production
     # (postgresql+psycopg://user:password@host/db).

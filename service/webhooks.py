@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
@@ -20,6 +21,7 @@ from starlette.responses import JSONResponse
 from service.errors import PayloadTooLarge, QueueUnavailable, RejectedRequest, SignatureError
 from service.events import Route, parse_event, route, summary
 from service.log import get_logger
+from service.metrics import ENQUEUE_SECONDS, SIGNATURE_FAILURES, WEBHOOKS
 from service.queue import EventQueue, EventRef, Submitted, job_id_for
 from service.signature import HEADER, verify
 
@@ -55,7 +57,7 @@ async def receive_complycube(request: Request) -> JSONResponse:
         verify(body, request.headers.get(HEADER), intake.secrets)
         event = parse_event(body)
     except RejectedRequest as exc:
-        return _rejected(exc)
+        return _answer(_rejected(exc), "rejected")
 
     bound = log.bind(**summary(event))
     ref = EventRef(event.id, event.type, event.resource_type, event.payload.id, event.created_at)
@@ -67,30 +69,40 @@ async def receive_complycube(request: Request) -> JSONResponse:
             # Still a 200: an error would make ComplyCube retry, and in the end disable the webhook,
             # for an event cubehook does not act on. The log line is its record.
             bound.warning("webhook.unrecorded", error=str(exc))
-        return JSONResponse({"status": "ignored", "event_id": event.id}, status_code=200)
+        return _answer(JSONResponse({"status": "ignored", "event_id": event.id}, status_code=200), "ignored")
 
+    started = time.perf_counter()
     try:
         # redis-py and RQ block; a worker thread keeps the event loop serving other requests.
         submitted = await run_in_threadpool(intake.queue.submit, ref)
     except QueueUnavailable as exc:
         bound.error("webhook.queue_unavailable", error=str(exc))
-        return JSONResponse(
+        unavailable = JSONResponse(
             {"error": exc.code, "detail": "the event could not be queued; retry later"},
             status_code=exc.status_code,
             headers={"Retry-After": "60"},
         )
+        return _answer(unavailable, "queue_unavailable")
+    ENQUEUE_SECONDS.observe(time.perf_counter() - started)
     if submitted is Submitted.DUPLICATE:
         bound.info("webhook.duplicate")
-        return JSONResponse({"status": "duplicate", "event_id": event.id}, status_code=200)
+        return _answer(
+            JSONResponse({"status": "duplicate", "event_id": event.id}, status_code=200), "duplicate"
+        )
     bound.info("webhook.accepted")
-    return JSONResponse(
-        {"status": "accepted", "event_id": event.id, "job_id": job_id_for(event.id)}, status_code=202
-    )
+    accepted = {"status": "accepted", "event_id": event.id, "job_id": job_id_for(event.id)}
+    return _answer(JSONResponse(accepted, status_code=202), "accepted")
+
+
+def _answer(response: JSONResponse, status: str) -> JSONResponse:
+    WEBHOOKS.labels(status=status, code=str(response.status_code)).inc()
+    return response
 
 
 def _rejected(exc: RejectedRequest) -> JSONResponse:
     if isinstance(exc, SignatureError):
         # The reason is logged; the answer does not help a forger tell the cases apart.
+        SIGNATURE_FAILURES.labels(reason=exc.reason).inc()
         log.warning("webhook.rejected", status=exc.status_code, reason=exc.reason)
         return JSONResponse({"error": exc.code}, status_code=exc.status_code)
     log.warning("webhook.rejected", status=exc.status_code, reason=str(exc))

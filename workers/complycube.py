@@ -33,6 +33,7 @@ from service.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
+from service.metrics import API_CALLS
 from service.settings import Settings
 from workers.ratelimit import RateLimiter
 
@@ -120,9 +121,11 @@ class ComplyCubeClient:
             try:
                 response = self._http.get(path, params=params)
             except httpx2.TransportError as exc:  # timeouts, refused and reset connections
+                API_CALLS.labels(status="error").inc()
                 failure = UpstreamUnavailable(f"GET {path}: {type(exc).__name__}")
                 retry_after = None
             else:
+                API_CALLS.labels(status=str(response.status_code)).inc()
                 if response.is_success:
                     return _parse(path, response, model)
                 if response.status_code == 429 or response.status_code >= 500:

@@ -27,6 +27,7 @@ from rq.job import Job
 
 from service.errors import ActionRejected
 from service.log import get_logger
+from service.metrics import ACTIONS
 from workers.actions import ActionContext, PersonalData, senders
 from workers.decide import Decision
 from workers.rules import Planned, Rules, plan
@@ -127,16 +128,19 @@ class ActionRunner:
         try:
             detail = self.senders[config.type](context)
         except ActionRejected as exc:
+            ACTIONS.labels(action=action, result="dead").inc()
             self.audit.finish(claim, session_id, ok=False, detail=str(exc), started=started, dead=True)
             bound.error("action.dead", attempt=claim.attempt, error=str(exc))
             raise
         except Exception as exc:
             job = get_current_job()
             last = job is None or not job.retries_left
+            ACTIONS.labels(action=action, result="dead" if last else "failed").inc()
             self.audit.finish(claim, session_id, ok=False, detail=str(exc), started=started, dead=last)
             bound.warning("action.dead" if last else "action.failed", attempt=claim.attempt, error=str(exc))
             raise
         self.audit.finish(claim, session_id, ok=True, detail=detail, started=started)
+        ACTIONS.labels(action=action, result="sent").inc()
         bound.info("action.sent", attempt=claim.attempt, detail=detail)
         return detail
 

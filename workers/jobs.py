@@ -9,6 +9,7 @@ API key, an action target refusing) spend no retries and land in RQ's failed reg
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,25 +18,35 @@ import structlog
 from rq import get_current_job
 
 from service.errors import PermanentError
+from service.events import parse_time
 from service.log import get_logger
+from service.metrics import EVENT_TO_DECISION, JOB_SECONDS
 from workers import runtime
 
 log = get_logger("cubehook.jobs")
 
 
 @contextmanager
-def _job(**context: object) -> Iterator[None]:
-    """Bind the job's context to every log line; permanent failures skip RQ's retries."""
+def _job(name: str, **context: object) -> Iterator[None]:
+    """Bind the job's context to every log line, time it; permanent failures skip RQ's retries."""
     job = get_current_job()
+    started = time.perf_counter()
+    result = "ok"
     with structlog.contextvars.bound_contextvars(job_id=job.id if job else None, **context):
         try:
             yield
         except PermanentError as exc:
+            result = "gave_up"
             if job is not None:
                 job.retries_left = 0  # retrying cannot help: leave it to an operator
             # The traceback goes to RQ's failed registry; the log line says what and why.
             log.error("job.gave_up", error=str(exc), error_type=type(exc).__name__)  # noqa: TRY400
             raise
+        except Exception:
+            result = "failed"
+            raise
+        finally:
+            JOB_SECONDS.labels(job=name, result=result).observe(time.perf_counter() - started)
 
 
 def _is_check(resource_type: str) -> bool:
@@ -45,7 +56,7 @@ def _is_check(resource_type: str) -> bool:
 def process_event(
     event_id: str, event_type: str, resource_type: str, resource_id: str, event_time: str
 ) -> dict[str, Any]:
-    with _job(event_id=event_id, event_type=event_type):
+    with _job("process_event", event_id=event_id, event_type=event_type):
         current = runtime.current()
         processor = current.processor
         session_id = processor.session_for_check(resource_id) if _is_check(resource_type) else resource_id
@@ -57,13 +68,16 @@ def process_event(
             log.warning("event.unmatched", check_id=resource_id)
             return {"event_id": event_id, "result": "unmatched", "check_id": resource_id}
         outcome = processor.process(session_id, trigger=event_id)
+        happened = parse_time(event_time)
+        if outcome.result == "decided" and happened is not None:
+            EVENT_TO_DECISION.observe(max(0.0, time.time() - happened.timestamp()))
         log.info("event.processed", session_id=session_id, result=outcome.result, event_time=event_time)
         return {"event_id": event_id, "event_type": event_type, **outcome.as_dict()}
 
 
 def process_session(session_id: str, trigger: str) -> dict[str, Any]:
     """Look at a session again (a scheduled re-check of pending checks, an operator's resync)."""
-    with _job(session_id=session_id, trigger=trigger):
+    with _job("process_session", session_id=session_id, trigger=trigger):
         outcome = runtime.current().processor.process(session_id, trigger=trigger)
         log.info("session.processed", result=outcome.result)
         return {"trigger": trigger, **outcome.as_dict()}
@@ -71,7 +85,7 @@ def process_session(session_id: str, trigger: str) -> dict[str, Any]:
 
 def run_action(decision_id: str, session_id: str, action: str) -> dict[str, str]:
     """One action of one decision (see workers.dispatch): once in effect, retried, dead-lettered."""
-    with _job(decision_id=decision_id, session_id=session_id, action=action):
+    with _job("run_action", decision_id=decision_id, session_id=session_id, action=action):
         detail = runtime.current().actions.run(decision_id, session_id, action)
         return {"decision_id": decision_id, "action": action, "detail": detail}
 
@@ -81,7 +95,7 @@ def record_event(
 ) -> dict[str, str]:
     """Put an event the web side did not queue for processing (a duplicate, an ignored type) on the
     audit trail, so that every delivery received is on record."""
-    with _job(event_id=event_id, event_type=event_type):
+    with _job("record_event", event_id=event_id, event_type=event_type):
         session_id = None if _is_check(resource_type) or disposition == "ignored" else resource_id
         runtime.current().audit.record_event(
             event_id=event_id, event_type=event_type, resource_type=resource_type, resource_id=resource_id,

@@ -23,6 +23,7 @@ from rq.exceptions import DuplicateJobError
 from service.complycube_models import Check
 from service.errors import UpstreamNotFound
 from service.log import get_logger
+from service.metrics import DECISIONS
 from service.settings import DAY
 from workers.complycube import ComplyCubeClient, Fetched
 from workers.decide import Decision, Step, judge, make_decision
@@ -151,6 +152,8 @@ class SessionProcessor:
             return Outcome(rec.session_id, "stale", status=rec.status.value)
         # Also when unchanged: a worker that died between Redis and the database left it out.
         self.audit.record_decision(decision)
+        if committed is Committed.NEW:
+            DECISIONS.labels(kind=decision.kind.value, outcome=decision.outcome or decision.status).inc()
         result = "decided" if committed is Committed.NEW else "unchanged"
         bound.info(
             f"session.{result}",

@@ -179,3 +179,24 @@ def test_every_delivery_is_on_the_audit_trail(pipeline: Pipeline, sim: SimServer
         if r["entry"] == "event"
     ]
     assert sorted(events) == [("evt-audit-1", "accepted"), ("evt-audit-1", "duplicate")]
+
+
+def test_workers_count_api_calls_decisions_and_actions(pipeline: Pipeline, sim: SimServer) -> None:
+    from prometheus_client import REGISTRY
+
+    def value(name: str, labels: dict[str, str]) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = (value("cubehook_complycube_calls_total", {"status": "200"}),
+              value("cubehook_decisions_total", {"kind": "outcome", "outcome": "attention"}),
+              value("cubehook_actions_total", {"action": "log", "result": "sent"}),
+              value("cubehook_job_seconds_count", {"job": "process_event", "result": "ok"}))  # fmt: skip
+    sid = sim.create(preset="attention", mode="settled")["sessionId"]
+    pipeline.submit(sid)
+    pipeline.work()
+    assert (
+        value("cubehook_complycube_calls_total", {"status": "200"}) == before[0] + 4
+    )  # session and 3 checks
+    assert value("cubehook_decisions_total", {"kind": "outcome", "outcome": "attention"}) == before[1] + 1
+    assert value("cubehook_actions_total", {"action": "log", "result": "sent"}) == before[2] + 1
+    assert value("cubehook_job_seconds_count", {"job": "process_event", "result": "ok"}) == before[3] + 1

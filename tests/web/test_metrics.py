@@ -1,0 +1,46 @@
+"""/metrics: what the web process counted, and the queue as Redis holds it."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.testclient import TestClient
+
+from tests.conftest import event_body, signature
+
+
+def sample(name: str, labels: dict[str, str] | None = None) -> float:
+    return REGISTRY.get_sample_value(name, labels or {}) or 0.0
+
+
+def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+
+
+def test_webhook_answers_and_queue_depth(client: TestClient) -> None:
+    accepted = {"status": "accepted", "code": "202"}
+    duplicate = {"status": "duplicate", "code": "200"}
+    before = (sample("cubehook_webhooks_total", accepted), sample("cubehook_webhooks_total", duplicate),
+              sample("cubehook_signature_failures_total", {"reason": "mismatch"}),
+              sample("cubehook_enqueue_seconds_count"))  # fmt: skip
+    body = event_body(event_id="m1")
+    client.post("/webhooks/complycube", content=body, headers=signature(body))
+    client.post("/webhooks/complycube", content=body, headers=signature(body))
+    client.post("/webhooks/complycube", content=body, headers=signature(body, "wrong"))
+    metrics = scrape(client)
+    assert metrics[("cubehook_webhooks_total", (("code", "202"), ("status", "accepted")))] == before[0] + 1
+    assert metrics[("cubehook_webhooks_total", (("code", "200"), ("status", "duplicate")))] == before[1] + 1
+    assert metrics[("cubehook_signature_failures_total", (("reason", "mismatch"),))] == before[2] + 1
+    assert metrics[("cubehook_enqueue_seconds_count", ())] == before[3] + 2
+    assert metrics[("cubehook_redis_up", ())] == 1.0
+    assert metrics[("cubehook_jobs", (("state", "queued"),))] == 2.0  # the event, and the duplicate's record
+    assert metrics[("cubehook_jobs", (("state", "failed"),))] == 0.0
+    assert metrics[("cubehook_last_event_timestamp_seconds", ())] > 0
+    assert metrics[("cubehook_oldest_queued_seconds", ())] >= 0
