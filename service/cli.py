@@ -17,6 +17,7 @@ from service.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from workers.rules import Rules
+    from workers.runtime import Runtime
 
 PROCFILE = Path(__file__).resolve().parent.parent / "Procfile"
 
@@ -85,6 +86,10 @@ def worker(burst: bool) -> None:
 
         start_http_server(settings.worker_metrics_port, addr=settings.host)
     queue = Queue(settings.queue_name, connection=built.redis)
+    if settings.maintenance_interval_seconds:
+        from workers.operations import schedule_maintenance
+
+        schedule_maintenance(queue, settings.maintenance_interval_seconds)
     worker_class = SimpleWorker if settings.worker_class is WorkerClass.SIMPLE else Worker
     get_logger("cubehook.worker").info(
         "worker.starting", queue=settings.queue_name, burst=burst, worker_class=settings.worker_class.value
@@ -311,3 +316,132 @@ def db_upgrade() -> None:
     settings = _settings()
     AuditStore.from_url(settings.database_url).migrate()
     click.echo("database is up to date")
+
+
+def _runtime() -> Runtime:
+    from workers.runtime import Runtime
+
+    settings = _settings()
+    configure_logging(settings)
+    try:
+        return Runtime.build(settings, os.environ)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.argument("session_id")
+def resync(session_id: str) -> None:
+    """Fetch and process one session now (its decision is made once per state, as always)."""
+    rt = _runtime()
+    outcome = rt.processor.process(session_id, trigger="resync")
+    click.echo(f"session {session_id}: {outcome.result} {outcome.outcome or outcome.status or ''}".rstrip())
+
+
+@main.command()
+@click.option("--since", required=True, help="ISO time, e.g. 2026-11-28T00:00:00Z.")
+def backfill(since: str) -> None:
+    """Queue every session updated since --since whose latest state has no decision yet."""
+    from service.events import parse_time
+    from workers.operations import backfill as run_backfill
+
+    moment = parse_time(since)
+    if moment is None:
+        raise click.BadParameter(f"not a time: {since!r}", param_hint="--since")
+    report = run_backfill(_runtime(), moment)
+    click.echo(f"{report.listed} session(s) listed, {len(report.queued)} queued for processing")
+    for session_id in report.queued:
+        click.echo(f"  {session_id}")
+
+
+@main.command()
+def watchdog() -> None:
+    """Check the webhook subscription now (what maintenance does every interval)."""
+    from datetime import timedelta
+
+    from workers.operations import watchdog as run_watchdog
+
+    rt = _runtime()
+    settings = rt.settings
+    report = run_watchdog(
+        rt, settings.public_webhook_url, settings.webhook_auto_enable,
+        timedelta(seconds=settings.backfill_lookback_seconds),
+    )  # fmt: skip
+    click.echo(
+        f"disabled: {', '.join(report.disabled) or 'none'}; re-enabled: {', '.join(report.enabled) or 'none'}"
+    )
+    if report.backfill:
+        click.echo(f"backfill: {len(report.backfill.queued)} session(s) queued")
+
+
+@main.command()
+def status() -> None:
+    """Queue depths, workers alive, the oldest waiting job, failures, the last event seen."""
+    from workers.operations import status as read_status
+
+    for key, value in read_status(_runtime()).items():
+        click.echo(f"{key + ':':<24}{value}")
+
+
+@main.group()
+def dlq() -> None:
+    """The dead-letter queue: failed jobs (events, sessions, actions) and how to replay them."""
+
+
+@dlq.command("list")
+def dlq_list() -> None:
+    from rq import Queue
+
+    from workers.operations import dead_letters
+
+    rt = _runtime()
+    letters = dead_letters(Queue(rt.settings.queue_name, connection=rt.redis))
+    if not letters:
+        click.echo("the dead-letter queue is empty")
+    for letter in letters:
+        click.echo(
+            f"{letter.job_id}  {letter.kind}  {letter.summary}  attempts {letter.attempts}  {letter.error}"
+        )
+
+
+@dlq.command("show")
+@click.argument("job_id")
+def dlq_show(job_id: str) -> None:
+    from rq import Queue
+
+    from workers.operations import describe
+
+    rt = _runtime()
+    queue = Queue(rt.settings.queue_name, connection=rt.redis)
+    job = queue.fetch_job(job_id)
+    if job is None or job_id not in queue.failed_job_registry:
+        raise click.ClickException(f"no failed job {job_id}")
+    letter = describe(job)
+    click.echo(f"job:       {letter.job_id}\nkind:      {letter.kind}\nfor:       {letter.summary}")
+    click.echo(f"attempts:  {letter.attempts}\nfailed at: {letter.failed_at}\nerror:     {letter.error}")
+    if letter.kind == "action":
+        for entry in rt.audit.ledger(job.kwargs["decision_id"]):
+            if entry["action"] == job.kwargs["action"]:
+                click.echo(
+                    f"ledger:    {entry['state']}, {entry['attempts']} attempt(s), {entry['last_error']}"
+                )
+
+
+@dlq.command("replay")
+@click.argument("job_id", required=False)
+@click.option("--all", "replay_all", is_flag=True, help="Replay every failed job.")
+def dlq_replay(job_id: str | None, replay_all: bool) -> None:
+    """Re-queue failed jobs; decisions stay once per state and actions once in effect."""
+    from rq import Queue
+
+    from workers.operations import replay_job
+
+    if (job_id is None) == (not replay_all):
+        raise click.UsageError("give a JOB_ID or --all")
+    rt = _runtime()
+    queue = Queue(rt.settings.queue_name, connection=rt.redis)
+    ids = queue.failed_job_registry.get_job_ids() if replay_all else [job_id or ""]
+    replayed = [i for i in ids if replay_job(rt, queue, i)]
+    click.echo(f"{len(replayed)} job(s) re-queued")
+    if not replay_all and not replayed:
+        sys.exit(1)

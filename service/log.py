@@ -114,8 +114,9 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
-    # One INFO line per HTTP request made is noise; their failures still show as warnings.
-    for name in ("httpx2", "httpcore2"):
+    # One INFO line per HTTP request made, or per migration step checked, is noise; their
+    # failures still show as warnings.
+    for name in ("httpx2", "httpcore2", "alembic"):
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
 
 

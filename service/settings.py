@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     worker_class: WorkerClass = WorkerClass.SIMPLE
     # How often a worker looks for jobs whose worker died (RQ's default is 600).
     worker_maintenance_seconds: int = Field(default=60, gt=0)
+    # Recovery: every maintenance_interval_seconds a worker checks the webhook subscription (the
+    # one pointing at public_webhook_url, or every one when unset) and backfills sessions updated
+    # since the previous run (the first time: backfill_lookback_seconds back). 0: never.
+    maintenance_interval_seconds: int = Field(default=900, ge=0)
+    backfill_lookback_seconds: int = Field(default=DAY, gt=0)
+    public_webhook_url: str | None = None
+    webhook_auto_enable: bool = False
     # A worker serves its Prometheus metrics on this port (0: not at all).
     worker_metrics_port: int = Field(default=0, ge=0, le=65535)
 

@@ -25,7 +25,7 @@ from typing import Any, Generic, TypeVar
 import httpx2
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from service.complycube_models import Check, Client, Page, WorkflowSession
+from service.complycube_models import Check, Client, Page, Webhook, WorkflowSession
 from service.errors import (
     ConfigError,
     UpstreamMalformed,
@@ -111,32 +111,51 @@ class ComplyCubeClient:
     def list_sessions(self, **filters: str | int) -> Fetched[Page[WorkflowSession]]:
         return self._get("workflowSessions", Page[WorkflowSession], params=filters)
 
+    def list_webhooks(self) -> Fetched[Page[Webhook]]:
+        return self._get("webhooks", Page[Webhook])
+
+    def enable_webhook(self, webhook_id: str) -> Fetched[Webhook]:
+        """Updates use POST at ComplyCube (https://docs.complycube.com/api-reference)."""
+        return self._call("POST", f"webhooks/{webhook_id}", Webhook, body={"enabled": True})
+
     # --- the one place answers become errors ----------------------------------------------------
 
     def _get(self, path: str, model: type[M], params: dict[str, str | int] | None = None) -> Fetched[M]:
+        return self._call("GET", path, model, params=params)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        model: type[M],
+        params: dict[str, str | int] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> Fetched[M]:
         started = time.monotonic()
         for attempt in range(1, self._max_attempts + 1):
             if self._limiter is not None:
                 self._limiter.acquire()
             try:
-                response = self._http.get(path, params=params)
+                response = self._http.request(method, path, params=params, json=body)
             except httpx2.TransportError as exc:  # timeouts, refused and reset connections
                 API_CALLS.labels(status="error").inc()
-                failure = UpstreamUnavailable(f"GET {path}: {type(exc).__name__}")
+                failure = UpstreamUnavailable(f"{method} {path}: {type(exc).__name__}")
                 retry_after = None
             else:
                 API_CALLS.labels(status=str(response.status_code)).inc()
                 if response.is_success:
-                    return _parse(path, response, model)
+                    return _parse(f"{method} {path}", response, model)
                 if response.status_code == 429 or response.status_code >= 500:
                     failure = UpstreamUnavailable(
-                        f"GET {path}: HTTP {response.status_code}", response.status_code
+                        f"{method} {path}: HTTP {response.status_code}", response.status_code
                     )
                     retry_after = _retry_after(response.headers.get("retry-after"))
                 elif response.status_code == 404:
-                    raise UpstreamNotFound(f"GET {path}: not found", 404)
+                    raise UpstreamNotFound(f"{method} {path}: not found", 404)
                 else:
-                    raise UpstreamRejected(f"GET {path}: HTTP {response.status_code}", response.status_code)
+                    raise UpstreamRejected(
+                        f"{method} {path}: HTTP {response.status_code}", response.status_code
+                    )
             if attempt == self._max_attempts:
                 break
             delay = retry_after if retry_after is not None else self._backoff(attempt)
@@ -150,8 +169,8 @@ class ComplyCubeClient:
         return self._rng.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1)))
 
 
-def _parse(path: str, response: httpx2.Response, model: type[M]) -> Fetched[M]:
-    unreadable = f"GET {path}: unreadable answer"
+def _parse(call: str, response: httpx2.Response, model: type[M]) -> Fetched[M]:
+    unreadable = f"{call}: unreadable answer"
     try:
         raw = response.json()
     except ValueError:

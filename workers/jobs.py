@@ -102,3 +102,39 @@ def record_event(
             disposition=disposition, event_time=event_time, session_id=session_id,
         )  # fmt: skip
         return {"event_id": event_id, "disposition": disposition}
+
+
+def maintenance() -> dict[str, Any]:
+    """The periodic job: the webhook watchdog, then a backfill since the previous run; then the next."""
+    from datetime import UTC, datetime, timedelta
+
+    from rq import Queue
+
+    from workers import operations
+
+    with _job("maintenance"):
+        rt = runtime.current()
+        settings = rt.settings
+        lookback = timedelta(seconds=settings.backfill_lookback_seconds)
+        try:
+            report = operations.watchdog(
+                rt, settings.public_webhook_url, settings.webhook_auto_enable, lookback
+            )
+            disabled = report.disabled
+        finally:
+            now = datetime.now(UTC)
+            previous = rt.redis.get(MAINTENANCE_LAST_RUN)
+            since = (
+                datetime.fromtimestamp(float(previous), UTC) - timedelta(minutes=5)
+                if previous
+                else now - lookback
+            )
+            queued = operations.backfill(rt, since).queued
+            rt.redis.set(MAINTENANCE_LAST_RUN, now.timestamp())
+            if settings.maintenance_interval_seconds:
+                queue = Queue(settings.queue_name, connection=rt.redis)
+                operations.schedule_maintenance(queue, settings.maintenance_interval_seconds)
+        return {"disabled_webhooks": ",".join(disabled), "backfilled": str(len(queued))}
+
+
+MAINTENANCE_LAST_RUN = "cubehook:maintenance:last_run"

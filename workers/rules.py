@@ -94,9 +94,16 @@ class LogAction(Strict):
 ActionConfig = Annotated[WebhookAction | SlackAction | EmailAction | LogAction, Field(discriminator="type")]
 
 
+class Watchdog(Strict):
+    """Who hears about ComplyCube disabling the webhook: alert actions (slack, email, log)."""
+
+    actions: list[str] = Field(default_factory=list)
+
+
 class RulesFile(Strict):
     action: dict[str, ActionConfig] = Field(default_factory=dict)
     rule: list[Rule] = Field(default_factory=list)
+    watchdog: Watchdog = Field(default_factory=Watchdog)
 
     @model_validator(mode="after")
     def _actions_exist(self) -> RulesFile:
@@ -104,6 +111,11 @@ class RulesFile(Strict):
             unknown = [name for name in rule.actions if name not in self.action]
             if unknown:
                 raise ValueError(f"rule {rule.name!r} names undefined actions: {', '.join(unknown)}")
+        for name in self.watchdog.actions:
+            if name not in self.action:
+                raise ValueError(f"watchdog names an undefined action: {name}")
+            if self.action[name].type == "webhook":
+                raise ValueError(f"watchdog action {name!r} is a webhook: alerts go by slack, email or log")
         return self
 
     def env_names(self) -> list[str]:
@@ -119,6 +131,7 @@ class RulesFile(Strict):
 DEFAULT_RULES = RulesFile(
     action={"log": LogAction(type="log")},
     rule=[Rule(name="log every outcome", actions=["log"])],
+    watchdog=Watchdog(actions=["log"]),
 )
 
 

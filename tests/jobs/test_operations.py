@@ -1,0 +1,142 @@
+"""Recovery and control: backfill, the watchdog, the dead-letter queue, status."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from service.cli import main
+from service.settings import Settings
+from tests.conftest import SIM_API_KEY, Receiver, SimServer
+from tests.jobs.conftest import Pipeline
+from workers import operations
+
+HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)
+
+
+def test_backfill_queues_exactly_the_sessions_without_a_decision(pipeline: Pipeline, sim: SimServer) -> None:
+    decided = sim.create(preset="clear", mode="settled")["sessionId"]
+    pipeline.submit(decided)
+    pipeline.work()  # decided through its webhook
+    missed = [
+        sim.create(preset=p, mode="settled")["sessionId"] for p in ("rejected", "attention", "abandoned")
+    ]
+    in_progress = sim.create(preset="clear", mode="manual")["sessionId"]  # started: nothing to decide
+    report = operations.backfill(pipeline.runtime, HOUR_AGO, page_size=2)  # several pages
+    assert report.listed == 5
+    assert sorted(report.queued) == sorted(missed)
+    assert decided not in report.queued
+    assert in_progress not in report.queued
+    pipeline.work()
+    assert [d.outcome for s in missed for d in pipeline.decisions(s)] == ["rejected", "attention", None]
+    assert operations.backfill(pipeline.runtime, HOUR_AGO).queued == []  # nothing left
+
+
+def test_backfill_picks_up_a_changed_state(pipeline: Pipeline, sim: SimServer) -> None:
+    sid = sim.create(preset="clear", mode="settled")["sessionId"]
+    pipeline.submit(sid)
+    pipeline.work()
+    assert operations.backfill(pipeline.runtime, HOUR_AGO).queued == []
+    sim.simulator.world.sessions[sid].outcome = "rejected"  # changed, and its webhook missed
+    assert operations.backfill(pipeline.runtime, HOUR_AGO).queued == [sid]
+
+
+@pytest.fixture
+def runtime_env(receiver: Receiver) -> dict[str, str]:
+    return {"ALERT_URL": f"{receiver.url}/alerts"}
+
+
+@pytest.fixture
+def worker_settings(worker_settings: Settings, tmp_path: Path) -> Settings:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        '[action.alerts]\ntype = "slack"\nurl_env = "ALERT_URL"\n\n[action.log]\ntype = "log"\n\n'
+        '[[rule]]\nname = "log"\nactions = ["log"]\n\n[watchdog]\nactions = ["alerts", "log"]\n'
+    )
+    return worker_settings.model_copy(update={"rules_file": rules})
+
+
+def test_watchdog_alerts_once_reenables_and_backfills_what_was_missed(
+    pipeline: Pipeline, sim: SimServer, receiver: Receiver
+) -> None:
+    ours = "https://cubehook.example/webhooks/complycube"
+    hook = sim.control("POST", "/v1/webhooks", json={"url": ours, "enabled": False},
+                       headers={"Authorization": SIM_API_KEY})  # fmt: skip
+    sim.control("POST", "/v1/webhooks", json={"url": "https://someone.else/hook", "enabled": False},
+                headers={"Authorization": SIM_API_KEY})  # fmt: skip
+    missed = [sim.create(preset="rejected", mode="settled")["sessionId"] for _ in range(3)]
+    rt = pipeline.runtime
+    first = operations.watchdog(rt, ours, auto_enable=False, lookback=timedelta(hours=1))
+    assert first.disabled == [hook["id"]]
+    assert first.alerted == [hook["id"]]
+    assert first.backfill is not None
+    assert sorted(first.backfill.queued) == sorted(missed)
+    second = operations.watchdog(rt, ours, auto_enable=True, lookback=timedelta(hours=1))
+    assert second.alerted == []  # alerted once, not at every check
+    assert second.enabled == [hook["id"]]
+    assert len([r for r in receiver.requests if r[0] == "/alerts"]) == 1
+    assert "disabled webhook" in json.loads(receiver.requests[0][2])["text"]
+    listed = sim.control("GET", "/v1/webhooks", headers={"Authorization": SIM_API_KEY})["items"]
+    assert {h["url"]: h["enabled"] for h in listed}[ours] is True
+    pipeline.work()
+    assert all(pipeline.decisions(s) for s in missed)  # every missed session recovered
+
+
+@pytest.fixture
+def cli(runtime: object, worker_settings: Settings) -> CliRunner:
+    env = {"CUBEHOOK_" + k.upper(): str(v) for k, v in {
+        "redis_url": worker_settings.redis_url, "database_url": worker_settings.database_url,
+        "complycube_base_url": worker_settings.complycube_base_url,
+        "complycube_api_key": SIM_API_KEY, "rules_file": worker_settings.rules_file,
+        "complycube_rate_limit": 0,
+    }.items()}  # fmt: skip
+    env["ALERT_URL"] = os.environ.get("ALERT_URL", "http://127.0.0.1:9/alerts")
+    return CliRunner(env=env)
+
+
+def test_dlq_list_show_replay_and_status(cli: CliRunner, pipeline: Pipeline, sim: SimServer) -> None:
+    sid = sim.create(preset="clear", mode="settled")["sessionId"]
+    sim.faults(seed=1, rate_500=1.0)
+    pipeline.submit(sid, event_id="evt-dlq-1")
+    pipeline.work()
+    listed = cli.invoke(main, ["dlq", "list"])
+    assert listed.exit_code == 0, listed.stdout
+    assert "evt-evt-dlq-1  event  event_id=evt-dlq-1" in listed.stdout
+    assert "UpstreamUnavailable" in listed.stdout
+    shown = cli.invoke(main, ["dlq", "show", "evt-evt-dlq-1"])
+    assert "attempts:  3" in shown.stdout
+    state = cli.invoke(main, ["status"])
+    assert "failed:                 1" in state.stdout
+    sim.faults()
+    replayed = cli.invoke(main, ["dlq", "replay", "--all"])
+    assert "1 job(s) re-queued" in replayed.stdout
+    pipeline.work()
+    assert [d.outcome for d in pipeline.decisions(sid)] == ["clear"]
+    assert "the dead-letter queue is empty" in cli.invoke(main, ["dlq", "list"]).stdout
+    assert cli.invoke(main, ["dlq", "replay", "nope"]).exit_code == 1
+
+
+def test_resync_and_backfill_commands(cli: CliRunner, pipeline: Pipeline, sim: SimServer) -> None:
+    sid = sim.create(preset="rejected", mode="settled")["sessionId"]
+    resynced = cli.invoke(main, ["resync", sid])
+    assert resynced.exit_code == 0, resynced.stdout
+    assert resynced.stdout.strip() == f"session {sid}: decided rejected"
+    other = sim.create(preset="attention", mode="settled")["sessionId"]
+    filled = cli.invoke(main, ["backfill", "--since", (datetime.now(UTC) - timedelta(hours=1)).isoformat()])
+    assert "2 session(s) listed, 1 queued" in filled.stdout
+    assert other in filled.stdout
+    assert cli.invoke(main, ["backfill", "--since", "yesterday"]).exit_code == 2
+
+
+def test_maintenance_runs_backfill_and_schedules_its_next_run(pipeline: Pipeline, sim: SimServer) -> None:
+    missed = sim.create(preset="rejected", mode="settled")["sessionId"]
+    pipeline.queue.enqueue(operations.MAINTENANCE)
+    pipeline.work()
+    assert [d.outcome for d in pipeline.decisions(missed)] == ["rejected"]
+    assert pipeline.queue.scheduled_job_registry.get_job_ids() == ["cubehook-maintenance"]
+    assert not operations.schedule_maintenance(pipeline.queue, 900)  # one at a time

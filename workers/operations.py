@@ -1,0 +1,197 @@
+"""Recovering from outages, and what an operator sees: backfill, the webhook watchdog, the periodic
+maintenance job that runs both, the dead-letter queue and the status summary.
+
+ComplyCube disables a webhook after its 10th failed retry and then sends nothing until someone
+re-enables it (https://docs.complycube.com/api-reference/other-resources/webhooks). Hours of
+downtime can silently stop onboarding, so: the watchdog reads the subscriptions, alerts once when
+ours is disabled, optionally re-enables it, and backfills from the last event seen; backfill lists
+the sessions updated since a time and processes every one whose state has no decision yet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rq import Queue, Worker
+from rq.exceptions import DuplicateJobError
+from rq.job import Job
+
+from service.log import get_logger
+from service.queue import LAST_EVENT
+from workers.actions.notice import notify
+from workers.dispatch import RUN_ACTION, replay
+from workers.pipeline import PROCESS_SESSION
+from workers.runtime import Runtime
+
+log = get_logger("cubehook.operations")
+FINAL = ("complete", "abandoned", "cancelled")
+MAINTENANCE = "workers.jobs.maintenance"
+WATCHDOG_ALERTED = "cubehook:watchdog:alerted:"
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class BackfillReport:
+    listed: int = 0
+    queued: list[str] = field(default_factory=list)
+
+
+def backfill(rt: Runtime, since: datetime, page_size: int = 100) -> BackfillReport:
+    """Queue a look at every session updated since ``since`` whose final state has no decision
+    (or a decision for another state). Processing is once per state, so queuing too many is safe."""
+    report = BackfillReport()
+    queue = Queue(rt.settings.queue_name, connection=rt.redis)
+    page = 1
+    while True:
+        listing = rt.client.list_sessions(updatedAfter=iso(since), page=page, pageSize=page_size).model
+        for summary in listing.items:
+            report.listed += 1
+            if summary.status not in FINAL:
+                continue  # nothing to decide yet; its own events will come
+            current = rt.store.current(summary.id)
+            if current is not None and (current.status, current.session_outcome) == (
+                summary.status,
+                summary.outcome,
+            ):
+                continue
+            stamp = hashlib.sha256(f"{summary.updated_at}".encode()).hexdigest()[:12]
+            try:
+                queue.enqueue(
+                    PROCESS_SESSION, session_id=summary.id, trigger="backfill",
+                    job_id=f"backfill-{summary.id}-{stamp}", unique=True, result_ttl=24 * 3600,
+                )  # fmt: skip
+                report.queued.append(summary.id)
+            except DuplicateJobError:
+                pass
+        if page >= listing.pages:
+            break
+        page += 1
+    log.info("backfill.done", since=iso(since), listed=report.listed, queued=len(report.queued))
+    return report
+
+
+@dataclass
+class WatchdogReport:
+    disabled: list[str] = field(default_factory=list)
+    alerted: list[str] = field(default_factory=list)
+    enabled: list[str] = field(default_factory=list)
+    backfill: BackfillReport | None = None
+
+
+def watchdog(rt: Runtime, public_url: str | None, auto_enable: bool, lookback: timedelta) -> WatchdogReport:
+    report = WatchdogReport()
+    hooks = [h for h in rt.client.list_webhooks().model.items if public_url is None or h.url == public_url]
+    for hook in hooks:
+        key = WATCHDOG_ALERTED + hook.id
+        if hook.enabled:
+            rt.redis.delete(key)  # alert again next time it goes down
+            continue
+        report.disabled.append(hook.id)
+        if rt.redis.set(key, "1", nx=True):
+            body = (
+                f"ComplyCube disabled webhook {hook.id} ({hook.url}) after failed deliveries: no events "
+                f"arrive until it is re-enabled. Auto re-enable is {'on' if auto_enable else 'off'}."
+            )
+            notify(rt.rules, rt.actions.http, "cubehook: ComplyCube disabled the webhook", body)
+            report.alerted.append(hook.id)
+        if auto_enable:
+            rt.client.enable_webhook(hook.id)
+            rt.redis.delete(key)
+            report.enabled.append(hook.id)
+    if report.disabled:
+        last = float(rt.redis.get(LAST_EVENT) or 0)
+        since = (
+            datetime.fromtimestamp(last, UTC) - timedelta(minutes=5) if last else datetime.now(UTC) - lookback
+        )
+        report.backfill = backfill(rt, since)
+    log.info("watchdog.done", disabled=report.disabled, alerted=report.alerted, enabled=report.enabled)
+    return report
+
+
+def schedule_maintenance(queue: Queue, interval: int) -> bool:
+    """Queue the next maintenance run unless one is queued already."""
+    try:
+        queue.enqueue_in(timedelta(seconds=interval), MAINTENANCE, job_id="cubehook-maintenance",
+                         unique=True, result_ttl=0, failure_ttl=24 * 3600)  # fmt: skip
+    except DuplicateJobError:
+        return False
+    return True
+
+
+# --- the dead-letter queue ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    job_id: str
+    kind: str  # event | session | action | record
+    summary: str
+    error: str
+    attempts: int
+    failed_at: str
+
+
+KINDS = {
+    "workers.jobs.process_event": "event",
+    "workers.jobs.process_session": "session",
+    RUN_ACTION: "action",
+    "workers.jobs.record_event": "record",
+}
+
+
+def dead_letters(queue: Queue) -> list[DeadLetter]:
+    letters = []
+    for job_id in queue.failed_job_registry.get_job_ids():
+        job = queue.fetch_job(job_id)
+        if job is not None:
+            letters.append(describe(job))
+    return letters
+
+
+def describe(job: Job) -> DeadLetter:
+    result = job.latest_result()
+    error = (result.exc_string or "").strip().splitlines()[-1] if result and result.exc_string else "unknown"
+    kwargs: dict[str, Any] = job.kwargs
+    summary = ", ".join(
+        f"{k}={v}" for k, v in kwargs.items() if k in ("event_id", "session_id", "decision_id", "action")
+    )
+    attempts = 1 + (len(job.retry_intervals or []) - (job.retries_left or 0)) if job.retry_intervals else 1
+    failed = iso(job.ended_at) if job.ended_at else "-"
+    name = job.func_name or "?"
+    return DeadLetter(job.id, KINDS.get(name, name), summary, error, attempts, failed)
+
+
+def replay_job(rt: Runtime, queue: Queue, job_id: str) -> bool:
+    """Re-queue a failed job. Once-per-state decisions and the action ledger keep it exactly once."""
+    job = queue.fetch_job(job_id)
+    if job is None or job_id not in queue.failed_job_registry:
+        return False
+    if job.func_name == RUN_ACTION:
+        return replay(queue, rt.audit, job.kwargs["decision_id"], job.kwargs["action"])
+    queue.failed_job_registry.requeue(job_id)
+    return True
+
+
+def status(rt: Runtime) -> dict[str, Any]:
+    queue = Queue(rt.settings.queue_name, connection=rt.redis)
+    oldest = queue.get_jobs(0, 1)
+    last = rt.redis.get(LAST_EVENT)
+    return {
+        "queued": queue.count,
+        "started": queue.started_job_registry.count,
+        "scheduled": queue.scheduled_job_registry.count,
+        "failed": queue.failed_job_registry.count,
+        "dead_actions": len(rt.audit.dead_letters()),
+        "workers": len(Worker.all(queue=queue)),
+        "oldest_queued_seconds": round(time.time() - oldest[0].enqueued_at.timestamp(), 1)
+        if oldest and oldest[0].enqueued_at
+        else 0,
+        "last_event_at": iso(datetime.fromtimestamp(float(last), UTC)) if last else None,
+    }
