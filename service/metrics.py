@@ -19,6 +19,8 @@ from rq import Queue
 
 from service.queue import LAST_EVENT
 
+WATCHDOG_STATE = "cubehook:watchdog:enabled"  # written by the workers' watchdog
+
 WEBHOOKS = Counter("cubehook_webhooks", "Webhook deliveries by answer", ["status", "code"])
 SIGNATURE_FAILURES = Counter(
     "cubehook_signature_failures", "Webhook signatures refused, by reason", ["reason"]
@@ -58,6 +60,7 @@ class QueueCollector(Collector):
             oldest = queue.get_jobs(0, 1)
             enqueued = oldest[0].enqueued_at if oldest else None
             last_event = self.redis.get(LAST_EVENT)
+            hooks = self.redis.hgetall(WATCHDOG_STATE)
         except RedisError:
             yield GaugeMetricFamily("cubehook_redis_up", "Redis answered the scrape", value=0)
             return
@@ -69,3 +72,11 @@ class QueueCollector(Collector):
             "cubehook_last_event_timestamp_seconds", "When the last event was accepted (0: never)",
             value=float(last_event or 0),
         )  # fmt: skip
+        enabled = GaugeMetricFamily(
+            "cubehook_webhook_enabled", "ComplyCube webhook subscriptions as the watchdog last saw them",
+            labels=["webhook_id"],
+        )  # fmt: skip
+        for hook_id, flag in hooks.items():
+            name = hook_id.decode() if isinstance(hook_id, bytes) else str(hook_id)
+            enabled.add_metric([name], float(flag))
+        yield enabled

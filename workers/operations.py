@@ -21,6 +21,7 @@ from rq.exceptions import DuplicateJobError
 from rq.job import Job
 
 from service.log import get_logger
+from service.metrics import WATCHDOG_STATE
 from service.queue import LAST_EVENT
 from workers.actions.notice import notify
 from workers.dispatch import RUN_ACTION, replay
@@ -88,6 +89,8 @@ class WatchdogReport:
 def watchdog(rt: Runtime, public_url: str | None, auto_enable: bool, lookback: timedelta) -> WatchdogReport:
     report = WatchdogReport()
     hooks = [h for h in rt.client.list_webhooks().model.items if public_url is None or h.url == public_url]
+    if hooks:
+        rt.redis.hset(WATCHDOG_STATE, mapping={h.id: int(h.enabled or auto_enable) for h in hooks})
     for hook in hooks:
         key = WATCHDOG_ALERTED + hook.id
         if hook.enabled:

@@ -79,6 +79,7 @@ def test_watchdog_alerts_once_reenables_and_backfills_what_was_missed(
     second = operations.watchdog(rt, ours, auto_enable=True, lookback=timedelta(hours=1))
     assert second.alerted == []  # alerted once, not at every check
     assert second.enabled == [hook["id"]]
+    assert pipeline.runtime.redis.hget("cubehook:watchdog:enabled", hook["id"]) == b"1"
     assert len([r for r in receiver.requests if r[0] == "/alerts"]) == 1
     assert "disabled webhook" in json.loads(receiver.requests[0][2])["text"]
     listed = sim.control("GET", "/v1/webhooks", headers={"Authorization": SIM_API_KEY})["items"]

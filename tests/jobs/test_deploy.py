@@ -1,0 +1,86 @@
+"""deploy/: what can be checked here without a cluster or a Docker engine."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from prometheus_client import REGISTRY
+from redis import Redis
+
+from service.cli import main
+from service.metrics import QueueCollector
+from tests.conftest import ROOT
+
+DEPLOY = ROOT / "deploy"
+
+
+def manifests() -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all((DEPLOY / "kubernetes" / "cubehook.yaml").read_text()) if doc]
+
+
+@pytest.mark.parametrize("doc", manifests(), ids=lambda d: f"{d['kind']}/{d['metadata']['name']}")
+def test_kubernetes_manifests_match_the_api_schema(doc: dict[str, Any]) -> None:
+    kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
+
+
+def test_the_validator_does_catch_mistakes() -> None:
+    broken = manifests()[3]
+    assert broken["kind"] == "Deployment"
+    broken["spec"]["replicas"] = "two"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, kubernetes_validate.latest_version(), strict=True)
+
+
+def test_web_has_a_readiness_probe_and_workers_scale_on_queue_depth() -> None:
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in manifests()}
+    web = docs[("Deployment", "cubehook-web")]["spec"]["template"]["spec"]["containers"][0]
+    assert web["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    hpa = docs[("HorizontalPodAutoscaler", "cubehook-worker")]["spec"]
+    assert hpa["metrics"][0]["external"]["metric"]["name"] == "cubehook_jobs"
+
+
+def test_compose_file() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    assert set(compose["services"]) == {"web", "worker", "redis", "postgres"}
+    redis_command = compose["services"]["redis"]["command"]
+    assert "--appendonly" in redis_command
+    assert redis_command[redis_command.index("--appendonly") + 1] == "yes"
+    assert "noeviction" in redis_command
+
+
+def test_image_and_procfile_run_real_commands() -> None:
+    commands = set(main.commands)
+    procfile = (ROOT / "Procfile").read_text().splitlines()
+    assert {line.split()[2] for line in procfile if line} == {"web", "worker"} <= commands
+    assert 'CMD ["cubehook", "web"]' in (DEPLOY / "Dockerfile").read_text()
+
+
+SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
+
+
+def exposed(redis: Redis) -> set[str]:
+    """Every series name cubehook's metrics can produce, labelled or not yet."""
+    families = [*REGISTRY.collect(), *QueueCollector(redis, "cubehook").collect()]
+    return {f.name + suffix for f in families for suffix in SUFFIXES.get(f.type, ("",))}
+
+
+def referenced(text: str) -> set[str]:
+    return set(re.findall(r"cubehook_[a-z_]+", text))
+
+
+def test_dashboard_and_alerts_use_metrics_that_exist(redis: Redis) -> None:
+    dashboard = json.loads((DEPLOY / "grafana" / "cubehook-dashboard.json").read_text())
+    alerts = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yaml").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    exprs += [r["expr"] for g in alerts["groups"] for r in g["rules"]]
+    redis.hset("cubehook:watchdog:enabled", "w1", 1)  # so that the watchdog gauge has a sample
+    missing = set().union(*(referenced(e) for e in exprs)) - exposed(redis)
+    assert missing == set()
+    assert {r["alert"] for g in alerts["groups"] for r in g["rules"]} >= {
+        "CubehookWebhookDisabled", "CubehookDeadLettersGrowing", "CubehookNoEvents", "CubehookComplyCubeErrors",
+    }  # fmt: skip
