@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from service.health import healthz, metrics, readyz
 from service.metrics import QueueCollector
-from service.queue import EventQueue, redis_client
+from service.queue import EventQueue, async_redis_client, redis_client
 from service.settings import Settings, load_settings
 from service.webhooks import Intake, receive_complycube
 
@@ -19,13 +19,15 @@ from service.webhooks import Intake, receive_complycube
 def create_app(settings: Settings) -> Starlette:
     """The web application. Raises ConfigError when no webhook secret is configured."""
     secrets = settings.secret_keys()  # no secret, no start: there is no skip-verification mode
-    redis = redis_client(settings)  # connects lazily, on the first request
+    redis = redis_client(settings)  # connects lazily; blocking: only for metrics, in a thread
+    aredis = async_redis_client(settings)  # the request path's client
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         try:
             yield
         finally:
+            await aredis.aclose()
             redis.close()
 
     app = Starlette(
@@ -37,12 +39,12 @@ def create_app(settings: Settings) -> Starlette:
         ],
         lifespan=lifespan,
     )
-    app.state.redis = redis
+    app.state.redis = aredis
     # Per app, so that tests may build several; the process-wide counters live in REGISTRY.
     app.state.metrics_registry = CollectorRegistry()
     app.state.metrics_registry.register(QueueCollector(redis, settings.queue_name))
     app.state.intake = Intake(
-        secrets=secrets, max_body_bytes=settings.max_body_bytes, queue=EventQueue(redis, settings)
+        secrets=secrets, max_body_bytes=settings.max_body_bytes, queue=EventQueue(redis, settings, aredis)
     )
     return app
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
-from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -17,9 +17,9 @@ async def healthz(_request: Request) -> JSONResponse:
 
 async def readyz(request: Request) -> JSONResponse:
     """Ready when Redis answers: without it no event can be accepted (the endpoint would 503)."""
-    redis: Redis = request.app.state.redis
+    redis: AsyncRedis = request.app.state.redis
     try:
-        await run_in_threadpool(redis.ping)
+        await redis.ping()
     except RedisError as exc:
         return JSONResponse({"status": "unavailable", "redis": type(exc).__name__}, status_code=503)
     return JSONResponse({"status": "ready"})

@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -64,7 +63,7 @@ async def receive_complycube(request: Request) -> JSONResponse:
     if route(event) is Route.IGNORE:
         bound.info("webhook.ignored", resource_type=event.resource_type)
         try:
-            await run_in_threadpool(intake.queue.record, ref, "ignored")
+            await intake.queue.record_async(ref, "ignored")
         except QueueUnavailable as exc:
             # Still a 200: an error would make ComplyCube retry, and in the end disable the webhook,
             # for an event cubehook does not act on. The log line is its record.
@@ -73,8 +72,7 @@ async def receive_complycube(request: Request) -> JSONResponse:
 
     started = time.perf_counter()
     try:
-        # redis-py and RQ block; a worker thread keeps the event loop serving other requests.
-        submitted = await run_in_threadpool(intake.queue.submit, ref)
+        submitted = await intake.queue.submit_async(ref)  # one round trip, on the asyncio client
     except QueueUnavailable as exc:
         bound.error("webhook.queue_unavailable", error=str(exc))
         unavailable = JSONResponse(

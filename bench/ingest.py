@@ -1,0 +1,129 @@
+"""Ingest throughput and latency of the real endpoint against baselines on the same server.
+
+The real endpoint (verify + parse + de-duplicate + enqueue, every request a new signed event)
+against ``/bench/onekey`` (writes one Redis key) and ``/bench/noop``, at 50 concurrent keep-alive
+connections, from a load generator in another process (asyncio on uvloop, raw HTTP/1.1), for a
+fixed time each. Prints requests/s, p50 and p99 latency, and the ratios. Targets: the real
+endpoint at >= 0.8 of onekey, p99 under 25 ms. Run: ``.venv/bin/python bench/ingest.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from service.demo import wait_ready
+from service.devredis import EmbeddedRedis, free_port
+from service.signature import sign
+
+SECRET = "bench_secret"
+HERE = Path(__file__).resolve().parent
+
+
+def requests_for(path: str, n: int, offset: int) -> list[bytes]:
+    out = []
+    for i in range(offset, offset + n):
+        body = json.dumps({
+            "id": f"bench{i:012d}", "type": "workflowSession.completed", "resourceType": "workflowSession",
+            "payload": {"id": f"sess{i % 997:08d}", "status": "complete", "outcome": "clear"},
+            "createdAt": "2026-11-29T00:00:00.000Z",
+        }, separators=(",", ":")).encode()  # fmt: skip
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+            f"ComplyCube-Signature: {sign(body, SECRET.encode())}\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        out.append(head + body)
+    return out
+
+
+async def connection(port: int, requests: list[bytes], deadline: float, latencies: list[float]) -> int:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    done = 0
+    for request in requests:
+        if time.perf_counter() > deadline:
+            break
+        started = time.perf_counter()
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+        if not head.startswith((b"HTTP/1.1 202", b"HTTP/1.1 200")):
+            raise RuntimeError(head.split(b"\r\n")[0].decode())
+        latencies.append(time.perf_counter() - started)
+        done += 1
+    writer.close()
+    return done
+
+
+def load(
+    port: int, path: str, connections: int, seconds: float, offset: int, result: multiprocessing.Queue[object]
+) -> None:
+    import uvloop
+
+    per_connection = 8000
+    batches = [requests_for(path, per_connection, offset + c * per_connection) for c in range(connections)]
+
+    async def run() -> tuple[int, list[float], float]:
+        latencies: list[float] = []
+        started = time.perf_counter()
+        deadline = started + seconds
+        counts = await asyncio.gather(*(connection(port, b, deadline, latencies) for b in batches))
+        return sum(counts), latencies, time.perf_counter() - started
+
+    result.put(uvloop.run(run()))
+
+
+def measure(
+    port: int, path: str, connections: int, seconds: float, offset: int
+) -> tuple[float, float, float]:
+    queue: multiprocessing.Queue[object] = multiprocessing.Queue()
+    worker = multiprocessing.Process(target=load, args=(port, path, connections, seconds, offset, queue))
+    worker.start()
+    count, latencies, elapsed = queue.get()  # type: ignore[misc]
+    worker.join()
+    cuts = statistics.quantiles(latencies, n=100)
+    return count / elapsed, cuts[49] * 1000, cuts[98] * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    args = parser.parse_args()
+    port = free_port()
+    with EmbeddedRedis() as redis_server:
+        command = [sys.executable, str(HERE / "ingest_server.py"), "--port", str(port)]
+        command += ["--redis-url", redis_server.url, "--secret", SECRET]
+        quiet = subprocess.DEVNULL
+        env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
+        server = subprocess.Popen(command, env=env, stdout=quiet, stderr=quiet)
+        try:
+            wait_ready(f"http://127.0.0.1:{port}/healthz")
+            measure(port, "/bench/noop", args.connections, 1.0, 0)  # warm up
+            results = {}
+            for n, (name, path) in enumerate(
+                (("noop", "/bench/noop"), ("onekey", "/bench/onekey"), ("cubehook", "/webhooks/complycube"))
+            ):
+                results[name] = measure(port, path, args.connections, args.seconds, (n + 1) * 10_000_000)
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+    cores = os.cpu_count()
+    print(f"{args.connections} connections, {args.seconds:.0f} s each, one server process, {cores} cores")
+    for name, (rate, p50, p99) in results.items():
+        print(f"{name:<9} {rate:8.0f} req/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms")
+    real, onekey, noop = results["cubehook"][0], results["onekey"][0], results["noop"][0]
+    print(f"cubehook / onekey = {real / onekey:.2f}   cubehook / noop = {real / noop:.2f}")
+    print("target: cubehook / onekey >= 0.80, p99 < 25 ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""The server the ingest benchmark loads: cubehook's real app, plus two baselines on the same
+process and event loop: ``/bench/onekey`` writes one Redis key (with redis-py's asyncio client, the
+cheapest honest way), ``/bench/noop`` answers at once."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+
+import redis.asyncio as aioredis
+import uvicorn
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from service.app import create_app
+from service.log import configure_logging
+from service.settings import Settings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--redis-url", required=True)
+    parser.add_argument("--secret", required=True)
+    args = parser.parse_args()
+    # As in production: INFO lines, as JSON (the benchmark sends them to /dev/null).
+    settings = Settings(redis_url=args.redis_url, webhook_secrets=args.secret, log_format="json")
+    configure_logging(settings)
+    app = create_app(settings)
+    client = aioredis.Redis.from_url(args.redis_url)
+    counter = itertools.count()
+
+    async def onekey(request: Request) -> JSONResponse:
+        await request.body()
+        await client.set(f"bench:onekey:{next(counter)}", b"1", ex=600)
+        return JSONResponse({"status": "accepted"}, status_code=202)
+
+    async def noop(request: Request) -> JSONResponse:
+        await request.body()
+        return JSONResponse({"status": "accepted"}, status_code=202)
+
+    app.router.routes.extend(
+        [Route("/bench/onekey", onekey, methods=["POST"]), Route("/bench/noop", noop, methods=["POST"])]
+    )
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        log_config=None,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
+
+
+if __name__ == "__main__":
+    main()
