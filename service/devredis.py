@@ -42,8 +42,10 @@ def free_port() -> int:
 class EmbeddedRedis:
     """``with EmbeddedRedis() as server: server.url`` - started, and stopped on exit."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, durable: bool = False) -> None:
+        """``durable``: an append-only file synced on every write, so data survives stop/start."""
         self.port = port or free_port()
+        self.durable = durable
         self.binary = redis_server_binary()
         self._dir = tempfile.TemporaryDirectory(prefix="cubehook-redis-")
         self._process: subprocess.Popen[bytes] | None = None
@@ -54,10 +56,13 @@ class EmbeddedRedis:
 
     def start(self, timeout: float = 10.0) -> None:
         """Start the server (again, on the same port, after stop()) and wait until it answers."""
+        persistence = (
+            ["--appendonly", "yes", "--appendfsync", "always"] if self.durable else ["--appendonly", "no"]
+        )
         self._process = subprocess.Popen(  # noqa: S603 - fixed arguments, binary found above
             [
                 self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--dir", self._dir.name,
+                "--save", "", *persistence, "--dir", self._dir.name,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
