@@ -55,9 +55,11 @@ class Runtime:
         client = ComplyCubeClient.from_settings(settings, limiter, transport)
         store = SessionStore(redis, settings.session_lock_seconds)
         audit = AuditStore.from_url(settings.database_url)
-        # Workers starting together would race to create the schema: one migrates at a time.
-        with redis.lock("cubehook:lock:migrate", timeout=120, blocking_timeout=120):
-            audit.migrate()
+        # Workers starting together would race to create the schema: one migrates at a time. The
+        # lock's short lease frees it soon if its holder dies; an up-to-date schema needs no lock.
+        if audit.needs_migration():
+            with redis.lock("cubehook:lock:migrate", timeout=20, blocking_timeout=60):
+                audit.migrate()
         # Checks of one session are fetched at once; sessions with more checks than this are rare.
         executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cubehook-fetch")
         queue = Queue(settings.queue_name, connection=redis)

@@ -1,0 +1,129 @@
+"""Workers killed with SIGKILL at random points, again and again; ComplyCube and an action target
+failing for a while. In the end: every session decided once, every action delivered once in effect,
+and what went to the dead-letter queue replays cleanly."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from rq import Queue
+from rq.registry import StartedJobRegistry
+
+from service.queue import EventQueue, EventRef
+from service.settings import Settings
+from tests.conftest import SIM_API_KEY, Receiver, SimServer
+from tests.e2e.conftest import CUBEHOOK, cubehook_env
+from workers.state import SessionStore
+from workers.store import AuditStore
+
+pytestmark = pytest.mark.e2e
+HOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def setup(sim: SimServer, redis_url: str, receiver: Receiver, tmp_path: Path) -> dict[str, str]:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        f'[action.hook]\ntype = "webhook"\nurl = "{receiver.url}/decisions"\nsecret_env = "HOOK_SECRET"\n'
+        '[[rule]]\nname = "all"\nactions = ["hook"]\n'
+    )
+    return cubehook_env(
+        CUBEHOOK_REDIS_URL=redis_url, CUBEHOOK_DATABASE_URL=f"sqlite:///{tmp_path}/audit.db",
+        CUBEHOOK_COMPLYCUBE_BASE_URL=f"{sim.url}/v1", CUBEHOOK_COMPLYCUBE_API_KEY=SIM_API_KEY,
+        CUBEHOOK_COMPLYCUBE_RATE_LIMIT="0", CUBEHOOK_SESSION_LOCK_SECONDS="2", CUBEHOOK_RULES_FILE=str(rules),
+        HOOK_SECRET=HOOK_SECRET, CUBEHOOK_ACTION_RETRY_INTERVALS="0,0", CUBEHOOK_LOG_LEVEL="WARNING",
+        CUBEHOOK_MAINTENANCE_INTERVAL_SECONDS="0",
+    )  # fmt: skip
+
+
+def submit_all(redis_url: str, sessions: list[str]) -> None:
+    redis = Redis.from_url(redis_url)
+    intake = EventQueue(
+        redis, Settings(redis_url=redis_url, webhook_secrets="x", job_retry_intervals="0,0,0,0,0")
+    )
+    for sid in sessions:
+        for n, kind in enumerate(("started", "processing", "completed")):
+            intake.submit(EventRef(f"{sid}-{n}", f"workflowSession.{kind}", "workflowSession", sid, "t"))
+    redis.close()
+
+
+def recover_and_finish(env: dict[str, str], redis_url: str) -> None:
+    """What RQ's maintenance does once a dead worker's heartbeat lapses, then a worker to the end."""
+    redis = Redis.from_url(redis_url)
+    StartedJobRegistry(queue=Queue("cubehook", connection=redis)).cleanup(timestamp=time.time() + 3600)
+    redis.close()
+    done = subprocess.run([CUBEHOOK, "worker", "--burst"], env=env, capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+
+
+def check_once(redis_url: str, env: dict[str, str], sessions: dict[str, str], receiver: Receiver) -> None:
+    redis = Redis.from_url(redis_url)
+    store = SessionStore(redis, 2)
+    for sid, outcome in sessions.items():
+        assert [d.outcome for d in store.history(sid)] == [outcome], sid  # decided once, rightly
+    decisions = {store.history(sid)[0].decision_id for sid in sessions}
+    delivered = [headers["webhook-id"] for _, headers, _ in receiver.requests]
+    assert {d.split(".")[0] for d in delivered} == decisions  # every decision reached the target...
+    audit = AuditStore.from_url(env["CUBEHOOK_DATABASE_URL"])
+    for decision_id in decisions:
+        [entry] = audit.ledger(decision_id)
+        assert entry["state"] == "sent"  # ...and is recorded sent once; copies share one webhook-id
+    redis.close()
+
+
+def test_workers_killed_at_random_points_decide_and_deliver_once(
+    sim: SimServer, redis_url: str, receiver: Receiver, tmp_path: Path
+) -> None:
+    env = setup(sim, redis_url, receiver, tmp_path)
+    presets = ["clear", "attention", "rejected", "disagree", "failed"] * 4
+    expected = {"clear": "clear", "attention": "attention", "rejected": "rejected", "disagree": "rejected",
+                "failed": "attention"}  # fmt: skip
+    sessions = {sim.create(preset=p, mode="settled")["sessionId"]: expected[p] for p in presets}
+    sim.faults(seed=3, latency_ms=60)
+    submit_all(redis_url, list(sessions))
+    rng = random.Random(7)
+    for _ in range(6):  # start two workers, kill them at a random moment, again
+        workers = [subprocess.Popen([CUBEHOOK, "worker"], env=env, start_new_session=True,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]  # fmt: skip
+        time.sleep(rng.uniform(0.8, 2.0))
+        for worker in workers:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=10)
+    sim.faults()
+    recover_and_finish(env, redis_url)
+    check_once(redis_url, env, sessions, receiver)
+
+
+def test_complycube_and_the_target_failing_for_a_while(
+    sim: SimServer, redis_url: str, receiver: Receiver, tmp_path: Path
+) -> None:
+    env = setup(sim, redis_url, receiver, tmp_path)
+    sessions = {sim.create(preset="rejected", mode="settled")["sessionId"]: "rejected" for _ in range(4)}
+    sim.faults(seed=5, rate_429=0.3, rate_500=0.3, rate_timeout=0.1, timeout_seconds=1)
+    receiver.status = 503  # the onboarding system is down too
+    submit_all(redis_url, list(sessions))
+    impatient = {**env, "CUBEHOOK_COMPLYCUBE_TIMEOUT_SECONDS": "0.5", "CUBEHOOK_COMPLYCUBE_MAX_ATTEMPTS": "2",
+                 "CUBEHOOK_COMPLYCUBE_RETRY_BUDGET_SECONDS": "0.3"}  # fmt: skip
+    first = subprocess.run([CUBEHOOK, "worker", "--burst"], env=impatient, capture_output=True, timeout=300)
+    assert first.returncode == 0
+    queue = Queue("cubehook", connection=Redis.from_url(redis_url))
+    assert queue.failed_job_registry.count > 0  # the outages dead-lettered work
+    sim.faults()
+    receiver.status = 200
+    replay = subprocess.run(
+        [CUBEHOOK, "dlq", "replay", "--all"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert replay.returncode == 0, replay.stderr
+    recover_and_finish(env, redis_url)
+    # Actions dead-lettered during the outage were replayed by the same command if their decision
+    # existed; replay once more for those whose decision came only after the first replay.
+    subprocess.run([CUBEHOOK, "dlq", "replay", "--all"], env=env, capture_output=True, timeout=120)
+    recover_and_finish(env, redis_url)
+    assert queue.failed_job_registry.count == 0
+    check_once(redis_url, env, sessions, receiver)
