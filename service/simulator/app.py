@@ -228,8 +228,8 @@ class Simulator:
     async def deliveries(self, request: Request) -> Response:
         return JSONResponse(
             [
-                {"eventId": r.event_id, "type": r.event_type, "webhookId": r.webhook_id,
-                 "attempt": r.attempt, "outcome": r.outcome, "at": r.at}
+                {"eventId": r.event_id, "type": r.event_type, "resourceId": r.resource_id,
+                 "webhookId": r.webhook_id, "attempt": r.attempt, "outcome": r.outcome, "at": r.at}
                 for r in self.deliverer.records
             ]
         )  # fmt: skip

@@ -30,6 +30,7 @@ RETRY_DELAYS = (60, 120, 480, 960, 1920, 3840, 7680, 15360, 30720, 61440)
 class DeliveryRecord:
     event_id: str
     event_type: str
+    resource_id: str  # the session or check the event is about
     webhook_id: str
     attempt: int  # 0 for the first try, 1..10 for the retries
     outcome: str  # the HTTP status, "error: ...", "skipped: disabled", "disabled", "duplicate"
@@ -123,7 +124,9 @@ class Deliverer:
 
     def _record(self, event: Document, hook: WebhookRecord, attempt: int, outcome: str) -> None:
         self.records.append(
-            DeliveryRecord(event["id"], event["type"], hook.id, attempt, outcome, time.time())
+            DeliveryRecord(
+                event["id"], event["type"], event["payload"]["id"], hook.id, attempt, outcome, time.time()
+            )
         )
 
     async def idle(self, timeout: float = 60.0) -> bool:

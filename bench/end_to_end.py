@@ -1,0 +1,145 @@
+"""The whole system under a steady load: simulator -> web -> workers -> a webhook action's target.
+
+Sessions are started at a steady rate in the simulator (latency L on every API answer); each sends
+six webhooks (started, processing, three checks, completed) to the web process; two workers fetch,
+decide and send each decision to a receiver in this process. Prints throughput, the p50/p99 time
+from a session's `completed` event to its decision reaching the receiver, the memory (RSS) of the
+web and worker processes, and the counts of events sent, decisions made and actions received,
+which must match. Run: ``.venv/bin/python bench/end_to_end.py [--sessions 200] [--rate 20]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx2
+import uvicorn
+from redis import Redis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from service.demo import wait_ready
+from service.devredis import EmbeddedRedis, free_port
+from workers.state import SessionStore
+
+CUBEHOOK = str(Path(sys.executable).parent / "cubehook")
+SECRET, HOOK_SECRET, KEY = "bench_secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "test_bench_key"
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sessions", type=int, default=200)
+    parser.add_argument("--rate", type=float, default=20.0, help="sessions started per second")
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    args = parser.parse_args()
+    received: dict[str, float] = {}  # session id -> when its decision arrived
+
+    async def decision(request: Request) -> JSONResponse:
+        document = json.loads(await request.body())
+        received.setdefault(document["session_id"], time.time())
+        return JSONResponse({"ok": True})
+
+    receiver_port = free_port()
+    target = Starlette(routes=[Route("/d", decision, methods=["POST"])])
+    receiver = uvicorn.Server(uvicorn.Config(target, port=receiver_port, log_config=None, access_log=False))
+    threading.Thread(target=receiver.run, daemon=True).start()
+    web_port, sim_port = free_port(), free_port()
+    with EmbeddedRedis() as redis_server, tempfile.TemporaryDirectory() as tmp:
+        rules = Path(tmp) / "rules.toml"
+        url = f"http://127.0.0.1:{receiver_port}/d"
+        rules.write_text(
+            f'[action.hook]\ntype = "webhook"\nurl = "{url}"\nsecret_env = "HOOK_SECRET"\n'
+            '[[rule]]\nname = "all"\nactions = ["hook"]\n'
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CUBEHOOK_")}
+        env.update(
+            CUBEHOOK_REDIS_URL=redis_server.url, CUBEHOOK_WEBHOOK_SECRETS=SECRET, CUBEHOOK_PORT=str(web_port),
+            CUBEHOOK_COMPLYCUBE_BASE_URL=f"http://127.0.0.1:{sim_port}/v1", CUBEHOOK_COMPLYCUBE_API_KEY=KEY,
+            CUBEHOOK_COMPLYCUBE_RATE_LIMIT="0", CUBEHOOK_DATABASE_URL=f"sqlite:///{tmp}/audit.db",
+            CUBEHOOK_RULES_FILE=str(rules), HOOK_SECRET=HOOK_SECRET, CUBEHOOK_LOG_LEVEL="WARNING",
+            CUBEHOOK_LOG_FORMAT="json",
+        )  # fmt: skip
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        simulate = [
+            CUBEHOOK,
+            "simulate",
+            "--port",
+            str(sim_port),
+            "--api-key",
+            KEY,
+            "--webhook-secret",
+            SECRET,
+        ]
+        simulate += ["--latency-ms", str(args.latency_ms)]
+        simulate += ["--webhook-url", f"http://127.0.0.1:{web_port}/webhooks/complycube"]
+        sim = subprocess.Popen(simulate, env=env, **quiet)  # type: ignore[call-overload]
+        web = subprocess.Popen([CUBEHOOK, "web"], env=env, **quiet)  # type: ignore[call-overload]
+        workers = [subprocess.Popen([CUBEHOOK, "worker"], env=env, **quiet) for _ in range(2)]  # type: ignore[call-overload]
+        try:
+            wait_ready(f"http://127.0.0.1:{sim_port}/_sim/health")
+            wait_ready(f"http://127.0.0.1:{web_port}/readyz")
+            time.sleep(2)  # workers up and migrated
+            started = time.time()
+            with httpx2.Client(timeout=10) as http:
+                for n in range(args.sessions):
+                    time.sleep(max(0.0, started + n / args.rate - time.time()))
+                    http.post(f"http://127.0.0.1:{sim_port}/_sim/sessions", json={"preset": "clear"})
+            deadline = time.time() + 300
+            while len(received) < args.sessions and time.time() < deadline:
+                time.sleep(0.2)
+            elapsed = time.time() - started
+            memory = {"web": rss_mb(web.pid), "worker": max(rss_mb(w.pid) for w in workers)}
+            deliveries = httpx2.get(f"http://127.0.0.1:{sim_port}/_sim/deliveries", timeout=10).json()
+            redis = Redis.from_url(redis_server.url)
+            store = SessionStore(redis, 60)
+            sessions_decided = sum(1 for sid in received if store.current(sid) is not None)
+        finally:
+            for process in [*workers, web, sim]:
+                process.terminate()
+                process.wait(timeout=20)
+            receiver.should_exit = True
+    events_ok = sum(1 for d in deliveries if d["outcome"] in ("200", "202"))
+    latencies = _latencies(deliveries, received)
+    cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
+    latency = args.latency_ms
+    print(f"{args.sessions} sessions at {args.rate:.0f}/s, simulator latency {latency:.0f} ms, 2 workers")
+    print(f"events delivered {events_ok}, sessions decided {sessions_decided}")
+    print(f"decisions at the target {len(received)} (must equal both)")
+    print(f"throughput {events_ok / elapsed:.0f} events/s over {elapsed:.1f} s")
+    p50, p99 = cuts[49] * 1000, cuts[98] * 1000
+    print(f"completed event -> decision at the target: p50 {p50:.0f} ms, p99 {p99:.0f} ms")
+    print(f"RSS: web {memory['web']:.0f} MB, worker {memory['worker']:.0f} MB")
+
+
+def _latencies(deliveries: list[dict[str, object]], received: dict[str, float]) -> list[float]:
+    """From each session's `completed` event (as the simulator stamped it) to its decision's arrival."""
+    out = []
+    for delivery in deliveries:
+        if delivery["type"] != "workflowSession.completed" or delivery["outcome"] not in ("200", "202"):
+            continue
+        session_id = str(delivery["resourceId"])
+        if session_id in received:
+            out.append(received[session_id] - float(str(delivery["at"])))
+    return out
+
+
+if __name__ == "__main__":
+    main()
