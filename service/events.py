@@ -58,14 +58,20 @@ ROUTES: dict[str, Route] = {
 }
 
 
-def _normalise(name: str) -> str:
+def normalise_resource(name: str) -> str:
+    """A resource name as the routing table and the workers compare it: workflow_session and
+    workflowSession are the same."""
     return name.lower().replace("_", "")
 
 
 def route(event: Event) -> Route:
     """The route for an event's ``resourceType``, else for its type's prefix, else IGNORE."""
     prefix = event.type.split(".", 1)[0]
-    return ROUTES.get(_normalise(event.resource_type)) or ROUTES.get(_normalise(prefix)) or Route.IGNORE
+    return (
+        ROUTES.get(normalise_resource(event.resource_type))
+        or ROUTES.get(normalise_resource(prefix))
+        or Route.IGNORE
+    )
 
 
 def parse_event(body: bytes) -> Event:
@@ -98,6 +104,11 @@ def parse_time(value: str) -> datetime | None:
     if parsed is None or parsed.tzinfo:
         return parsed
     return parsed.replace(tzinfo=UTC)
+
+
+def format_time(moment: datetime) -> str:
+    """A time as ComplyCube writes it: UTC, milliseconds, ``Z``."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _parse_overflowing_seconds(text: str) -> datetime | None:

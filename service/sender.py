@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import httpx2
 
+from service.events import format_time
 from service.signature import HEADER, sign
 
 
@@ -25,7 +26,7 @@ def build_event(
         payload["status"] = "complete"
     if outcome:
         payload["outcome"] = outcome
-    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    now = format_time(datetime.now(UTC))
     document = {
         "id": event_id or secrets.token_hex(12),
         "type": event_type,

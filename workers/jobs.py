@@ -18,7 +18,7 @@ import structlog
 from rq import get_current_job
 
 from service.errors import PermanentError
-from service.events import parse_time
+from service.events import normalise_resource, parse_time
 from service.log import get_logger
 from service.metrics import EVENT_TO_DECISION, JOB_SECONDS
 from workers import runtime
@@ -50,7 +50,7 @@ def _job(name: str, **context: object) -> Iterator[None]:
 
 
 def _is_check(resource_type: str) -> bool:
-    return resource_type.lower().replace("_", "") == "check"
+    return normalise_resource(resource_type) == "check"
 
 
 def process_event(

@@ -20,6 +20,7 @@ from rq import Queue, Worker
 from rq.exceptions import DuplicateJobError
 from rq.job import Job
 
+from service.events import format_time
 from service.log import get_logger
 from service.metrics import WATCHDOG_STATE
 from service.queue import LAST_EVENT
@@ -32,10 +33,6 @@ log = get_logger("cubehook.operations")
 FINAL = ("complete", "abandoned", "cancelled")
 MAINTENANCE = "workers.jobs.maintenance"
 WATCHDOG_ALERTED = "cubehook:watchdog:alerted:"
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -51,7 +48,9 @@ def backfill(rt: Runtime, since: datetime, page_size: int = 100) -> BackfillRepo
     queue = Queue(rt.settings.queue_name, connection=rt.redis)
     page = 1
     while True:
-        listing = rt.client.list_sessions(updatedAfter=iso(since), page=page, pageSize=page_size).model
+        listing = rt.client.list_sessions(
+            updatedAfter=format_time(since), page=page, pageSize=page_size
+        ).model
         for summary in listing.items:
             report.listed += 1
             if summary.status not in FINAL:
@@ -74,7 +73,7 @@ def backfill(rt: Runtime, since: datetime, page_size: int = 100) -> BackfillRepo
         if page >= listing.pages:
             break
         page += 1
-    log.info("backfill.done", since=iso(since), listed=report.listed, queued=len(report.queued))
+    log.info("backfill.done", since=format_time(since), listed=report.listed, queued=len(report.queued))
     return report
 
 
@@ -166,7 +165,7 @@ def describe(job: Job) -> DeadLetter:
         f"{k}={v}" for k, v in kwargs.items() if k in ("event_id", "session_id", "decision_id", "action")
     )
     attempts = 1 + (len(job.retry_intervals or []) - (job.retries_left or 0)) if job.retry_intervals else 1
-    failed = iso(job.ended_at) if job.ended_at else "-"
+    failed = format_time(job.ended_at) if job.ended_at else "-"
     name = job.func_name or "?"
     return DeadLetter(job.id, KINDS.get(name, name), summary, error, attempts, failed)
 
@@ -196,5 +195,5 @@ def status(rt: Runtime) -> dict[str, Any]:
         "oldest_queued_seconds": round(time.time() - oldest[0].enqueued_at.timestamp(), 1)
         if oldest and oldest[0].enqueued_at
         else 0,
-        "last_event_at": iso(datetime.fromtimestamp(float(last), UTC)) if last else None,
+        "last_event_at": format_time(datetime.fromtimestamp(float(last), UTC)) if last else None,
     }

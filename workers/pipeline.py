@@ -22,6 +22,7 @@ from rq.exceptions import DuplicateJobError
 
 from service.complycube_models import Check
 from service.errors import UpstreamNotFound
+from service.events import format_time
 from service.log import get_logger
 from service.metrics import DECISIONS
 from service.settings import DAY
@@ -142,7 +143,7 @@ class SessionProcessor:
                 verdict,
                 decision_id="dec_" + secrets.token_hex(10),
                 supersedes=previous.decision_id if previous else None,
-                decided_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                decided_at=format_time(datetime.now(UTC)),
                 trigger=trigger,
             )
 

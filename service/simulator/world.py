@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from service.events import parse_time
+from service.events import format_time, parse_time
 from service.simulator.scenarios import Plan
 
 TASK_IDS = {"document_check": "task_doc_1", "identity_check": "task_liv_1"}
@@ -22,8 +22,8 @@ Document = dict[str, Any]
 
 
 def iso(ts: float) -> str:
-    """A time as ComplyCube writes it: UTC, milliseconds, ``Z``."""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """A timestamp as ComplyCube writes it."""
+    return format_time(datetime.fromtimestamp(ts, UTC))
 
 
 @dataclass(slots=True)

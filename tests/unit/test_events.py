@@ -119,3 +119,13 @@ def test_summary_holds_identifiers_only() -> None:
 )
 def test_parse_time_is_lenient(text: str, expected: datetime | None) -> None:
     assert parse_time(text) == expected
+
+
+def test_format_time_writes_complycubes_form_and_reads_back() -> None:
+    from datetime import timedelta, timezone
+
+    from service.events import format_time
+
+    moment = datetime(2025, 1, 13, 12, 39, 30, 500000, tzinfo=timezone(timedelta(hours=1)))
+    assert format_time(moment) == "2025-01-13T11:39:30.500Z"
+    assert parse_time(format_time(moment)) == moment
