@@ -1,7 +1,7 @@
 """The whole system under a steady load: simulator -> web -> workers -> a webhook action's target.
 
 Sessions are started at a steady rate in the simulator (latency L on every API answer); each sends
-six webhooks (started, processing, three checks, completed) to the web process; two workers fetch,
+six webhooks (started, processing, three checks, completed) to the web process; the workers fetch,
 decide and send each decision to a receiver in this process. Prints throughput, the p50/p99 time
 from a session's `completed` event to its decision reaching the receiver, the memory (RSS) of the
 web and worker processes, and the counts of events sent, decisions made and actions received,
@@ -44,11 +44,18 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a running process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sessions", type=int, default=200)
     parser.add_argument("--rate", type=float, default=20.0, help="sessions started per second")
     parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     received: dict[str, float] = {}  # session id -> when its decision arrived
 
@@ -92,7 +99,7 @@ def main() -> None:
         simulate += ["--webhook-url", f"http://127.0.0.1:{web_port}/webhooks/complycube"]
         sim = subprocess.Popen(simulate, env=env, **quiet)  # type: ignore[call-overload]
         web = subprocess.Popen([CUBEHOOK, "web"], env=env, **quiet)  # type: ignore[call-overload]
-        workers = [subprocess.Popen([CUBEHOOK, "worker"], env=env, **quiet) for _ in range(2)]  # type: ignore[call-overload]
+        workers = [subprocess.Popen([CUBEHOOK, "worker"], env=env, **quiet) for _ in range(args.workers)]  # type: ignore[call-overload]
         try:
             wait_ready(f"http://127.0.0.1:{sim_port}/_sim/health")
             wait_ready(f"http://127.0.0.1:{web_port}/readyz")
@@ -107,6 +114,9 @@ def main() -> None:
                 time.sleep(0.2)
             elapsed = time.time() - started
             memory = {"web": rss_mb(web.pid), "worker": max(rss_mb(w.pid) for w in workers)}
+            cpu = {"simulator": cpu_seconds(sim.pid), "web": cpu_seconds(web.pid)}
+            cpu["workers"] = sum(cpu_seconds(w.pid) for w in workers)
+            cpu["this process"] = time.process_time()
             deliveries = httpx2.get(f"http://127.0.0.1:{sim_port}/_sim/deliveries", timeout=10).json()
             redis = Redis.from_url(redis_server.url)
             store = SessionStore(redis, 60)
@@ -119,14 +129,15 @@ def main() -> None:
     events_ok = sum(1 for d in deliveries if d["outcome"] in ("200", "202"))
     latencies = _latencies(deliveries, received)
     cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
-    latency = args.latency_ms
-    print(f"{args.sessions} sessions at {args.rate:.0f}/s, simulator latency {latency:.0f} ms, 2 workers")
+    setup = f"simulator latency {args.latency_ms:.0f} ms, {args.workers} workers"
+    print(f"{args.sessions} sessions at {args.rate:.0f}/s, {setup}")
     print(f"events delivered {events_ok}, sessions decided {sessions_decided}")
     print(f"decisions at the target {len(received)} (must equal both)")
     print(f"throughput {events_ok / elapsed:.0f} events/s over {elapsed:.1f} s")
     p50, p99 = cuts[49] * 1000, cuts[98] * 1000
     print(f"completed event -> decision at the target: p50 {p50:.0f} ms, p99 {p99:.0f} ms")
     print(f"RSS: web {memory['web']:.0f} MB, worker {memory['worker']:.0f} MB")
+    print("CPU seconds: " + ", ".join(f"{name} {seconds:.1f}" for name, seconds in cpu.items()))
 
 
 def _latencies(deliveries: list[dict[str, object]], received: dict[str, float]) -> list[float]:

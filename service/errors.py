@@ -10,7 +10,6 @@
     │   ├── QueueUnavailable         503  the event could not be made durable in Redis
     │   ├── UpstreamUnavailable      ComplyCube answered 429/5xx, timed out or was unreachable
     │   ├── UpstreamMalformed        ComplyCube answered 2xx with a body that does not parse
-    │   ├── SessionBusy              another worker held the session for a whole lease
     │   └── ActionFailed             an action's target failed (5xx, 429, timeout, refused)
     └── PermanentError               give up: the same call will fail the same way
         ├── UpstreamRejected         ComplyCube answered 4xx (not 429): bad key, bad request...
@@ -81,10 +80,6 @@ class UpstreamUnavailable(UpstreamError, TransientError):
 
 
 class UpstreamMalformed(UpstreamError, TransientError):
-    pass
-
-
-class SessionBusy(TransientError):
     pass
 
 

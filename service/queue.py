@@ -68,6 +68,13 @@ def seen_key(event_id: str) -> str:
     return SEEN_PREFIX + job_id_for(event_id)
 
 
+def accepted_at(connection: Redis, event_id: str) -> int | None:
+    """When the event was accepted (Redis clock, µs), or None when that is not known."""
+    value = connection.get(seen_key(event_id))
+    text = value.decode() if isinstance(value, bytes) else value
+    return int(text) if text and text.isdigit() else None
+
+
 def redis_client(settings: Settings) -> Redis:
     """The blocking Redis client every process uses, with bounded timeouts so an outage is
     noticed in seconds, not minutes."""
@@ -92,9 +99,13 @@ def async_redis_client(settings: Settings) -> AsyncRedis:
 # KEYS: the seen key, the last-event key. ARGV: retention seconds, the time, and RQ's commands in
 # one string (see ``pack``): a few long arguments cost the client far less to send than forty
 # short ones. Returns 1 when queued, 0 for a duplicate. (RQ's own keys travel in ARGV: fine on a
-# standalone or Sentinel-managed Redis, not on a Redis Cluster.)
+# standalone or Sentinel-managed Redis, not on a Redis Cluster.) The seen key holds when the event
+# was accepted, by Redis's clock in microseconds: the clock the workers stamp their looks at a
+# session with (see workers.state).
 _ACCEPT = """
-if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[1]) then return 0 end
+local t = redis.call('TIME')
+local accepted_at = t[1] .. string.format('%06d', tonumber(t[2]))
+if not redis.call('SET', KEYS[1], accepted_at, 'NX', 'EX', ARGV[1]) then return 0 end
 redis.call('SET', KEYS[2], ARGV[2])
 local blob, pos = ARGV[3], 1
 local function token()

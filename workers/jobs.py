@@ -21,6 +21,7 @@ from service.errors import PermanentError
 from service.events import normalise_resource, parse_time
 from service.log import get_logger
 from service.metrics import EVENT_TO_DECISION, JOB_SECONDS
+from service.queue import accepted_at
 from workers import runtime
 
 log = get_logger("cubehook.jobs")
@@ -67,7 +68,8 @@ def process_event(
         if session_id is None:
             log.warning("event.unmatched", check_id=resource_id)
             return {"event_id": event_id, "result": "unmatched", "check_id": resource_id}
-        outcome = processor.process(session_id, trigger=event_id)
+        asked_at = accepted_at(current.redis, event_id)
+        outcome = processor.process(session_id, trigger=event_id, asked_at=asked_at)
         happened = parse_time(event_time)
         if outcome.result == "decided" and happened is not None:
             EVENT_TO_DECISION.observe(max(0.0, time.time() - happened.timestamp()))

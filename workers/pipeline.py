@@ -3,6 +3,8 @@
 The event that triggered the work is only a trigger: the session and its checks are always
 fetched from the API (the session first, then every related check at once, so a session costs
 about two round trips), so duplicates, replays and out-of-order events converge on one decision.
+While the session is still running (started, processing) its checks are not fetched: they cannot
+decide anything yet, and ComplyCube's rate limit is better spent on sessions that can.
 """
 
 from __future__ import annotations
@@ -29,14 +31,15 @@ from service.settings import DAY
 from workers.complycube import ComplyCubeClient, Fetched
 from workers.decide import Decision, Step, judge, make_decision
 from workers.dispatch import Dispatcher
-from workers.reconcile import Reconciliation, Status, reconcile
-from workers.state import Committed, Lease, SessionStore
+from workers.reconcile import Reconciliation, Status, needs_checks, reconcile
+from workers.state import Committed, HandedOff, Lease, SessionStore
 from workers.store import AuditStore
 
 log = get_logger("cubehook.pipeline")
 PROCESS_SESSION = "workers.jobs.process_session"
 _SAFE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 MAX_CLIENT_SESSIONS_SEARCHED = 5
+FOLLOW_UP = "follow-up"  # the trigger of a look scheduled by a job that handed off to a holder
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class Outcome:
     """What one job did for a session: its result in RQ and its summary log line."""
 
     session_id: str
-    result: str  # progress | waiting | decided | unchanged | stale | coalesced
+    result: str  # progress | waiting | decided | unchanged | stale | coalesced | covered
     decision_id: str | None = None
     outcome: str | None = None
     status: str | None = None
@@ -72,18 +75,26 @@ class SessionProcessor:
         self.audit = audit
         self.dispatcher = dispatcher
 
-    def process(self, session_id: str, trigger: str) -> Outcome:
-        lease = self.store.acquire_or_hand_off(session_id)
-        if lease is None:
+    def process(self, session_id: str, trigger: str, asked_at: int | None = None) -> Outcome:
+        """Look at the session, unless a look that started after ``asked_at`` (Redis clock, µs;
+        None: now) is done or under way."""
+        if trigger == FOLLOW_UP and not self.store.requested(session_id):
+            return Outcome(session_id, "covered")  # the holder took the request over, as planned
+        lease = self.store.acquire_or_hand_off(session_id, asked_at)
+        if isinstance(lease, HandedOff):
+            self._schedule_follow_up(lease)
             return Outcome(session_id, "coalesced")
+        if lease.answers(asked_at):
+            self.store.release(lease)
+            return Outcome(session_id, "covered")
         decided: Outcome | None = None
         try:
             while True:
-                self.store.begin_round(lease)
+                started = self.store.begin_round(lease)
                 outcome = self._round(lease, trigger)
                 if outcome.result == "decided":
                     decided = outcome  # a later round of the same job must not hide it
-                if self.store.release_if_idle(lease):
+                if self.store.release_if_idle(lease, started):
                     return outcome if decided is None or outcome.result == "decided" else decided
         except BaseException:
             self.store.release(lease)
@@ -174,8 +185,10 @@ class SessionProcessor:
         fetched = self.client.get_session(session_id)
         session = fetched.model
         ids = [ref.check_id for ref in session.all_related_checks]
-        checks = dict(zip(ids, self.executor.map(self._check_or_none, ids), strict=True))
         self.store.index_checks(session_id, ids)
+        if not needs_checks(session):
+            ids = []  # still running: the session alone says so
+        checks = dict(zip(ids, self.executor.map(self._check_or_none, ids), strict=True))
         rec = reconcile(session, {cid: c.model if c else None for cid, c in checks.items()})
         raw_checks = {cid: c.raw if c else None for cid, c in checks.items()}
         self.audit.record_snapshot(session_id, rec.fingerprint, trigger, fetched.raw, raw_checks)
@@ -202,6 +215,21 @@ class SessionProcessor:
                 result_ttl=DAY,
             )
         return delay
+
+    def _schedule_follow_up(self, handed: HandedOff) -> None:
+        """In case the holder dies before taking our request over: one look after its lease is over,
+        per lease (its fence), which does nothing when the request was taken over meanwhile."""
+        with contextlib.suppress(DuplicateJobError):  # another job handed off to this lease already
+            self.queue.enqueue_in(
+                timedelta(milliseconds=self.store.lock_ms + 1000),
+                PROCESS_SESSION,
+                session_id=handed.session_id,
+                trigger=FOLLOW_UP,
+                job_id=f"follow-up-{_job_safe(handed.session_id)}-{handed.fence}",
+                unique=True,
+                result_ttl=0,
+                failure_ttl=DAY,
+            )
 
 
 def _recheck_index(trigger: str) -> int | None:

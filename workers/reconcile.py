@@ -70,6 +70,7 @@ CHECK_OUTCOMES: dict[str, Outcome] = {
     "match_confirmed": Outcome.REJECTED,
     "not_processed": Outcome.ATTENTION,
 }
+NOT_FETCHED = "not_fetched"  # a check's status when the session was looked at without its checks
 SESSION_STATUSES = {status.value: status for status in Status if status is not Status.UNKNOWN}
 
 
@@ -84,7 +85,7 @@ class Discrepancy:
 class CheckView:
     check_id: str
     type: str | None
-    status: str  # as ComplyCube said it, or "missing"
+    status: str  # as ComplyCube said it, or "missing", or NOT_FETCHED
     raw_outcome: str | None  # as ComplyCube said it
     outcome: Outcome | None  # None while pending
     # Where the result breakdown is not clear, e.g. "dataValidation.expiryDate: rejected". Only
@@ -113,16 +114,26 @@ class Reconciliation:
         return bool(self.discrepancies)
 
 
+def needs_checks(session: WorkflowSession) -> bool:
+    """False while the session is still running (started, processing): its checks cannot decide
+    anything yet, so a look at it need not fetch them (one API call instead of 1 + checks)."""
+    return SESSION_STATUSES.get(session.status or "") not in (Status.STARTED, Status.PROCESSING)
+
+
 def reconcile(session: WorkflowSession, checks: Mapping[str, Check | None]) -> Reconciliation:
-    """``checks`` maps every id in ``session.all_related_checks`` to its Check, or None when the API
-    answered 404 for it."""
+    """``checks`` maps the ids in ``session.all_related_checks`` to their Check, or None when the
+    API answered 404 for it. An id left out was not fetched (see ``needs_checks``): it counts as
+    pending, without a discrepancy."""
     issues: list[Discrepancy] = []
     status = SESSION_STATUSES.get(session.status or "", Status.UNKNOWN)
     if status is Status.UNKNOWN:
         issues.append(Discrepancy(Issue.UNKNOWN_SESSION_STATUS, f"session status {session.status!r}"))
 
     views = tuple(
-        _view(ref.check_id, ref.type, checks.get(ref.check_id), issues) for ref in session.all_related_checks
+        _view(ref.check_id, ref.type, checks.get(ref.check_id), issues)
+        if ref.check_id in checks
+        else CheckView(ref.check_id, ref.type, NOT_FETCHED, None, None)
+        for ref in session.all_related_checks
     )
     pending = tuple(v.check_id for v in views if v.outcome is None)
     settled = [v.outcome for v in views if v.outcome is not None]

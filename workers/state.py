@@ -2,10 +2,22 @@
 decisions it superseded, when its checks were first seen pending, and which session each check
 belongs to.
 
-One worker at a time works on a session. A job that finds the session busy leaves a "dirty" mark
-and waits: the holder sees the mark before it lets go and fetches the session once more, so the
-job's event is covered by a fetch that started after it; the waiter is then free to go. The lock
-has a lease, so a holder that dies (SIGKILL) holds the session for at most ``lock_seconds``.
+One worker at a time works on a session. A job that finds the session busy leaves a request (the
+"dirty" mark) and finishes at once: the holder sees the request before it lets go and fetches the
+session once more, so the job's event is covered by a fetch that started after it. Leaving the
+request and trying the lock are one atomic step, so the request is either seen by the holder or
+the job takes the lock itself.
+
+A look is needed only when it starts after the event was accepted: the web side stamps each event
+with Redis's clock as it accepts it, each round is stamped with the same clock as it begins, and a
+request carries the latest stamp it was asked for. A holder lets go when its round started after
+every request; a job that takes the lock after a round that started later than its event was
+accepted has nothing to fetch ("covered"). So a burst of events about one session, or a backlog
+drained late, costs one or two fetches rather than one per event.
+
+The lock has a lease, so a holder that dies (SIGKILL) holds the session for at most
+``lock_seconds``; the job that handed off schedules one follow-up per lease for that case, which
+does nothing unless the request is still there when the lease is over (see workers.pipeline).
 
 Each acquisition takes a fencing number. A decision is written only by a holder whose number is
 not older than the last writer's, and only when the session's state (its fingerprint) changed: a
@@ -25,8 +37,8 @@ from enum import StrEnum
 from redis import Redis
 from redis.client import Pipeline
 from redis.exceptions import WatchError
+from redis.typing import EncodableT
 
-from service.errors import SessionBusy
 from service.settings import DAY
 from workers.decide import Decision
 
@@ -34,12 +46,48 @@ PREFIX = "cubehook:session:"
 CHECK_PREFIX = "cubehook:check:"
 CHECK_INDEX_TTL = 365 * DAY
 
-# Let go only when nobody asked for another look meanwhile; else keep the lease and say so.
+# Times are Redis's own clock (TIME, in microseconds), the one clock the web side (which stamps
+# when it accepted each event, see service.queue) and every worker share.
+_NOW = "local t = redis.call('TIME') local now = t[1] .. string.format('%06d', tonumber(t[2]))"
+
+# Take the lock: {1, fence, covered}, where covered is when the last completed look at the session
+# started; or leave the holder a request: {0, the holder's fence}. A request keeps the latest time
+# it was asked for (ARGV[4], or now). KEYS: lock, request, fence, covered.
+_HAND_OFF = (
+    _NOW
+    + """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {1, redis.call('INCR', KEYS[3]), redis.call('GET', KEYS[4]) or '0'}
+end
+local asked = ARGV[4] ~= '' and ARGV[4] or now
+local previous = redis.call('GET', KEYS[2])
+if not previous or tonumber(previous) < tonumber(asked) then previous = asked end
+redis.call('SET', KEYS[2], previous, 'PX', ARGV[3])
+return {0, tonumber(redis.call('GET', KEYS[3]) or '0')}
+"""
+)
+# Start a round: take the requests over, renew the lease; returns when the round started.
+_BEGIN_ROUND = (
+    _NOW
+    + """
+redis.call('DEL', KEYS[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return now
+"""
+)
+# Let go after a round that started at ARGV[3], unless a request asked after that (keep the lease,
+# look again: 0). KEYS: lock, request, covered. -1 when the lease was lost.
 _RELEASE_IF_IDLE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
-if redis.call('EXISTS', KEYS[2]) == 1 then
+local asked = redis.call('GET', KEYS[2])
+if asked and tonumber(asked) >= tonumber(ARGV[3]) then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 0
+end
+redis.call('DEL', KEYS[2])
+local covered = redis.call('GET', KEYS[3])
+if not covered or tonumber(covered) < tonumber(ARGV[3]) then
+  redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[4])
 end
 redis.call('DEL', KEYS[1])
 return 1
@@ -55,6 +103,20 @@ class Lease:
     session_id: str
     token: str
     fence: int
+    # When the last completed look at the session started (Redis clock, µs; 0 for never): a
+    # request made before then is answered already.
+    covered: int = 0
+
+    def answers(self, asked_at: int | None) -> bool:
+        return asked_at is not None and asked_at < self.covered
+
+
+@dataclass(frozen=True, slots=True)
+class HandedOff:
+    """The session was busy: its holder (the lease numbered ``fence``) will look again for us."""
+
+    session_id: str
+    fence: int
 
 
 class Committed(StrEnum):
@@ -69,6 +131,14 @@ class SessionStore:
         self.lock_ms = lock_seconds * 1000
         self._release_if_idle = redis.register_script(_RELEASE_IF_IDLE)
         self._release = redis.register_script(_RELEASE)
+        self._hand_off = redis.register_script(_HAND_OFF)
+        self._begin_round = redis.register_script(_BEGIN_ROUND)
+
+    @property
+    def _request_ms(self) -> int:
+        # A request outlives any lease, so that only a holder (or the follow-up) makes it vanish;
+        # it expires in the end so that a request nobody took over does not linger.
+        return self.lock_ms * 3 + 5000
 
     @staticmethod
     def key(session_id: str, part: str) -> str:
@@ -76,44 +146,34 @@ class SessionStore:
 
     # --- one worker at a time ------------------------------------------------------------------
 
-    def request(self, session_id: str) -> None:
-        """Ask for a fresh look at the session (whoever holds it, or will)."""
-        # Outlives any wait for the lock, so that only a holder can make it vanish; expires in the
-        # end so that a mark nobody consumed does not linger.
-        self.redis.set(self.key(session_id, "dirty"), "1", px=self.lock_ms * 3 + 5000)
-
-    def try_acquire(self, session_id: str) -> Lease | None:
+    def acquire_or_hand_off(self, session_id: str, asked_at: int | None = None) -> Lease | HandedOff:
+        """Take the lock, or leave the holder a request to look again; never waits. ``asked_at``
+        is when the look was asked for (Redis clock, µs): when the web side accepted the event.
+        None means now."""
         token = secrets.token_hex(8)
-        if not self.redis.set(self.key(session_id, "lock"), token, nx=True, px=self.lock_ms):
-            return None
-        fence = int(self.redis.incr(self.key(session_id, "fence")))
-        return Lease(session_id, token, fence)
+        keys = [self.key(session_id, p) for p in ("lock", "dirty", "fence", "covered")]
+        args: list[EncodableT] = [token, self.lock_ms, self._request_ms, "" if asked_at is None else asked_at]
+        answer = self._hand_off(keys=keys, args=args)
+        if int(answer[0]):
+            return Lease(session_id, token, int(answer[1]), int(answer[2]))
+        return HandedOff(session_id, int(answer[1]))
 
-    def acquire_or_hand_off(self, session_id: str, poll: float = 0.05) -> Lease | None:
-        """Request a look, then take the lock; None when the holder took the request over instead.
-        Waits at most one lease (a dead holder's lock lapses by then)."""
-        self.request(session_id)
-        deadline = time.monotonic() + self.lock_ms / 1000 + 1
-        while time.monotonic() < deadline:
-            lease = self.try_acquire(session_id)
-            if lease is not None:
-                return lease
-            if not self.redis.exists(self.key(session_id, "dirty")):
-                return None  # the holder consumed the request: its next fetch covers ours
-            time.sleep(poll)
-        raise SessionBusy(f"session {session_id} stayed locked for a whole lease")
+    def requested(self, session_id: str) -> bool:
+        """A request for a look is still waiting for a holder to take it over."""
+        return bool(self.redis.exists(self.key(session_id, "dirty")))
 
-    def begin_round(self, lease: Lease) -> None:
-        """Consume pending requests and renew the lease, before fetching."""
-        pipe = self.redis.pipeline()
-        pipe.delete(self.key(lease.session_id, "dirty"))
-        pipe.pexpire(self.key(lease.session_id, "lock"), self.lock_ms)
-        pipe.execute()
-
-    def release_if_idle(self, lease: Lease) -> bool:
-        """True when released; False when a request came in meanwhile (fetch again, lease renewed)."""
+    def begin_round(self, lease: Lease) -> int:
+        """Take pending requests over and renew the lease, before fetching; returns when the round
+        started (Redis clock, µs)."""
         keys = [self.key(lease.session_id, "lock"), self.key(lease.session_id, "dirty")]
-        return int(self._release_if_idle(keys=keys, args=[lease.token, self.lock_ms])) != 0
+        return int(self._begin_round(keys=keys, args=[self.lock_ms]))
+
+    def release_if_idle(self, lease: Lease, round_started: int) -> bool:
+        """True when released; False when a request asked after the round started (look again,
+        lease renewed). Requests made before it are answered by the round."""
+        keys = [self.key(lease.session_id, p) for p in ("lock", "dirty", "covered")]
+        args: list[EncodableT] = [lease.token, self.lock_ms, round_started, 30 * DAY]
+        return int(self._release_if_idle(keys=keys, args=args)) != 0
 
     def release(self, lease: Lease) -> None:
         self._release(keys=[self.key(lease.session_id, "lock")], args=[lease.token])

@@ -54,10 +54,12 @@ def submit_all(redis_url: str, sessions: list[str]) -> None:
 
 
 def recover_and_finish(env: dict[str, str], redis_url: str) -> None:
-    """What RQ's maintenance does once a dead worker's heartbeat lapses, then a worker to the end."""
+    """What RQ's maintenance does once a dead worker's heartbeat lapses, then a worker to the end.
+    That takes a minute in RQ; the dead workers' session leases (2 s) are over well before."""
     redis = Redis.from_url(redis_url)
     StartedJobRegistry(queue=Queue("cubehook", connection=redis)).cleanup(timestamp=time.time() + 3600)
     redis.close()
+    time.sleep(2.1)
     done = subprocess.run([CUBEHOOK, "worker", "--burst"], env=env, capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
 

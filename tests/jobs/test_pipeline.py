@@ -10,6 +10,7 @@ from rq.job import JobStatus
 from service.queue import Submitted
 from tests.conftest import SimServer
 from tests.jobs.conftest import Pipeline
+from workers.state import Lease
 
 
 def test_a_completed_session_is_decided_with_its_reconciliation(pipeline: Pipeline, sim: SimServer) -> None:
@@ -37,12 +38,12 @@ def test_duplicate_and_repeated_events_make_one_decision(pipeline: Pipeline, sim
         pipeline.submit(sid)  # distinct events about the same state
     pipeline.work()
     assert [d.outcome for d in pipeline.decisions(sid)] == ["rejected"]
-    assert sorted(r["result"] for r in pipeline.results()) == [
-        "decided",
-        "unchanged",
-        "unchanged",
-        "unchanged",
-    ]
+    # The first look started after all four were accepted: it answers the other three.
+    assert sorted(r["result"] for r in pipeline.results()) == ["covered", "covered", "covered", "decided"]
+    pipeline.submit(sid)  # accepted after that look: a look of its own, which changes nothing
+    pipeline.work()
+    assert sorted(r["result"] for r in pipeline.results()).count("unchanged") == 1
+    assert [d.outcome for d in pipeline.decisions(sid)] == ["rejected"]
 
 
 def test_out_of_order_events_converge_on_the_final_state(pipeline: Pipeline, sim: SimServer) -> None:
@@ -200,3 +201,72 @@ def test_workers_count_api_calls_decisions_and_actions(pipeline: Pipeline, sim: 
     assert value("cubehook_decisions_total", {"kind": "outcome", "outcome": "attention"}) == before[1] + 1
     assert value("cubehook_actions_total", {"action": "log", "result": "sent"}) == before[2] + 1
     assert value("cubehook_job_seconds_count", {"job": "process_event", "result": "ok"}) == before[3] + 1
+
+
+def _api_calls() -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("cubehook_complycube_calls_total", {"status": "200"}) or 0.0
+
+
+def _run_scheduled_now(pipeline: Pipeline, job_id: str) -> None:
+    """Move one scheduled job to the queue (as RQ's scheduler does when its time comes)."""
+    job = pipeline.queue.fetch_job(job_id)
+    assert job is not None
+    pipeline.queue.scheduled_job_registry.remove(job)
+    pipeline.queue.enqueue_job(job)
+
+
+def test_an_event_for_a_busy_session_hands_off_and_frees_its_worker(
+    pipeline: Pipeline, sim: SimServer
+) -> None:
+    sid = sim.create(preset="clear", mode="settled")["sessionId"]
+    holder = pipeline.runtime.store.acquire_or_hand_off(sid)  # another worker is on this session
+    assert isinstance(holder, Lease)
+    pipeline.submit(sid)
+    pipeline.submit(sid)
+    pipeline.work()
+    assert [r["result"] for r in pipeline.results()] == ["coalesced", "coalesced"]
+    assert pipeline.decisions(sid) == []  # left to the holder
+    # One follow-up for the holder's lease, however many jobs handed off to it.
+    follow_up = f"follow-up-{sid}-{holder.fence}"
+    assert pipeline.queue.scheduled_job_registry.get_job_ids() == [follow_up]
+    # The holder takes the request over (its next round fetches after the events): the follow-up
+    # then has nothing to do and fetches nothing.
+    store = pipeline.runtime.store
+    assert store.release_if_idle(holder, store.begin_round(holder))
+    fetched = _api_calls()
+    _run_scheduled_now(pipeline, follow_up)
+    pipeline.work()
+    assert _api_calls() == fetched
+    assert pipeline.queue.failed_job_registry.get_job_ids() == []
+    assert pipeline.queue.fetch_job(follow_up) is None  # no result kept: the id can be used again
+
+
+def test_a_holder_that_dies_leaves_the_session_to_the_follow_up(pipeline: Pipeline, sim: SimServer) -> None:
+    sid = sim.create(preset="rejected", mode="settled")["sessionId"]
+    holder = pipeline.runtime.store.acquire_or_hand_off(sid)
+    assert isinstance(holder, Lease)
+    pipeline.submit(sid)
+    pipeline.work()
+    assert [r["result"] for r in pipeline.results()] == ["coalesced"]
+    pipeline.redis.delete(pipeline.runtime.store.key(sid, "lock"))  # the holder's lease lapsed
+    _run_scheduled_now(pipeline, f"follow-up-{sid}-{holder.fence}")
+    pipeline.work()
+    [decision] = pipeline.decisions(sid)
+    assert decision.outcome == "rejected"
+    assert decision.trigger == "follow-up"
+
+
+def test_a_running_session_costs_one_api_call(pipeline: Pipeline, sim: SimServer) -> None:
+    sid = sim.create(preset="clear", mode="manual")["sessionId"]
+    sim.control("POST", f"/_sim/sessions/{sid}/advance")  # processing, its three checks listed
+    before = _api_calls()
+    pipeline.submit(sid, "workflowSession.processing")
+    pipeline.work()
+    assert _api_calls() == before + 1  # the session only: its checks cannot decide anything yet
+    sim.control("POST", f"/_sim/sessions/{sid}/advance")  # complete
+    pipeline.submit(sid)
+    pipeline.work()
+    assert _api_calls() == before + 1 + 4  # now the session and its three checks
+    assert [d.outcome for d in pipeline.decisions(sid)] == ["clear"]

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 
 import pytest
 from redis import Redis
 
-from service.errors import SessionBusy
+from service.queue import EventQueue, EventRef, Submitted, accepted_at
+from service.settings import Settings
 from workers.decide import Decision, Kind
-from workers.state import Committed, SessionStore
+from workers.state import Committed, HandedOff, Lease, SessionStore
 
 
 def decision(fingerprint: str, supersedes: str | None = None, n: int = 1) -> Decision:
@@ -26,70 +29,102 @@ def store(redis: Redis) -> SessionStore:
     return SessionStore(redis, lock_seconds=2)
 
 
+def take(store: SessionStore, session_id: str = "s1") -> Lease:
+    lease = store.acquire_or_hand_off(session_id)
+    assert isinstance(lease, Lease)
+    return lease
+
+
 def test_one_holder_at_a_time_with_growing_fences(store: SessionStore) -> None:
-    first = store.try_acquire("s1")
-    assert first is not None
-    assert store.try_acquire("s1") is None
-    assert store.release_if_idle(first)
-    second = store.try_acquire("s1")
-    assert second is not None
-    assert second.fence > first.fence
+    first = take(store)
+    assert store.acquire_or_hand_off("s1") == HandedOff("s1", first.fence)  # no wait
+    assert store.release_if_idle(first, store.begin_round(first))
+    second = take(store)
+    assert second.fence == first.fence + 1
 
 
-def test_a_request_during_the_work_keeps_the_holder_going(store: SessionStore) -> None:
-    lease = store.try_acquire("s1")
-    assert lease is not None
-    store.begin_round(lease)
-    store.request("s1")  # an event arrived while the holder was fetching
-    assert not store.release_if_idle(lease)  # so it must look again
-    store.begin_round(lease)
-    assert store.release_if_idle(lease)
+def test_a_request_during_the_round_keeps_the_holder_going(store: SessionStore) -> None:
+    lease = take(store)
+    started = store.begin_round(lease)
+    assert isinstance(store.acquire_or_hand_off("s1"), HandedOff)  # an event arrives meanwhile
+    assert store.requested("s1")
+    assert not store.release_if_idle(lease, started)  # so the holder must look again
+    again = store.begin_round(lease)  # it takes the request over with its next fetch
+    assert again > started
+    assert not store.requested("s1")
+    assert store.release_if_idle(lease, again)
 
 
-def test_a_waiter_hands_off_to_the_holder(store: SessionStore) -> None:
-    lease = store.try_acquire("s1")
-    assert lease is not None
-    handed: list[object] = []
-    waiter = threading.Thread(target=lambda: handed.append(store.acquire_or_hand_off("s1")))
-    waiter.start()
-    while not store.redis.exists(store.key("s1", "dirty")):
-        pass
-    store.begin_round(lease)  # the holder takes the request over: its next fetch covers it
-    waiter.join(timeout=5)
-    assert handed == [None]
-    assert store.release_if_idle(lease)
+def test_a_request_accepted_before_the_round_began_is_answered_by_it(store: SessionStore) -> None:
+    lease = take(store)
+    started = store.begin_round(lease)
+    # A job that sat in the queue: its event was accepted before this round started.
+    assert isinstance(store.acquire_or_hand_off("s1", asked_at=started - 1), HandedOff)
+    assert store.release_if_idle(lease, started)  # no second fetch
+    assert not store.requested("s1")
 
 
-def test_a_waiter_takes_over_once_the_holder_lets_go(store: SessionStore) -> None:
-    lease = store.try_acquire("s1")
-    assert lease is not None
-    got: list[object] = []
-    waiter = threading.Thread(target=lambda: got.append(store.acquire_or_hand_off("s1")))
-    waiter.start()
-    while not store.redis.exists(store.key("s1", "dirty")):
-        pass
-    store.release(lease)  # e.g. the holder failed and gave the session up
-    waiter.join(timeout=5)
-    assert len(got) == 1
-    assert got[0] is not None
+def test_a_job_after_a_covering_round_has_nothing_to_fetch(store: SessionStore) -> None:
+    lease = take(store)
+    assert lease.covered == 0  # never looked at
+    assert not lease.answers(None)
+    started = store.begin_round(lease)
+    assert store.release_if_idle(lease, started)
+    later = take(store)
+    assert later.covered == started
+    assert later.answers(started - 1)  # accepted before the last look began
+    assert not later.answers(started)
+    assert not later.answers(None)  # a look asked for now
+    store.release(later)
+    failed = take(store)
+    store.begin_round(failed)
+    store.release(failed)  # a round that failed covers nothing
+    assert take(store).covered == started
+
+
+def test_the_web_side_and_the_workers_share_one_clock(
+    store: SessionStore, redis: Redis, make_settings: Callable[..., Settings]
+) -> None:
+    ref = EventRef("evt-clock", "workflowSession.completed", "workflowSession", "s1", "t")
+    assert EventQueue(redis, make_settings()).submit(ref) is Submitted.ACCEPTED
+    accepted = accepted_at(redis, "evt-clock")
+    assert accepted is not None
+    lease = take(store)
+    started = store.begin_round(lease)
+    assert accepted <= started
+    seconds, micros = redis.time()
+    assert abs(started - (seconds * 1_000_000 + micros)) < 5_000_000  # Redis's clock, in µs
+    assert accepted_at(redis, "evt-unknown") is None
 
 
 def test_a_dead_holders_lease_lapses(store: SessionStore) -> None:
-    assert store.try_acquire("s1") is not None  # never released: its holder "died"
-    lease = store.acquire_or_hand_off("s1", poll=0.05)  # waits out the 2 s lease
-    assert lease is not None
-
-
-def test_a_lock_held_for_longer_than_a_lease_is_busy(store: SessionStore, redis: Redis) -> None:
-    redis.set(store.key("s1", "lock"), "someone", px=60_000)
     store.lock_ms = 200
-    with pytest.raises(SessionBusy):
-        store.acquire_or_hand_off("s1")
+    take(store)  # never released: its holder "died"
+    assert isinstance(store.acquire_or_hand_off("s1"), HandedOff)
+    time.sleep(0.3)
+    assert isinstance(store.acquire_or_hand_off("s1"), Lease)
+
+
+def test_no_request_is_lost_between_a_holder_letting_go_and_a_hand_off(store: SessionStore) -> None:
+    """Race a holder's last round against jobs handing off: each job either took the lock or left
+    a request the holder took over; none is left behind."""
+    for _ in range(200):
+        lease = take(store)
+        got: list[Lease | HandedOff] = []
+        racer = threading.Thread(target=lambda out=got: out.append(store.acquire_or_hand_off("s1")))
+        racer.start()
+        while not store.release_if_idle(lease, store.begin_round(lease)):
+            pass
+        racer.join()
+        [result] = got
+        if isinstance(result, Lease):  # it came after the holder let go: it holds the session
+            assert store.release_if_idle(result, store.begin_round(result))
+        assert not store.requested("s1")
+        assert store.redis.get(store.key("s1", "lock")) is None
 
 
 def test_decisions_are_once_per_state_and_chain(store: SessionStore) -> None:
-    lease = store.try_acquire("s1")
-    assert lease is not None
+    lease = take(store)
     assert store.commit(lease, "fp-a", lambda prev: decision("fp-a")) == (Committed.NEW, decision("fp-a"))
     status, same = store.commit(lease, "fp-a", lambda prev: pytest.fail("must not build a decision"))
     assert (status, same) == (Committed.UNCHANGED, decision("fp-a"))
@@ -104,11 +139,9 @@ def test_decisions_are_once_per_state_and_chain(store: SessionStore) -> None:
 
 
 def test_an_older_holder_cannot_overwrite_a_newer_decision(store: SessionStore) -> None:
-    old = store.try_acquire("s1")
-    assert old is not None
+    old = take(store)
     store.redis.delete(store.key("s1", "lock"))  # its lease lapsed while it was slow
-    new = store.try_acquire("s1")
-    assert new is not None
+    new = take(store)
     assert store.commit(new, "fresh", lambda prev: decision("fresh"))[0] is Committed.NEW
     assert store.commit(old, "stale", lambda prev: decision("stale")) == (Committed.STALE, None)
     assert [d.fingerprint for d in store.history("s1")] == ["fresh"]

@@ -10,7 +10,7 @@ import pytest
 
 from service.complycube_models import Check, WorkflowSession
 from tests.conftest import FIXTURES
-from workers.reconcile import CHECK_OUTCOMES, Issue, Outcome, Status, reconcile
+from workers.reconcile import CHECK_OUTCOMES, Issue, Outcome, Status, needs_checks, reconcile
 
 SESSION = json.loads((FIXTURES / "workflow-session-complete.json").read_text())
 CHECK_FIXTURES = {
@@ -171,3 +171,15 @@ def test_findings_name_the_failed_parts_of_the_breakdown_and_no_personal_data() 
         "formatAnalysis.documentNumberFormat: rejected",
         "dataValidation.expiryDate: rejected",
     )
+
+
+def test_a_running_session_is_looked_at_without_its_checks() -> None:
+    running = session(status="processing", outcome=None)
+    assert not needs_checks(running)
+    rec = reconcile(running, {})  # nothing fetched
+    assert rec.status is Status.PROCESSING
+    assert rec.discrepancies == ()  # not fetched is not missing
+    assert rec.pending == tuple(ref.check_id for ref in running.all_related_checks)
+    assert needs_checks(session(status="complete"))
+    assert needs_checks(session(status="abandoned", outcome=None))
+    assert needs_checks(session(status="something-new", outcome=None))  # unknown: look at everything
