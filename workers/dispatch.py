@@ -1,7 +1,8 @@
 """Decisions into actions, each exactly once in effect.
 
-When a decision is committed, one RQ job per planned action is queued in the same Redis
-transaction (so a decision never exists without its actions, nor actions without it). Each job:
+When a decision is committed, one RQ job per planned action is queued, at the front of the queue,
+in the same Redis transaction (so a decision never exists without its actions, nor actions without
+it). Each job:
 
 1. claims the action in the ledger (written before the attempt: ``sending``); an action already
    ``sent`` is not sent again, whatever re-ran the job;
@@ -81,7 +82,10 @@ class Dispatcher:
                 result_ttl=7 * 24 * 3600,
                 failure_ttl=365 * 24 * 3600,  # the dead-letter queue keeps a year
             )
-            self.queue.enqueue_job(job, pipeline=pipe)
+            # At the front: the decision is made, and its actions should not wait behind the
+            # events queued meanwhile (there are never more actions than decisions, so events
+            # cannot starve).
+            self.queue.enqueue_job(job, pipeline=pipe, at_front=True)
             job_ids.append(job.id)
         return job_ids
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from rq import SimpleWorker
 from rq.job import JobStatus
 
 from service.queue import Submitted
@@ -270,3 +271,13 @@ def test_a_running_session_costs_one_api_call(pipeline: Pipeline, sim: SimServer
     pipeline.work()
     assert _api_calls() == before + 1 + 4  # now the session and its three checks
     assert [d.outcome for d in pipeline.decisions(sid)] == ["clear"]
+
+
+def test_a_decisions_actions_go_ahead_of_waiting_events(pipeline: Pipeline, sim: SimServer) -> None:
+    first, second = (sim.create(preset="clear", mode="settled")["sessionId"] for _ in range(2))
+    pipeline.submit(first)
+    waiting = pipeline.submit(second)
+    SimpleWorker([pipeline.queue], connection=pipeline.redis).work(burst=True, max_jobs=1)
+    [decision] = pipeline.decisions(first)
+    queued = pipeline.queue.get_job_ids()
+    assert queued == [f"act-{decision.decision_id}-log", f"evt-{waiting}"]
