@@ -46,7 +46,10 @@ def _sensitive(key: object) -> bool:
 
 def _scrub(value: object) -> object:
     if isinstance(value, str):
-        return _HEX_DIGEST.sub(MASK, _EMAIL.sub(MASK, value))
+        # The cheap tests first: most values are short identifiers with neither.
+        if "@" in value:
+            value = _EMAIL.sub(MASK, value)
+        return _HEX_DIGEST.sub(MASK, value) if len(value) >= 64 else value
     if isinstance(value, SecretStr):
         return MASK
     if isinstance(value, bytes | bytearray):

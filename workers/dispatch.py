@@ -35,7 +35,7 @@ from workers.rules import Planned, Rules, plan
 from workers.store import AuditStore, now
 
 RUN_ACTION = "workers.jobs.run_action"
-_SAFE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_SAFE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # RQ 3 refuses "." and ":" in job ids
 log = get_logger("cubehook.dispatch")
 
 

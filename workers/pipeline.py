@@ -37,7 +37,7 @@ from workers.store import AuditStore
 
 log = get_logger("cubehook.pipeline")
 PROCESS_SESSION = "workers.jobs.process_session"
-_SAFE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # RQ 3 refuses "." and ":" in job ids
 MAX_CLIENT_SESSIONS_SEARCHED = 5
 FOLLOW_UP = "follow-up"  # the trigger of a look scheduled by a job that handed off to a holder
 
