@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -93,8 +94,16 @@ async def receive_complycube(request: Request) -> JSONResponse:
 
 
 def _answer(response: JSONResponse, status: str) -> JSONResponse:
-    WEBHOOKS.labels(status=status, code=str(response.status_code)).inc()
+    counter = _COUNTERS.get((status, response.status_code))
+    if counter is None:  # the label lookup takes a lock and builds a key: once per pair is enough
+        counter = _COUNTERS[status, response.status_code] = WEBHOOKS.labels(
+            status=status, code=str(response.status_code)
+        )
+    counter.inc()
     return response
+
+
+_COUNTERS: dict[tuple[str, int], Counter] = {}
 
 
 def _rejected(exc: RejectedRequest) -> JSONResponse:

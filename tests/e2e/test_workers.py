@@ -119,7 +119,8 @@ def test_a_worker_killed_mid_job_is_rerun_without_a_second_decision(
     assert redis.delete("rq:scheduler-lock:cubehook") == 1
     sim.faults()
     # The re-run finds the session still held by the dead worker (a 3 s lease): it hands off at
-    # once and schedules a follow-up for when that lease is over, which makes the decision.
+    # once and schedules a follow-up for when that lease is over, which makes the decision. (On a
+    # slow machine the lease may be over before the worker is up: then the re-run decides.)
     rerun = start_worker(env)
     try:
         decisions = wait_for(lambda: history(redis, sid), timeout=60, what="a decision")
@@ -127,7 +128,8 @@ def test_a_worker_killed_mid_job_is_rerun_without_a_second_decision(
         rerun.send_signal(signal.SIGTERM)
         rerun.wait(timeout=30)
     assert [d.outcome for d in decisions] == ["attention"]
-    assert [job.return_value()["result"] for job in event_jobs(queue)] == ["coalesced"]  # type: ignore[index]
+    [rerun_result] = [job.return_value()["result"] for job in event_jobs(queue)]  # type: ignore[index]
+    assert rerun_result in ("coalesced", "decided")
 
 
 def test_pending_checks_that_never_finish_are_decided_attention(

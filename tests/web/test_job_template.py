@@ -3,6 +3,7 @@ job RQ loads and runs."""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 
 import pytest
@@ -14,9 +15,7 @@ from rq import Queue
 from rq.job import Job
 from rq.utils import utcformat
 
-from service.queue import PROCESS_EVENT, EventQueue, EventRef, JobTemplate, Submitted, job_id_for
-from service.queue import _at_moment as at_moment
-from service.queue import _encode as encode
+from service.queue import PROCESS_EVENT, EventQueue, EventRef, JobTemplate, Submitted, job_id_for, rq_commands
 from service.settings import Settings
 
 texts = st.text(min_size=1, max_size=80)  # any text: unsafe ids take the digest path
@@ -32,7 +31,7 @@ def intake(redis: Redis, make_settings: Callable[..., Settings]) -> EventQueue:
 def by_rq(intake: EventQueue, ref: EventRef) -> tuple[list[tuple[bytes, ...]], str]:
     job = intake._job(PROCESS_EVENT, ref)
     moment = utcformat(job.created_at)
-    return [tuple(encode(t) for t in c) for c in at_moment(intake._commands(job), moment)], moment
+    return rq_commands(intake, job, moment), moment
 
 
 def by_template(template: JobTemplate, ref: EventRef, moment: str) -> list[tuple[bytes, ...]]:
@@ -65,20 +64,21 @@ def test_a_value_that_looks_like_a_stand_in_is_kept_as_it_is(intake: EventQueue)
 
 def test_the_script_writes_the_job_rq_writes(intake: EventQueue, redis: Redis) -> None:
     """On a real Redis: the job hash the script writes (constants as Lua literals, any bytes) is
-    the one RQ writes, but for the timestamps."""
+    the one RQ writes, but for the timestamps and the compression of the call."""
     ref = EventRef(
         'evt-é"\\\x01ü', "workflowSession.completed", "workflowSession", "sess1", "2026-01-01T00:00:00.000Z"
     )
     assert intake.submit(ref) is Submitted.ACCEPTED
     assert isinstance(intake._template, JobTemplate)  # the submit went through the template
     job_id = job_id_for(ref.event_id)
-    written = redis.hgetall(f"rq:job:{job_id}")
+    written: dict[bytes, bytes] = redis.hgetall(f"rq:job:{job_id}")  # type: ignore[assignment]
     redis.delete(f"rq:job:{job_id}")
     intake.queue.enqueue_job(intake._job(PROCESS_EVENT, ref))  # RQ itself
-    rq_written = redis.hgetall(f"rq:job:{job_id}")
+    rq_written: dict[bytes, bytes] = redis.hgetall(f"rq:job:{job_id}")  # type: ignore[assignment]
     for timestamp in (b"created_at", b"enqueued_at"):
         assert written.pop(timestamp)
         assert rq_written.pop(timestamp)
+    assert written.pop(b"data") == zlib.decompress(rq_written.pop(b"data"))  # left uncompressed
     assert written == rq_written
 
 
