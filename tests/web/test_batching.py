@@ -29,7 +29,7 @@ def test_concurrent_calls_share_pipelines_and_get_their_own_answers(redis_url: s
             sent.append(len(batch))
             return await original(batch)  # type: ignore[arg-type]
 
-        batcher._pipeline = counting  # type: ignore[method-assign]
+        batcher._pipeline = counting  # type: ignore[method-assign,assignment]
         answers = await asyncio.gather(
             *(batcher.call([f"batch:{n}"], [n]) for n in range(200)),
             batcher.call(["batch:text"], ["not a number"]),
@@ -79,7 +79,7 @@ def test_a_caller_that_went_away_does_not_stop_the_others(redis_url: str) -> Non
         gone.cancel()
         answers = await asyncio.gather(gone, kept, return_exceptions=True)
         await client.aclose()
-        return answers
+        return list(answers)
 
     gone, kept = asyncio.run(run())
     assert isinstance(gone, asyncio.CancelledError)
