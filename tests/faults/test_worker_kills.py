@@ -18,28 +18,11 @@ from rq.registry import StartedJobRegistry
 
 from service.queue import EventQueue, EventRef
 from service.settings import Settings
-from tests.conftest import SIM_API_KEY, Receiver, SimServer
-from tests.e2e.conftest import CUBEHOOK, cubehook_env
-from workers.state import SessionStore
-from workers.store import AuditStore
+from tests.conftest import Receiver, SimServer
+from tests.e2e.conftest import CUBEHOOK
+from tests.faults.conftest import check_once, setup
 
 pytestmark = pytest.mark.e2e
-HOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-
-def setup(sim: SimServer, redis_url: str, receiver: Receiver, tmp_path: Path) -> dict[str, str]:
-    rules = tmp_path / "rules.toml"
-    rules.write_text(
-        f'[action.hook]\ntype = "webhook"\nurl = "{receiver.url}/decisions"\nsecret_env = "HOOK_SECRET"\n'
-        '[[rule]]\nname = "all"\nactions = ["hook"]\n'
-    )
-    return cubehook_env(
-        CUBEHOOK_REDIS_URL=redis_url, CUBEHOOK_DATABASE_URL=f"sqlite:///{tmp_path}/audit.db",
-        CUBEHOOK_COMPLYCUBE_BASE_URL=f"{sim.url}/v1", CUBEHOOK_COMPLYCUBE_API_KEY=SIM_API_KEY,
-        CUBEHOOK_COMPLYCUBE_RATE_LIMIT="0", CUBEHOOK_SESSION_LOCK_SECONDS="2", CUBEHOOK_RULES_FILE=str(rules),
-        HOOK_SECRET=HOOK_SECRET, CUBEHOOK_ACTION_RETRY_INTERVALS="0,0", CUBEHOOK_LOG_LEVEL="WARNING",
-        CUBEHOOK_MAINTENANCE_INTERVAL_SECONDS="0",
-    )  # fmt: skip
 
 
 def submit_all(redis_url: str, sessions: list[str]) -> None:
@@ -62,21 +45,6 @@ def recover_and_finish(env: dict[str, str], redis_url: str) -> None:
     time.sleep(2.1)
     done = subprocess.run([CUBEHOOK, "worker", "--burst"], env=env, capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
-
-
-def check_once(redis_url: str, env: dict[str, str], sessions: dict[str, str], receiver: Receiver) -> None:
-    redis = Redis.from_url(redis_url)
-    store = SessionStore(redis, 2)
-    for sid, outcome in sessions.items():
-        assert [d.outcome for d in store.history(sid)] == [outcome], sid  # decided once, rightly
-    decisions = {store.history(sid)[0].decision_id for sid in sessions}
-    delivered = [headers["webhook-id"] for _, headers, _ in receiver.requests]
-    assert {d.split(".")[0] for d in delivered} == decisions  # every decision reached the target...
-    audit = AuditStore.from_url(env["CUBEHOOK_DATABASE_URL"])
-    for decision_id in decisions:
-        [entry] = audit.ledger(decision_id)
-        assert entry["state"] == "sent"  # ...and is recorded sent once; copies share one webhook-id
-    redis.close()
 
 
 def test_workers_killed_at_random_points_decide_and_deliver_once(
