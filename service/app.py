@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from service.health import healthz, metrics, readyz
+from service.health import healthz, metrics, openapi, readyz
 from service.metrics import QueueCollector
 from service.queue import EventQueue, async_redis_client, redis_client
 from service.settings import Settings, load_settings
@@ -42,6 +42,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
         ],
         lifespan=lifespan,
     )

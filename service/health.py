@@ -1,6 +1,8 @@
-"""Liveness and readiness probes, and the Prometheus metrics."""
+"""Liveness and readiness probes, the Prometheus metrics and the OpenAPI document."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from redis.asyncio import Redis as AsyncRedis
@@ -8,6 +10,13 @@ from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+
+OPENAPI = Path(__file__).with_name("openapi.json")
+
+
+async def openapi(_request: Request) -> Response:
+    """The OpenAPI document of this HTTP API (service/openapi.json)."""
+    return Response(OPENAPI.read_bytes(), media_type="application/json")
 
 
 async def healthz(_request: Request) -> JSONResponse:
