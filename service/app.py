@@ -51,7 +51,10 @@ def create_app(settings: Settings) -> Starlette:
     app.state.metrics_registry = CollectorRegistry()
     app.state.metrics_registry.register(QueueCollector(redis, settings.queue_name))
     app.state.intake = Intake(
-        secrets=secrets, max_body_bytes=settings.max_body_bytes, queue=EventQueue(redis, settings, aredis)
+        secrets=secrets,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout_seconds=settings.body_timeout_seconds,
+        queue=EventQueue(redis, settings, aredis),
     )
     return app
 

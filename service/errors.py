@@ -4,6 +4,7 @@
     ├── ConfigError                  refuse to start: the settings cannot work
     ├── RejectedRequest              answer 4xx, keep nothing (status_code on each class)
     │   ├── PayloadTooLarge          413  body over the configured limit
+    │   ├── BodyTimeout              408  body not received in time (a stalled or trickling client)
     │   ├── SignatureError           401  missing, malformed or wrong ComplyCube-Signature
     │   └── MalformedEvent           400  not a JSON Event object
     ├── TransientError               retry later: nothing was lost, nothing was done
@@ -40,6 +41,13 @@ class RejectedRequest(CubehookError):
 class PayloadTooLarge(RejectedRequest):
     status_code = 413
     code = "payload_too_large"
+
+
+class BodyTimeout(RejectedRequest):
+    """The client stopped sending its body (a slow or stalled client): its connection is freed."""
+
+    status_code = 408
+    code = "body_timeout"
 
 
 class SignatureError(RejectedRequest):

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # (create the new webhook, switch, delete the old one).
     webhook_secrets: Annotated[tuple[SecretStr, ...], NoDecode] = ()
     max_body_bytes: int = Field(default=MIB, gt=0)
+    # A body not received in full within this time gets 408: a stalled or trickling client must not
+    # hold a request open for ever. ComplyCube's deliveries are small and sent at once.
+    body_timeout_seconds: float = Field(default=10.0, gt=0)
     # How long an accepted event id is remembered. ComplyCube's retries span hours; the default
     # keeps replays of a captured delivery out for a month.
     dedup_retention_seconds: int = Field(default=30 * DAY, gt=0)

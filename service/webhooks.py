@@ -1,6 +1,7 @@
 """POST /webhooks/complycube: a fixed sequence of guards, each with its own answer.
 
 1. body over the limit          413  (Content-Length checked first, then counted while streaming)
+   body not all sent in time    408  (a stalled or trickling client)
 2. signature missing or wrong   401  (on the raw bytes, constant time, any configured secret)
 3. not a JSON Event object      400
 4. not about a session or check 200  ignored, not queued (an error would make ComplyCube retry)
@@ -11,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
@@ -18,7 +20,7 @@ from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from service.errors import PayloadTooLarge, QueueUnavailable, RejectedRequest, SignatureError
+from service.errors import BodyTimeout, PayloadTooLarge, QueueUnavailable, RejectedRequest, SignatureError
 from service.events import Route, parse_event, route, summary
 from service.log import get_logger
 from service.metrics import ENQUEUE_SECONDS, SIGNATURE_FAILURES, WEBHOOKS
@@ -34,26 +36,32 @@ class Intake:
 
     secrets: tuple[bytes, ...]
     max_body_bytes: int
+    body_timeout_seconds: float
     queue: EventQueue
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refusing (413) as soon as it is known to exceed ``limit`` bytes."""
+async def read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The raw body, refusing (413) as soon as it is known to exceed ``limit`` bytes, and (408)
+    when it has not all arrived within ``timeout`` seconds."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"Content-Length {declared} over the {limit}-byte limit")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(f"body over the {limit}-byte limit")
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise PayloadTooLarge(f"body over the {limit}-byte limit")
+    except TimeoutError:
+        raise BodyTimeout(f"body not received within {timeout:g} s ({len(body)} bytes came)") from None
     return bytes(body)
 
 
 async def receive_complycube(request: Request) -> JSONResponse:
     intake: Intake = request.app.state.intake
     try:
-        body = await read_body(request, intake.max_body_bytes)
+        body = await read_body(request, intake.max_body_bytes, intake.body_timeout_seconds)
         verify(body, request.headers.get(HEADER), intake.secrets)
         event = parse_event(body)
     except RejectedRequest as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import select
 import socket
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -18,9 +19,13 @@ from tests.conftest import event_body, serving, signature
 LIMIT = 64 * 1024
 
 
+BODY_TIMEOUT = 0.5
+
+
 @pytest.fixture
 def server_port(make_settings: Callable[..., Settings]) -> Iterator[int]:
-    with serving(create_app(make_settings(max_body_bytes=LIMIT))) as port:
+    settings = make_settings(max_body_bytes=LIMIT, body_timeout_seconds=BODY_TIMEOUT)
+    with serving(create_app(settings)) as port:
         yield port
 
 
@@ -73,4 +78,29 @@ def test_event_is_accepted_over_a_real_connection(server_port: int, redis_url: s
         assert _read_status(sock) == "HTTP/1.1 202 Accepted"
     redis = Redis.from_url(redis_url)
     assert Queue("cubehook", connection=redis).job_ids == ["evt-live-1"]
+    redis.close()
+
+
+@pytest.mark.parametrize("trickle", [False, True], ids=["stalled", "trickling"])
+def test_a_slow_client_gets_408_and_holds_nobody_up(server_port: int, redis_url: str, trickle: bool) -> None:
+    body = event_body(event_id="slow-client-1")
+    with socket.create_connection(("127.0.0.1", server_port)) as slow:
+        slow.sendall(_headers(f"Content-Length: {len(body)}", body_for_signature=body) + body[:10])
+        started = time.monotonic()
+        # Meanwhile, another sender is served at once.
+        other = event_body(event_id="fast-client-1")
+        with socket.create_connection(("127.0.0.1", server_port)) as fast:
+            fast.sendall(_headers(f"Content-Length: {len(other)}", body_for_signature=other) + other)
+            assert _read_status(fast) == "HTTP/1.1 202 Accepted"
+        assert time.monotonic() - started < BODY_TIMEOUT
+        if trickle:  # a byte every 50 ms: never idle, never done
+            for byte in body[10:30]:
+                if select.select([slow], [], [], 0)[0]:
+                    break
+                slow.sendall(bytes([byte]))
+                time.sleep(0.05)
+        assert _read_status(slow) == "HTTP/1.1 408 Request Timeout"
+        assert time.monotonic() - started < BODY_TIMEOUT + 2
+    redis = Redis.from_url(redis_url)
+    assert Queue("cubehook", connection=redis).job_ids == ["evt-fast-client-1"]  # the slow one: none
     redis.close()
