@@ -108,6 +108,10 @@ def test_a_worker_killed_mid_job_is_rerun_without_a_second_decision(
     queue = Queue("cubehook", connection=redis)
     started = StartedJobRegistry(queue=queue)
     wait_for(lambda: started.count == 1, what="the job to start")
+    # Into its first API call (5 s long): RQ has finished marking the job started by then, so its
+    # cleanup below treats it as abandoned (killed earlier, its status may not say STARTED yet,
+    # and RQ's cleanup skips such an entry).
+    time.sleep(1)
     os.killpg(worker.pid, signal.SIGKILL)
     worker.wait(timeout=10)
     assert history(redis, sid) == []
