@@ -44,9 +44,8 @@ PROCESS_EVENT = "workers.jobs.process_event"
 RECORD_EVENT = "workers.jobs.record_event"
 SEEN_PREFIX = "cubehook:seen:"
 LAST_EVENT = "cubehook:last_event_at"  # when the last event was accepted: metrics, the watchdog
-# What RQ 3 accepts in a job id (rq.job.JOB_ID_PATTERN: no ":" and no "."), and no longer.
-# ComplyCube's ids are 24 hex digits.
-_SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# What RQ 3 accepts in a job id (rq.job.JOB_ID_PATTERN): letters, digits, "_" and "-"; no ":", no ".".
+_RQ_ID = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,15 +64,31 @@ class Submitted(StrEnum):
     DUPLICATE = "duplicate"
 
 
+def rq_id_safe(text: str, max_length: int) -> bool:
+    """``text`` may stand in an RQ job id as it is: RQ accepts its characters, and it is short."""
+    return len(text) <= max_length and _RQ_ID.fullmatch(text) is not None
+
+
+def job_id_part(text: str, digest_chars: int) -> str:
+    """``text`` as a part of a job id (a session id, an action name): as it is when RQ accepts it
+    and it has at most 64 characters, else the first ``digest_chars`` hex digits of its SHA-256."""
+    return text if rq_id_safe(text, 64) else hashlib.sha256(text.encode()).hexdigest()[:digest_chars]
+
+
 def job_id_for(event_id: str) -> str:
-    """The RQ job id for an event id: readable when the id is safe, a digest otherwise."""
-    if _SAFE_ID.fullmatch(event_id):
+    """The RQ job id for an event id: readable when the id is safe (ComplyCube's are 24 hex digits),
+    a digest otherwise."""
+    if rq_id_safe(event_id, 128):
         return f"evt-{event_id}"
     return "evt-sha256-" + hashlib.sha256(event_id.encode("utf-8")).hexdigest()
 
 
 def seen_key(event_id: str) -> str:
-    return SEEN_PREFIX + job_id_for(event_id)
+    return _seen_key_of_job(job_id_for(event_id))
+
+
+def _seen_key_of_job(job_id: str) -> str:
+    return SEEN_PREFIX + job_id
 
 
 def accepted_at(connection: Redis, event_id: str) -> int | None:
@@ -109,12 +124,16 @@ def async_redis_client(settings: Settings) -> AsyncRedis:
 # by Redis's clock in microseconds: the clock the workers stamp their looks at a session with (see
 # workers.state). (RQ's own keys travel in ARGV: fine on a standalone or Sentinel-managed Redis,
 # not on a Redis Cluster.)
-_ACCEPT_HEAD = """
-local t = redis.call('TIME')
-local accepted_at = t[1] .. string.format('%06d', tonumber(t[2]))
-if not redis.call('SET', KEYS[1], accepted_at, 'NX', 'EX', ARGV[1]) then return 0 end
+# Sets ``now``: Redis's clock (TIME) in microseconds, as a string of digits. The one clock the web
+# side and the workers share: the workers compare these stamps (workers.state).
+REDIS_NOW_US = "local t = redis.call('TIME') local now = t[1] .. string.format('%06d', tonumber(t[2]))\n"
+_ACCEPT_HEAD = (
+    REDIS_NOW_US
+    + """
+if not redis.call('SET', KEYS[1], now, 'NX', 'EX', ARGV[1]) then return 0 end
 redis.call('SET', KEYS[2], ARGV[2])
 """
+)
 # The general form: RQ's commands in one string, ARGV[3] (see ``pack``). A few long arguments cost
 # the client far less to send than forty short ones. Used when there is no JobTemplate.
 _ACCEPT = (
@@ -321,7 +340,7 @@ class EventQueue:
             self._use(JobTemplate.record(self))
         head: list[EncodableT] = [self.retention, repr(time.time())]
         job_id = job_id_for(ref.event_id)
-        keys = [SEEN_PREFIX + job_id, LAST_EVENT]  # seen_key(), without working out the job id twice
+        keys = [_seen_key_of_job(job_id), LAST_EVENT]
         if isinstance(self._template, JobTemplate):
             return keys, [*head, *self._template.values(ref, job_id, utcformat(now()))]
         return keys, [*head, pack(self._commands(self._job(PROCESS_EVENT, ref)))]

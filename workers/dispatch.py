@@ -15,9 +15,7 @@ it). Each job:
 
 from __future__ import annotations
 
-import hashlib
 import random
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -29,19 +27,18 @@ from rq.job import Job
 from service.errors import ActionRejected
 from service.log import get_logger
 from service.metrics import ACTIONS
+from service.queue import job_id_part
 from workers.actions import ActionContext, PersonalData, senders
 from workers.decide import Decision
 from workers.rules import Planned, Rules, plan
 from workers.store import AuditStore, now
 
 RUN_ACTION = "workers.jobs.run_action"
-_SAFE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # RQ 3 refuses "." and ":" in job ids
 log = get_logger("cubehook.dispatch")
 
 
 def action_job_id(decision_id: str, action: str) -> str:
-    safe = action if _SAFE.fullmatch(action) else hashlib.sha256(action.encode()).hexdigest()[:16]
-    return f"act-{decision_id}-{safe}"
+    return f"act-{decision_id}-{job_id_part(action, 16)}"
 
 
 def idempotency_key(decision_id: str, action: str) -> str:

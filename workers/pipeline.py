@@ -10,8 +10,6 @@ decide anything yet, and ComplyCube's rate limit is better spent on sessions tha
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import re
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +25,7 @@ from service.errors import UpstreamNotFound
 from service.events import format_time
 from service.log import get_logger
 from service.metrics import DECISIONS
+from service.queue import job_id_part
 from service.settings import DAY
 from workers.complycube import ComplyCubeClient, Fetched
 from workers.decide import Decision, Step, judge, make_decision
@@ -37,7 +36,6 @@ from workers.store import AuditStore
 
 log = get_logger("cubehook.pipeline")
 PROCESS_SESSION = "workers.jobs.process_session"
-_SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # RQ 3 refuses "." and ":" in job ids
 MAX_CLIENT_SESSIONS_SEARCHED = 5
 FOLLOW_UP = "follow-up"  # the trigger of a look scheduled by a job that handed off to a holder
 
@@ -247,6 +245,4 @@ def _cumulative(intervals: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _job_safe(session_id: str) -> str:
-    return (
-        session_id if _SAFE_ID.fullmatch(session_id) else hashlib.sha256(session_id.encode()).hexdigest()[:32]
-    )
+    return job_id_part(session_id, 32)

@@ -39,6 +39,7 @@ from redis.client import Pipeline
 from redis.exceptions import WatchError
 from redis.typing import EncodableT
 
+from service.queue import REDIS_NOW_US
 from service.settings import DAY
 from workers.decide import Decision
 
@@ -46,15 +47,14 @@ PREFIX = "cubehook:session:"
 CHECK_PREFIX = "cubehook:check:"
 CHECK_INDEX_TTL = 365 * DAY
 
-# Times are Redis's own clock (TIME, in microseconds), the one clock the web side (which stamps
-# when it accepted each event, see service.queue) and every worker share.
-_NOW = "local t = redis.call('TIME') local now = t[1] .. string.format('%06d', tonumber(t[2]))"
+# Times are Redis's own clock (REDIS_NOW_US), the one the web side stamps each event with as it
+# accepts it (service.queue).
 
 # Take the lock: {1, fence, covered}, where covered is when the last completed look at the session
 # started; or leave the holder a request: {0, the holder's fence}. A request keeps the latest time
 # it was asked for (ARGV[4], or now). KEYS: lock, request, fence, covered.
 _HAND_OFF = (
-    _NOW
+    REDIS_NOW_US
     + """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {1, redis.call('INCR', KEYS[3]), redis.call('GET', KEYS[4]) or '0'}
@@ -68,7 +68,7 @@ return {0, tonumber(redis.call('GET', KEYS[3]) or '0')}
 )
 # Start a round: take the requests over, renew the lease; returns when the round started.
 _BEGIN_ROUND = (
-    _NOW
+    REDIS_NOW_US
     + """
 redis.call('DEL', KEYS[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
