@@ -12,7 +12,7 @@ import click
 import httpx2
 
 from service.errors import ConfigError
-from service.log import configure_logging, get_logger
+from service.log import configure_logging
 from service.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -68,11 +68,10 @@ def web(host: str | None, port: int | None, workers: int) -> None:
 @main.command()
 @click.option("--burst", is_flag=True, help="Exit once the queue is empty.")
 def worker(burst: bool) -> None:
-    """Run an RQ worker on the cubehook queue, with RQ's scheduler for retries and re-checks."""
-    from rq import Queue, SimpleWorker, Worker
-
-    from service.settings import WorkerClass
+    """Run an RQ worker on the cubehook queue, with RQ's scheduler for retries and re-checks, the
+    recovery sweep for the jobs of dead workers, and the maintenance clock."""
     from workers import runtime
+    from workers.worker import run
 
     settings = _settings()
     configure_logging(settings)
@@ -85,19 +84,8 @@ def worker(burst: bool) -> None:
         from prometheus_client import start_http_server
 
         start_http_server(settings.worker_metrics_port, addr=settings.host)
-    queue = Queue(settings.queue_name, connection=built.redis)
-    if settings.maintenance_interval_seconds:
-        from workers.operations import schedule_maintenance
-
-        schedule_maintenance(queue, settings.maintenance_interval_seconds)
-    worker_class = SimpleWorker if settings.worker_class is WorkerClass.SIMPLE else Worker
-    get_logger("cubehook.worker").info(
-        "worker.starting", queue=settings.queue_name, burst=burst, worker_class=settings.worker_class.value
-    )
     try:
-        worker_class(
-            [queue], connection=built.redis, maintenance_interval=settings.worker_maintenance_seconds
-        ).work(burst=burst, with_scheduler=True, logging_level=settings.log_level.upper())
+        run(settings, built, burst)
     finally:
         built.close()
 

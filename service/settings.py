@@ -60,17 +60,25 @@ class Settings(BaseSettings):
     # Requests per second for the whole worker fleet, shared through Redis (0: no limit).
     # ComplyCube allows 10/s on live keys and 5/s on sandbox keys.
     complycube_rate_limit: float = Field(default=10.0, ge=0)
-    # A session is processed by one worker at a time; the lock lapses after this if its holder dies.
-    session_lock_seconds: int = Field(default=60, gt=0)
+    # A session is processed by one worker at a time. Its lock is renewed while the holder works
+    # and lapses this long after the holder dies.
+    session_lock_seconds: int = Field(default=15, gt=0)
+    # A running job's lease: its worker renews it every third of this; once a dead worker's lease
+    # has lapsed, the recovery sweep (every recovery_interval_seconds, one worker of the fleet at a
+    # time) puts the job back at the front of the queue.
+    job_lease_seconds: int = Field(default=15, ge=3)
+    recovery_interval_seconds: float = Field(default=5.0, gt=0)
     # A complete session with checks still pending is looked at again after these delays (seconds
     # from when it was first seen pending); once they are used up it is decided `attention`.
     pending_recheck_intervals: Annotated[tuple[int, ...], NoDecode] = (30, 120, 600, 1800, 3600)
     worker_class: WorkerClass = WorkerClass.SIMPLE
-    # How often a worker looks for jobs whose worker died (RQ's default is 600).
+    # How often RQ's own clean-up of its registries runs in a worker (RQ's default is 600). Jobs of
+    # dead workers are found by cubehook's recovery sweep (above), far sooner.
     worker_maintenance_seconds: int = Field(default=60, gt=0)
-    # Recovery: every maintenance_interval_seconds a worker checks the webhook subscription (the
-    # one pointing at public_webhook_url, or every one when unset) and backfills sessions updated
-    # since the previous run (the first time: backfill_lookback_seconds back). 0: never.
+    # Every maintenance_interval_seconds one worker of the fleet, whichever lives, runs maintenance:
+    # it checks the webhook subscription (the one pointing at public_webhook_url, or every one when
+    # unset) and backfills sessions updated since the previous run (the first time:
+    # backfill_lookback_seconds back). 0: never.
     maintenance_interval_seconds: int = Field(default=900, ge=0)
     backfill_lookback_seconds: int = Field(default=DAY, gt=0)
     public_webhook_url: str | None = None

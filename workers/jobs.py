@@ -107,10 +107,9 @@ def record_event(
 
 
 def maintenance() -> dict[str, Any]:
-    """The periodic job: the webhook watchdog, then a backfill since the previous run; then the next."""
+    """The periodic job: the webhook watchdog, then a backfill since the previous run. The workers'
+    watch queues it every interval (workers.worker), whichever workers are alive."""
     from datetime import UTC, datetime, timedelta
-
-    from rq import Queue
 
     from workers import operations
 
@@ -133,9 +132,7 @@ def maintenance() -> dict[str, Any]:
             )
             queued = operations.backfill(rt, since).queued
             rt.redis.set(MAINTENANCE_LAST_RUN, now.timestamp())
-            if settings.maintenance_interval_seconds:
-                queue = Queue(settings.queue_name, connection=rt.redis)
-                operations.schedule_maintenance(queue, settings.maintenance_interval_seconds)
+        log.info("maintenance.done", disabled_webhooks=disabled, backfilled=len(queued))
         return {"disabled_webhooks": ",".join(disabled), "backfilled": str(len(queued))}
 
 

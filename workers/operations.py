@@ -117,16 +117,6 @@ def watchdog(rt: Runtime, public_url: str | None, auto_enable: bool, lookback: t
     return report
 
 
-def schedule_maintenance(queue: Queue, interval: int) -> bool:
-    """Queue the next maintenance run unless one is queued already."""
-    try:
-        queue.enqueue_in(timedelta(seconds=interval), MAINTENANCE, job_id="cubehook-maintenance",
-                         unique=True, result_ttl=0, failure_ttl=24 * 3600)  # fmt: skip
-    except DuplicateJobError:
-        return False
-    return True
-
-
 # --- the dead-letter queue ------------------------------------------------------------------------
 
 
@@ -145,6 +135,7 @@ KINDS = {
     "workers.jobs.process_session": "session",
     RUN_ACTION: "action",
     "workers.jobs.record_event": "record",
+    MAINTENANCE: "maintenance",
 }
 
 

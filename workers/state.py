@@ -15,9 +15,11 @@ every request; a job that takes the lock after a round that started later than i
 accepted has nothing to fetch ("covered"). So a burst of events about one session, or a backlog
 drained late, costs one or two fetches rather than one per event.
 
-The lock has a lease, so a holder that dies (SIGKILL) holds the session for at most
-``lock_seconds``; the job that handed off schedules one follow-up per lease for that case, which
-does nothing unless the request is still there when the lease is over (see workers.pipeline).
+The lock has a lease, renewed while its holder works (workers.leases), so a holder that dies
+(SIGKILL) holds the session for at most ``lock_seconds``. The dead holder's job is put back in the
+queue once its own lease lapses (workers.recovery) and takes the requests over; the job that
+handed off also schedules one follow-up per lease, which does nothing unless the request is still
+there when the lease is over (see workers.pipeline).
 
 Each acquisition takes a fencing number. A decision is written only by a holder whose number is
 not older than the last writer's, and only when the session's state (its fingerprint) changed: a
@@ -42,6 +44,7 @@ from redis.typing import EncodableT
 from service.queue import REDIS_NOW_US
 from service.settings import DAY
 from workers.decide import Decision
+from workers.leases import DROP, KEEPER
 
 PREFIX = "cubehook:session:"
 CHECK_PREFIX = "cubehook:check:"
@@ -92,10 +95,6 @@ end
 redis.call('DEL', KEYS[1])
 return 1
 """
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +129,7 @@ class SessionStore:
         self.redis = redis
         self.lock_ms = lock_seconds * 1000
         self._release_if_idle = redis.register_script(_RELEASE_IF_IDLE)
-        self._release = redis.register_script(_RELEASE)
+        self._release = redis.register_script(DROP)  # the lock, when still ours
         self._hand_off = redis.register_script(_HAND_OFF)
         self._begin_round = redis.register_script(_BEGIN_ROUND)
 
@@ -155,6 +154,9 @@ class SessionStore:
         args: list[EncodableT] = [token, self.lock_ms, self._request_ms, "" if asked_at is None else asked_at]
         answer = self._hand_off(keys=keys, args=args)
         if int(answer[0]):
+            # Renewed while held (workers.leases), so a holder that works longer keeps it and a
+            # dead holder's lapses within one lease.
+            KEEPER.keep(self.redis, keys[0], token, self.lock_ms)
             return Lease(session_id, token, int(answer[1]), int(answer[2]))
         return HandedOff(session_id, int(answer[1]))
 
@@ -173,10 +175,14 @@ class SessionStore:
         lease renewed). Requests made before it are answered by the round."""
         keys = [self.key(lease.session_id, p) for p in ("lock", "dirty", "covered")]
         args: list[EncodableT] = [lease.token, self.lock_ms, round_started, 30 * DAY]
-        return int(self._release_if_idle(keys=keys, args=args)) != 0
+        released = int(self._release_if_idle(keys=keys, args=args)) != 0
+        if released:
+            KEEPER.forget(keys[0], lease.token)
+        return released
 
     def release(self, lease: Lease) -> None:
         self._release(keys=[self.key(lease.session_id, "lock")], args=[lease.token])
+        KEEPER.forget(self.key(lease.session_id, "lock"), lease.token)
 
     # --- decisions -----------------------------------------------------------------------------
 

@@ -15,19 +15,26 @@ from workers.store import AuditStore
 HOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
-def setup(sim: SimServer, redis_url: str, receiver: Receiver, tmp_path: Path) -> dict[str, str]:
+def setup(
+    sim: SimServer, redis_url: str, receiver: Receiver, tmp_path: Path, short_leases: bool = True
+) -> dict[str, str]:
+    """Workers' settings against ``sim`` and ``receiver``; with ``short_leases`` the session lock
+    lasts 2 s, else the defaults hold (what the recovery guarantee is stated for)."""
     rules = tmp_path / "rules.toml"
     rules.write_text(
         f'[action.hook]\ntype = "webhook"\nurl = "{receiver.url}/decisions"\nsecret_env = "HOOK_SECRET"\n'
         '[[rule]]\nname = "all"\nactions = ["hook"]\n'
     )
-    return cubehook_env(
+    env = cubehook_env(
         CUBEHOOK_REDIS_URL=redis_url, CUBEHOOK_DATABASE_URL=f"sqlite:///{tmp_path}/audit.db",
         CUBEHOOK_COMPLYCUBE_BASE_URL=f"{sim.url}/v1", CUBEHOOK_COMPLYCUBE_API_KEY=SIM_API_KEY,
-        CUBEHOOK_COMPLYCUBE_RATE_LIMIT="0", CUBEHOOK_SESSION_LOCK_SECONDS="2", CUBEHOOK_RULES_FILE=str(rules),
+        CUBEHOOK_COMPLYCUBE_RATE_LIMIT="0", CUBEHOOK_RULES_FILE=str(rules),
         HOOK_SECRET=HOOK_SECRET, CUBEHOOK_ACTION_RETRY_INTERVALS="0,0", CUBEHOOK_LOG_LEVEL="WARNING",
         CUBEHOOK_MAINTENANCE_INTERVAL_SECONDS="0",
     )  # fmt: skip
+    if short_leases:
+        env["CUBEHOOK_SESSION_LOCK_SECONDS"] = "2"
+    return env
 
 
 def check_once(redis_url: str, env: dict[str, str], sessions: dict[str, str], receiver: Receiver) -> None:

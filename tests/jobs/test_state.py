@@ -12,6 +12,7 @@ from redis import Redis
 from service.queue import EventQueue, EventRef, Submitted, accepted_at
 from service.settings import Settings
 from workers.decide import Decision, Kind
+from workers.leases import KEEPER
 from workers.state import Committed, HandedOff, Lease, SessionStore
 
 
@@ -98,11 +99,23 @@ def test_the_web_side_and_the_workers_share_one_clock(
 
 
 def test_a_dead_holders_lease_lapses(store: SessionStore) -> None:
-    store.lock_ms = 200
-    take(store)  # never released: its holder "died"
+    store.lock_ms = 300
+    dead = take(store)
+    KEEPER.forget(store.key("s1", "lock"), dead.token)  # its process died: nobody renews it
     assert isinstance(store.acquire_or_hand_off("s1"), HandedOff)
-    time.sleep(0.3)
+    time.sleep(0.4)
     assert isinstance(store.acquire_or_hand_off("s1"), Lease)
+
+
+def test_a_live_holder_keeps_its_lease_past_its_length(store: SessionStore) -> None:
+    store.lock_ms = 300
+    lease = take(store)  # its process lives: the keeper renews the lease every 100 ms
+    started = store.begin_round(lease)
+    time.sleep(1.0)
+    assert isinstance(store.acquire_or_hand_off("s1"), HandedOff)
+    assert store.release_if_idle(lease, started) is False  # asked after the round began: again
+    assert store.release_if_idle(lease, store.begin_round(lease))
+    assert not KEEPER.holds(store.key("s1", "lock"))  # let go: no longer renewed
 
 
 def test_no_request_is_lost_between_a_holder_letting_go_and_a_hand_off(store: SessionStore) -> None:

@@ -1,0 +1,120 @@
+"""The `cubehook worker` process: RQ's worker, plus a lease on every job it runs, and a watch thread
+that sweeps for the jobs of dead workers and keeps the maintenance clock (workers.recovery).
+
+Nothing here depends on which worker holds RQ's scheduler: every worker runs the watch, one of
+them at a time does each sweep and claims each maintenance run, so both go on as long as any
+worker lives.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from typing import Any
+
+from redis import Redis
+from redis.client import Pipeline
+from redis.exceptions import RedisError
+from rq import Queue, SimpleWorker, Worker
+from rq.job import Job
+
+from service.log import get_logger
+from service.queue import redis_client
+from service.settings import DAY, Settings, WorkerClass
+from workers.leases import KEEPER
+from workers.operations import MAINTENANCE
+from workers.recovery import WORKER_PREFIX, Recovery, alive_key
+from workers.runtime import Runtime
+
+log = get_logger("cubehook.worker")
+OVERDUE_SECONDS = 10.0  # a scheduled job this late: RQ's scheduler is not moving it
+
+
+class LeasedJobs:
+    """Mixed into RQ's worker classes: the job's liveness key is taken before RQ registers the job
+    as started, kept renewed while it runs, and given up once RQ has recorded how it ended."""
+
+    leases: Redis
+    lease_ms: int
+    name: str
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        held = KEEPER.take(self.leases, alive_key(job.id), self.name, self.lease_ms)
+        try:
+            super().execute_job(job, queue)  # type: ignore[misc]
+        finally:
+            KEEPER.release(held)
+
+
+class LeasedSimpleWorker(LeasedJobs, SimpleWorker):
+    """RQ's SimpleWorker (jobs run in the worker process), with job leases."""
+
+
+class LeasedForkWorker(LeasedJobs, Worker):
+    """RQ's Worker (a forked process per job), with job leases held by the parent."""
+
+
+class Watch(threading.Thread):
+    """Every recovery interval: a sweep for the jobs of dead workers, and the maintenance clock."""
+
+    def __init__(self, recovery: Recovery, settings: Settings, queue: Queue) -> None:
+        super().__init__(name="cubehook-watch", daemon=True)
+        self.recovery = recovery
+        self.settings = settings
+        self.queue = queue
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            self.tick()
+            self.stopped.wait(self.settings.recovery_interval_seconds)
+
+    def tick(self) -> None:
+        try:
+            self.recovery.sweep()
+            interval = self.settings.maintenance_interval_seconds
+            if interval:
+                slot = self.recovery.claim_maintenance(interval, self._enqueue_maintenance)
+                if slot is not None:
+                    log.info("maintenance.queued", slot=slot)
+        except RedisError as exc:  # Redis away: the next tick tries again
+            log.warning("watch.redis_unavailable", error=str(exc))
+        except Exception:
+            log.exception("watch.failed")  # a bug: keep watching, but a person must look
+
+    def _enqueue_maintenance(self, pipe: Pipeline, slot: int) -> None:
+        job = self.queue.create_job(
+            MAINTENANCE, job_id=f"maintenance-{slot}", result_ttl=DAY, failure_ttl=DAY,
+            timeout=self.settings.job_timeout_seconds, description="maintenance: watchdog, backfill",
+        )  # fmt: skip
+        self.queue.enqueue_job(job, pipeline=pipe)
+
+
+def build_recovery(settings: Settings, redis: Redis) -> Recovery:
+    queue = Queue(settings.queue_name, connection=redis)
+    overdue = max(OVERDUE_SECONDS, 2 * settings.recovery_interval_seconds)
+    return Recovery(redis, queue, settings.recovery_interval_seconds, overdue)
+
+
+def run(settings: Settings, built: Runtime, burst: bool) -> None:
+    """Work the queue until stopped (or, with ``burst``, until it is empty)."""
+    # RQ raises its connection's socket timeout to suit its blocking dequeue; the leases and the
+    # watch keep their own connection, with the short timeouts, so an outage is noticed in seconds.
+    rq_redis, own_redis = redis_client(settings), redis_client(settings)
+    queue = Queue(settings.queue_name, connection=rq_redis)
+    own_queue = Queue(settings.queue_name, connection=own_redis)
+    watch = Watch(build_recovery(settings, own_redis), settings, own_queue)
+    worker_class = LeasedSimpleWorker if settings.worker_class is WorkerClass.SIMPLE else LeasedForkWorker
+    options: dict[str, Any] = {"maintenance_interval": settings.worker_maintenance_seconds}
+    worker = worker_class([queue], connection=rq_redis, name=WORKER_PREFIX + secrets.token_hex(8), **options)
+    worker.leases, worker.lease_ms = own_redis, settings.job_lease_seconds * 1000
+    watch.start()
+    log.info(
+        "worker.starting", queue=settings.queue_name, burst=burst, worker_class=settings.worker_class.value,
+        worker=worker.name,
+    )  # fmt: skip
+    try:
+        worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level.upper())
+    finally:
+        watch.stopped.set()
+        rq_redis.close()
