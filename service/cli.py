@@ -14,6 +14,7 @@ import httpx2
 from service.errors import ConfigError
 from service.log import configure_logging, get_logger
 from service.settings import Settings, load_settings
+from service.simulator.world import SessionEventStyle
 
 if TYPE_CHECKING:
     from workers.rules import Rules
@@ -127,6 +128,14 @@ def worker(burst: bool) -> None:
 @click.option("--timeout-seconds", type=float, default=30.0, show_default=True)
 @click.option("--duplicate-rate", type=float, default=0.0, show_default=True)
 @click.option("--reorder-rate", type=float, default=0.0, show_default=True)
+@click.option(
+    "--session-event-style",
+    type=click.Choice([style.value for style in SessionEventStyle]),
+    default=SessionEventStyle.DOTTED.value,
+    show_default=True,
+    help="Session events as workflow.session.* with resourceType workflow.session (dotted), the same "
+    "without resourceType (dotted-bare), or as workflowSession.* (camel).",
+)
 def simulate(
     host: str,
     port: int,
@@ -135,6 +144,7 @@ def simulate(
     webhook_secret: str | None,
     step_seconds: float,
     retry_scale: float,
+    session_event_style: str,
     **faults: object,
 ) -> None:
     """Serve a local ComplyCube: its API, signed webhooks, scenarios and injected faults."""
@@ -162,6 +172,7 @@ def simulate(
         step_seconds=step_seconds,
         retry_scale=retry_scale,
         faults=fault_config,
+        session_events=SessionEventStyle(session_event_style),
     )
     configure_logging(settings)
     uvicorn.run(create_simulator_app(config), host=host, port=port, log_config=None, access_log=False)
@@ -187,7 +198,12 @@ def sink(port: int, secret: str) -> None:
 @click.option("--url", default="http://127.0.0.1:8000/webhooks/complycube", show_default=True)
 @click.option("--secret", default=None, help="Signing secret [first of CUBEHOOK_WEBHOOK_SECRETS].")
 @click.option("--session", "session_id", default=None, help="Workflow session id (builds the event).")
-@click.option("--type", "event_type", default="workflowSession.completed", show_default=True)
+@click.option("--type", "event_type", default="workflow.session.completed", show_default=True)
+@click.option(
+    "--resource-type",
+    default=None,
+    help='resourceType [the start of --type that names a resource, e.g. workflow.session]; "" leaves it out.',
+)
 @click.option("--outcome", default=None, help="Outcome in the payload summary, e.g. clear.")
 @click.option("--event-id", default=None, help="Event id (default: random); reuse one to test duplicates.")
 def send_event(
@@ -196,6 +212,7 @@ def send_event(
     secret: str | None,
     session_id: str | None,
     event_type: str,
+    resource_type: str | None,
     outcome: str | None,
     event_id: str | None,
 ) -> None:
@@ -213,7 +230,13 @@ def send_event(
         body = file.read()
     else:
         assert session_id is not None
-        body = build_event(session_id=session_id, event_type=event_type, outcome=outcome, event_id=event_id)
+        body = build_event(
+            session_id=session_id,
+            event_type=event_type,
+            resource_type=resource_type,
+            outcome=outcome,
+            event_id=event_id,
+        )
     try:
         response = send(url, body, secret)
     except httpx2.HTTPError as exc:

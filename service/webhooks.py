@@ -3,7 +3,7 @@
 1. body over the limit          413  (Content-Length checked first, then counted while streaming)
    body not all sent in time    408  (a stalled or trickling client)
 2. signature missing or wrong   401  (on the raw bytes, constant time, any configured secret)
-3. not a JSON Event object      400
+3. not a JSON Event object      400  (see service.events.read_event for what it must hold)
 4. not about a session or check 200  ignored, not queued (an error would make ComplyCube retry)
 5. event id already accepted    200  duplicate, not queued again
 6. queued                       202
@@ -20,8 +20,15 @@ from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from service.errors import BodyTimeout, PayloadTooLarge, QueueUnavailable, RejectedRequest, SignatureError
-from service.events import Route, parse_event, route, summary
+from service.errors import (
+    BodyTimeout,
+    MalformedEvent,
+    PayloadTooLarge,
+    QueueUnavailable,
+    RejectedRequest,
+    SignatureError,
+)
+from service.events import Resource, Unreadable, read_event, summary
 from service.log import get_logger
 from service.metrics import ENQUEUE_SECONDS, SIGNATURE_FAILURES, WEBHOOKS
 from service.queue import EventQueue, EventRef, Submitted, job_id_for
@@ -63,14 +70,16 @@ async def receive_complycube(request: Request) -> JSONResponse:
     try:
         body = await read_body(request, intake.max_body_bytes, intake.body_timeout_seconds)
         verify(body, request.headers.get(HEADER), intake.secrets)
-        event = parse_event(body)
+        event = read_event(body)
+        if isinstance(event, Unreadable):
+            raise MalformedEvent(event.detail)
     except RejectedRequest as exc:
         return _answer(_rejected(exc), "rejected")
 
     bound = log.bind(**summary(event))
-    ref = EventRef(event.id, event.type, event.resource_type, event.payload.id, event.created_at)
-    if route(event) is Route.IGNORE:
-        bound.info("webhook.ignored", resource_type=event.resource_type)
+    ref = EventRef(event.id, event.type, event.resource.value, event.resource_id, event.created_at)
+    if event.resource is Resource.OTHER:
+        bound.info("webhook.ignored")
         try:
             await intake.queue.record_async(ref, "ignored")
         except QueueUnavailable as exc:

@@ -59,7 +59,7 @@ def test_accepted_event_is_queued_with_identifiers_only(client: TestClient, queu
     assert job.kwargs == {
         "event_id": "68a0c2f1e4b0a1000812ab34",
         "event_type": "workflowSession.completed",
-        "resource_type": "workflowSession",
+        "resource_type": "session",  # cubehook's name for it, whatever the spelling
         "resource_id": "5eb2b61e02df0a0008f1cf2a",
         "event_time": "2025-01-13T11:39:30.500Z",
     }
