@@ -141,3 +141,21 @@ def test_maintenance_runs_backfill_and_schedules_its_next_run(pipeline: Pipeline
     assert [d.outcome for d in pipeline.decisions(missed)] == ["rejected"]
     assert pipeline.queue.scheduled_job_registry.get_job_ids() == ["cubehook-maintenance"]
     assert not operations.schedule_maintenance(pipeline.queue, 900)  # one at a time
+
+
+def test_status_shows_the_quarantine(cli: CliRunner, worker_settings: Settings) -> None:
+    from starlette.testclient import TestClient
+
+    from service.app import create_app
+    from tests.conftest import event_body, signature
+
+    bodies = [event_body(event_id=f"st-{n}", event_type=t, resource_type="x")
+              for n, t in enumerate(["client.created", "client.created", "document.updated"])]  # fmt: skip
+    bodies += [b"{not json", b"[]"]
+    with TestClient(create_app(worker_settings)) as client:
+        for body in bodies:
+            assert client.post("/webhooks/complycube", content=body, headers=signature(body)).is_success
+    state = cli.invoke(main, ["status"])
+    assert state.exit_code == 0, state.stdout
+    assert "quarantined:            2\n" in state.stdout
+    assert f"quarantine_bytes:       {len(b'{not json[]')}\n" in state.stdout

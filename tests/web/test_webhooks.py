@@ -170,21 +170,6 @@ def test_signature_is_checked_before_the_body_is_parsed(client: TestClient) -> N
 
 
 @pytest.mark.parametrize(
-    "body",
-    [b"\xff\xfe not utf-8", b"[1, 2]", b'"just a string"', b"{}", b"{not json"],
-    ids=["invalid-utf8", "array", "string", "empty-object", "broken"],
-)
-def test_signed_bodies_that_are_not_events_get_400(
-    client: TestClient, queue: Queue, redis: Redis, body: bytes
-) -> None:
-    response = post(client, body)
-    assert response.status_code == 400
-    assert response.json()["error"] == "malformed_event"
-    assert response.json()["detail"]
-    assert_nothing_queued(queue, redis)
-
-
-@pytest.mark.parametrize(
     ("event_type", "resource_type"),
     [("check.completed.clear", "check"), ("check.complete.clear", "check"), ("check.updated", "check")],
 )
