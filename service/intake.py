@@ -5,7 +5,7 @@ out, through a fixed sequence of guards:
 1. signature missing or wrong    SignatureError   (the endpoint: 401; a replay: the item stays)
 2. cannot be read                UNREADABLE       (the endpoint: kept in the quarantine, 202;
                                                    a replay: the item stays, its reason updated)
-3. not about a session or check  IGNORED          recorded
+3. not about a session or check  IGNORED          recorded, counted by type
 4. event id already accepted     DUPLICATE
 5. queued                        ACCEPTED
 Redis failing raises QueueUnavailable: nothing was kept, the sender must retry.
@@ -23,13 +23,14 @@ from typing import TypeVar
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
+from redis.exceptions import RedisError
 from structlog.typing import FilteringBoundLogger
 
 from service.errors import QueueUnavailable, SignatureError
 from service.events import Event, Resource, Unreadable, read_event, summary
 from service.log import get_logger
-from service.metrics import ENQUEUE_SECONDS, QUARANTINE_EVICTED, QUARANTINED
-from service.quarantine import Quarantine
+from service.metrics import ENQUEUE_SECONDS, QUARANTINE_EVICTED, QUARANTINED, count_ignored
+from service.quarantine import IgnoredTypes, Quarantine
 from service.queue import EventQueue, EventRef, Submitted, async_redis_client, redis_client
 from service.settings import Settings
 from service.signature import verify
@@ -70,6 +71,7 @@ class Intake:
     body_timeout_seconds: float
     queue: EventQueue
     quarantine: Quarantine
+    ignored: IgnoredTypes
 
     @classmethod
     def build(cls, settings: Settings, redis: Redis, aredis: AsyncRedis) -> Intake:
@@ -85,6 +87,7 @@ class Intake:
                 settings.quarantine_max_bytes,
                 settings.quarantine_retention_seconds,
             ),
+            ignored=IgnoredTypes(aredis),
         )
 
     async def take(self, body: bytes, signature: str | None) -> Outcome:
@@ -156,9 +159,18 @@ class Intake:
         return Replayed(item_id, "kept", f"{flaw}: {reason}")
 
     async def _ignore(self, ref: EventRef, bound: FilteringBoundLogger) -> None:
-        """Put it on record. Never an error: a failure to answer 2xx would make ComplyCube retry,
-        and in the end disable the webhook, for an event cubehook does not act on."""
-        bound.info("webhook.ignored")
+        """Count it by type and put it on record. Never an error: a failure to answer 2xx would make
+        ComplyCube retry, and in the end disable the webhook, for an event cubehook does not act on."""
+        count_ignored(ref.event_type)
+        try:
+            name, count = await self.ignored.count(ref.event_type)
+        except RedisError as exc:
+            name, count = ref.event_type, 0
+            bound.warning("webhook.uncounted", error=str(exc))
+        if count == 1:  # the first of its type, fleet-wide (or the first type past the cap)
+            bound.warning("webhook.ignored_type_first_seen", counted_as=name)
+        else:
+            bound.info("webhook.ignored")
         try:
             await self.queue.record_async(ref, "ignored")
         except QueueUnavailable as exc:

@@ -40,6 +40,23 @@ for _flaw in Flaw:  # each series from 0, so that increase() sees the first one
 QUARANTINE_EVICTED = Counter(
     "cubehook_quarantine_evicted", "Quarantined deliveries evicted, oldest first, to keep within the bounds"
 )
+EVENTS_IGNORED = Counter(
+    "cubehook_events_ignored", "Readable events of types cubehook does not act on, by type", ["type"]
+)
+_IGNORED: dict[str, Counter] = {}
+
+
+def count_ignored(event_type: str) -> None:
+    """One more ignored event of this type; past the first 100 types a process sees, as (other)."""
+    counter = _IGNORED.get(event_type)
+    if counter is None:
+        if len(_IGNORED) >= quarantine.MAX_IGNORED_TYPES:
+            EVENTS_IGNORED.labels(type=quarantine.OTHER_TYPES).inc()
+            return
+        counter = _IGNORED[event_type] = EVENTS_IGNORED.labels(type=event_type)
+    counter.inc()
+
+
 JOB_SECONDS = Histogram("cubehook_job_seconds", "Job run time", ["job", "result"])
 API_CALLS = Counter("cubehook_complycube_calls", "ComplyCube API calls by answer", ["status"])
 DECISIONS = Counter("cubehook_decisions", "Decisions made", ["kind", "outcome"])

@@ -1,6 +1,7 @@
 """What the intake keeps in Redis besides the queue: the quarantine of correctly signed deliveries
-it could not read. Redis only: the web process has nothing else. Every key and script is named
-here, once, each script saying its KEYS and ARGV.
+it could not read, and the tally of the event types it does not act on. Redis only: the web
+process has nothing else. Every key and script of both is named here, once, each script saying
+its KEYS and ARGV.
 
 Why a quarantine: ComplyCube retries any non-2xx answer and disables the webhook after the 10th
 failed retry (https://docs.complycube.com/api-reference/other-resources/webhooks), so a 4xx for a
@@ -35,6 +36,9 @@ SIZES = "cubehook:quarantine:sizes"  # HASH: item id -> bytes of its body
 TOTAL = "cubehook:quarantine:bytes"  # bytes of the bodies held
 EVICTED = "cubehook:quarantine:evicted"  # items evicted to keep within the bounds, ever
 ITEM = "cubehook:quarantine:item:"  # + id, HASH: body, signature, flaw, reason, at, replayed_at
+IGNORED_TYPES = "cubehook:ignored_types"  # HASH: event type -> deliveries of it ignored
+MAX_IGNORED_TYPES = 100  # distinct types counted by name; the others as OTHER_TYPES
+OTHER_TYPES = "(other)"
 
 # Shared head of the scripts. KEYS[1] index, KEYS[2] sizes, KEYS[3] total; ARGV[1] the item key
 # prefix, ARGV[2] retention seconds. Sets ``now`` (µs, Redis's clock) and ``forget(id)``, and
@@ -98,6 +102,15 @@ _NOTE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'flaw', ARGV[1], 'reason', ARGV[2], 'replayed_at', ARGV[3])
 return 1
+"""
+# KEYS[1]: the ignored-types hash. ARGV: the event type, the most distinct names kept, the name the
+# others are counted under. Returns {the name counted, its count now}: 1 means seen first now.
+_COUNT_IGNORED = """
+local name = ARGV[1]
+if redis.call('HEXISTS', KEYS[1], name) == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[2]) then
+  name = ARGV[3]
+end
+return {name, redis.call('HINCRBY', KEYS[1], name, 1)}
 """
 _ITEM_FIELDS = ("flaw", "reason", "at", "replayed_at")
 
@@ -197,6 +210,27 @@ def totals(redis: Redis, retention: int) -> Totals:
         keys=[INDEX, SIZES, TOTAL, EVICTED], args=[ITEM, retention]
     )
     return Totals(int(items), int(size), int(evicted))
+
+
+class IgnoredTypes:
+    """How many deliveries of each type cubehook did not act on, fleet-wide."""
+
+    def __init__(self, redis: AsyncRedis) -> None:
+        self._count = redis.register_script(_COUNT_IGNORED)
+
+    async def count(self, event_type: str) -> tuple[str, int]:
+        """Count one; returns the name it was counted under and that name's count now (1: a first).
+        Raises RedisError."""
+        name, count = await self._count(
+            keys=[IGNORED_TYPES], args=[event_type, MAX_IGNORED_TYPES, OTHER_TYPES]
+        )
+        return _text(name), int(count)
+
+
+def ignored_types(redis: Redis) -> dict[str, int]:
+    """The ignored types seen, with their counts, most frequent first. Raises RedisError."""
+    counts = {_text(k): int(_text(v)) for k, v in redis.hgetall(IGNORED_TYPES).items()}
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def _text(value: object) -> str:

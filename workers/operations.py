@@ -202,10 +202,13 @@ def status(rt: Runtime) -> dict[str, Any]:
 
 
 def _intake_status(rt: Runtime) -> dict[str, Any]:
-    """What the intake kept aside: the quarantine (see `cubehook quarantine list`)."""
+    """What the intake kept aside: the quarantine (see `cubehook quarantine list`) and the types of
+    the events it did not act on, with their counts."""
     held = quarantine.totals(rt.redis, rt.settings.quarantine_retention_seconds)
+    ignored = quarantine.ignored_types(rt.redis)
     return {
         "quarantined": held.items,
         "quarantine_bytes": held.bytes,
         "quarantine_evicted": held.evicted,
+        "ignored_types": ", ".join(f"{name} {count}" for name, count in ignored.items()) or "none",
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from datetime import UTC, datetime, timedelta
@@ -143,7 +144,11 @@ def test_maintenance_runs_backfill_and_schedules_its_next_run(pipeline: Pipeline
     assert not operations.schedule_maintenance(pipeline.queue, 900)  # one at a time
 
 
-def test_status_shows_the_quarantine(cli: CliRunner, worker_settings: Settings) -> None:
+def test_status_shows_the_quarantine_and_the_ignored_types(
+    cli: CliRunner, worker_settings: Settings, log_output: io.StringIO
+) -> None:
+    # log_output: the CLI commands run above configured logging with loggers cached on first use;
+    # the intake's logger must not be cached to stderr here, or later tests could not capture it.
     from starlette.testclient import TestClient
 
     from service.app import create_app
@@ -159,3 +164,5 @@ def test_status_shows_the_quarantine(cli: CliRunner, worker_settings: Settings) 
     assert state.exit_code == 0, state.stdout
     assert "quarantined:            2\n" in state.stdout
     assert f"quarantine_bytes:       {len(b'{not json[]')}\n" in state.stdout
+    assert "ignored_types:          client.created 2, document.updated 1\n" in state.stdout
+    assert "webhook.quarantined" in log_output.getvalue()
