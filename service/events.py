@@ -4,12 +4,13 @@ ComplyCube POSTs an Event: ``id`` (stable across redeliveries), ``type``, ``reso
 ``payload`` (a summary of the resource, not the resource) and ``createdAt``
 (https://docs.complycube.com/api-reference/other-resources/webhooks#the-event-object).
 
-What is confirmed and what is inferred (see /work/shared/complycube-api.md):
-- confirmed: the envelope's fields; ``check.*`` event names in two naming generations
-  (``check.completed.clear``, ``check.complete.clear``, ``check.updated``...) with ``resourceType``
-  ``check``;
+What is confirmed and what is inferred:
+- confirmed (ComplyCube's API reference and SDKs): the envelope's fields; ``check.*`` event names
+  in two naming generations (``check.completed.clear``, ``check.complete.clear``,
+  ``check.updated``...) with ``resourceType`` ``check``;
 - inferred: the workflow-session events. ComplyCube's own pages seen so far do not list them;
-  catalogues copying its API reference give ``workflow.session.started|processing|completed|
+  two catalogues copying its API reference (an event-hooks library's ComplyCube provider, a
+  "ComplyCube-compatible" event catalogue) give ``workflow.session.started|processing|completed|
   cancelled|abandoned|updated``; this project first guessed ``workflowSession.*``. The
   ``resourceType`` they carry is documented nowhere (``workflowSession``? ``workflow.session``?
   ``session``? none?).
