@@ -145,7 +145,7 @@ def _latencies(deliveries: list[dict[str, object]], received: dict[str, float]) 
     """From each session's `completed` event (as the simulator stamped it) to its decision's arrival."""
     out = []
     for delivery in deliveries:
-        if delivery["type"] != "workflowSession.completed" or delivery["outcome"] not in ("200", "202"):
+        if delivery["type"] != "workflow.session.completed" or delivery["outcome"] not in ("200", "202"):
             continue
         session_id = str(delivery["resourceId"])
         if session_id in received:

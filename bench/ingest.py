@@ -33,7 +33,7 @@ def requests_for(path: str, n: int, offset: int) -> list[bytes]:
     out = []
     for i in range(offset, offset + n):
         body = json.dumps({
-            "id": f"bench{i:012d}", "type": "workflowSession.completed", "resourceType": "workflowSession",
+            "id": f"bench{i:012d}", "type": "workflow.session.completed", "resourceType": "workflow.session",
             "payload": {"id": f"sess{i % 997:08d}", "status": "complete", "outcome": "clear"},
             "createdAt": "2026-11-29T00:00:00.000Z",
         }, separators=(",", ":")).encode()  # fmt: skip

@@ -11,17 +11,18 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from service.health import healthz, metrics, openapi, readyz
+from service.intake import Intake
 from service.metrics import QueueCollector
-from service.queue import EventQueue, async_redis_client, redis_client
+from service.queue import async_redis_client, redis_client
 from service.settings import Settings, load_settings
-from service.webhooks import Intake, receive_complycube
+from service.webhooks import receive_complycube
 
 
 def create_app(settings: Settings) -> Starlette:
     """The web application. Raises ConfigError when no webhook secret is configured."""
-    secrets = settings.secret_keys()  # no secret, no start: there is no skip-verification mode
     redis = redis_client(settings)  # connects lazily; blocking: only for metrics, in a thread
     aredis = async_redis_client(settings)  # the request path's client
+    intake = Intake.build(settings, redis, aredis)  # no secret, no start (ConfigError)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -49,13 +50,10 @@ def create_app(settings: Settings) -> Starlette:
     app.state.redis = aredis
     # Per app, so that tests may build several; the process-wide counters live in REGISTRY.
     app.state.metrics_registry = CollectorRegistry()
-    app.state.metrics_registry.register(QueueCollector(redis, settings.queue_name))
-    app.state.intake = Intake(
-        secrets=secrets,
-        max_body_bytes=settings.max_body_bytes,
-        body_timeout_seconds=settings.body_timeout_seconds,
-        queue=EventQueue(redis, settings, aredis),
+    app.state.metrics_registry.register(
+        QueueCollector(redis, settings.queue_name, settings.quarantine_retention_seconds)
     )
+    app.state.intake = intake
     return app
 
 

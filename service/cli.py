@@ -5,19 +5,24 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, TypeVar
 
 import click
 import httpx2
 
-from service.errors import ConfigError
+from service.errors import ConfigError, QueueUnavailable
 from service.log import configure_logging
 from service.settings import Settings, load_settings
+from service.simulator.world import SessionEventStyle
 
 if TYPE_CHECKING:
+    from service.intake import Intake, Replayed
     from workers.rules import Rules
     from workers.runtime import Runtime
+
+T = TypeVar("T")
 
 PROCFILE = Path(__file__).resolve().parent.parent / "Procfile"
 
@@ -115,6 +120,14 @@ def worker(burst: bool) -> None:
 @click.option("--timeout-seconds", type=float, default=30.0, show_default=True)
 @click.option("--duplicate-rate", type=float, default=0.0, show_default=True)
 @click.option("--reorder-rate", type=float, default=0.0, show_default=True)
+@click.option(
+    "--session-event-style",
+    type=click.Choice([style.value for style in SessionEventStyle]),
+    default=SessionEventStyle.DOTTED.value,
+    show_default=True,
+    help="Session events as workflow.session.* with resourceType workflow.session (dotted), the same "
+    "without resourceType (dotted-bare), or as workflowSession.* (camel).",
+)
 def simulate(
     host: str,
     port: int,
@@ -123,6 +136,7 @@ def simulate(
     webhook_secret: str | None,
     step_seconds: float,
     retry_scale: float,
+    session_event_style: str,
     **faults: object,
 ) -> None:
     """Serve a local ComplyCube: its API, signed webhooks, scenarios and injected faults."""
@@ -150,6 +164,7 @@ def simulate(
         step_seconds=step_seconds,
         retry_scale=retry_scale,
         faults=fault_config,
+        session_events=SessionEventStyle(session_event_style),
     )
     configure_logging(settings)
     uvicorn.run(create_simulator_app(config), host=host, port=port, log_config=None, access_log=False)
@@ -175,7 +190,12 @@ def sink(port: int, secret: str) -> None:
 @click.option("--url", default="http://127.0.0.1:8000/webhooks/complycube", show_default=True)
 @click.option("--secret", default=None, help="Signing secret [first of CUBEHOOK_WEBHOOK_SECRETS].")
 @click.option("--session", "session_id", default=None, help="Workflow session id (builds the event).")
-@click.option("--type", "event_type", default="workflowSession.completed", show_default=True)
+@click.option("--type", "event_type", default="workflow.session.completed", show_default=True)
+@click.option(
+    "--resource-type",
+    default=None,
+    help='resourceType [the start of --type that names a resource, e.g. workflow.session]; "" leaves it out.',
+)
 @click.option("--outcome", default=None, help="Outcome in the payload summary, e.g. clear.")
 @click.option("--event-id", default=None, help="Event id (default: random); reuse one to test duplicates.")
 def send_event(
@@ -184,6 +204,7 @@ def send_event(
     secret: str | None,
     session_id: str | None,
     event_type: str,
+    resource_type: str | None,
     outcome: str | None,
     event_id: str | None,
 ) -> None:
@@ -201,7 +222,13 @@ def send_event(
         body = file.read()
     else:
         assert session_id is not None
-        body = build_event(session_id=session_id, event_type=event_type, outcome=outcome, event_id=event_id)
+        body = build_event(
+            session_id=session_id,
+            event_type=event_type,
+            resource_type=resource_type,
+            outcome=outcome,
+            event_id=event_id,
+        )
     try:
         response = send(url, body, secret)
     except httpx2.HTTPError as exc:
@@ -369,6 +396,81 @@ def status() -> None:
 
     for key, value in read_status(_runtime()).items():
         click.echo(f"{key + ':':<24}{value}")
+
+
+@main.group()
+def quarantine() -> None:
+    """Signed deliveries that could not be read, kept whole: list, show, replay after an upgrade.
+    These need Redis and the webhook secrets only."""
+
+
+def _with_intake(action: Callable[[Intake], Awaitable[T]]) -> T:
+    from service.intake import run_with_intake
+
+    settings = _settings()
+    configure_logging(settings)
+    try:
+        return run_with_intake(settings, action)
+    except (ConfigError, QueueUnavailable) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@quarantine.command("list")
+def quarantine_list() -> None:
+    """Every item held, oldest first: id, when kept, size, why."""
+    from service.events import format_time
+
+    items = _with_intake(lambda intake: intake.quarantine.items())
+    if not items:
+        click.echo("the quarantine is empty")
+    for item in items:
+        click.echo(f"{item.id}  {format_time(item.kept_at)}  {item.size} bytes  {item.flaw}: {item.reason}")
+
+
+@quarantine.command("show")
+@click.argument("item_id")
+@click.option(
+    "--raw", is_flag=True, help="Write the stored body to stdout, byte for byte (it may hold personal data)."
+)
+def quarantine_show(item_id: str, raw: bool) -> None:
+    """One item: when and why it was kept, its size and digest (with --raw, its body)."""
+    import hashlib
+
+    from service.events import format_time
+
+    item = _with_intake(lambda intake: intake.quarantine.get(item_id))
+    if item is None:
+        raise click.ClickException(f"no quarantined delivery {item_id}")
+    if raw:
+        click.echo(item.body, nl=False)  # bytes go out as they are
+        return
+    click.echo(f"id:          {item.id}\nkept at:     {format_time(item.kept_at)}")
+    click.echo(f"size:        {item.size} bytes, sha256 {hashlib.sha256(item.body).hexdigest()}")
+    click.echo(f"reason:      {item.flaw}: {item.reason}\nreplayed at: {item.replayed_at or 'never'}")
+    click.echo("signature:   kept as received (not shown)")
+
+
+@quarantine.command("replay")
+@click.argument("item_id", required=False)
+@click.option("--all", "replay_all", is_flag=True, help="Replay every item held, oldest first.")
+def quarantine_replay(item_id: str | None, replay_all: bool) -> None:
+    """Put items through the intake again (signature, reading, de-duplication, queue): one now
+    read leaves the quarantine; one that still cannot be read, or whose signature no longer
+    verifies, stays and says why. Exits 1 when any stays."""
+    if (item_id is None) == (not replay_all):
+        raise click.UsageError("give an ID or --all")
+
+    async def replay(intake: Intake) -> list[Replayed]:
+        ids = [item.id for item in await intake.quarantine.items()] if replay_all else [item_id or ""]
+        return [await intake.replay(i) for i in ids]
+
+    results = _with_intake(replay)
+    for result in results:
+        click.echo(f"{result.item_id}  {result.result}{'  ' + result.reason if result.reason else ''}")
+    stayed = [r for r in results if r.result in ("kept", "missing")]
+    click.echo(f"{len(results) - len(stayed)} of {len(results)} item(s) replayed and out of the quarantine")
+    if stayed:
+        sys.exit(1)
 
 
 @main.group()

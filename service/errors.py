@@ -5,10 +5,9 @@
     ├── RejectedRequest              answer 4xx, keep nothing (status_code on each class)
     │   ├── PayloadTooLarge          413  body over the configured limit
     │   ├── BodyTimeout              408  body not received in time (a stalled or trickling client)
-    │   ├── SignatureError           401  missing, malformed or wrong ComplyCube-Signature
-    │   └── MalformedEvent           400  not a JSON Event object
+    │   └── SignatureError           401  missing, malformed or wrong ComplyCube-Signature
     ├── TransientError               retry later: nothing was lost, nothing was done
-    │   ├── QueueUnavailable         503  the event could not be made durable in Redis
+    │   ├── QueueUnavailable         503  the event (or an unreadable body) could not be kept in Redis
     │   ├── UpstreamUnavailable      ComplyCube answered 429/5xx, timed out or was unreachable
     │   ├── UpstreamMalformed        ComplyCube answered 2xx with a body that does not parse
     │   └── ActionFailed             an action's target failed (5xx, 429, timeout, refused)
@@ -17,7 +16,9 @@
         │   └── UpstreamNotFound     404 resource_not_found
         └── ActionRejected           an action's target refused it (4xx): dead-lettered at once
 
-Outcomes that are not failures (duplicate, ignored type) are return values, not exceptions.
+Outcomes that are not failures (duplicate, ignored type, a signed body that cannot be read and is
+quarantined) are return values, not exceptions: a signed delivery is never refused, since a 4xx
+makes ComplyCube retry and, after the 10th failed retry, disable the webhook.
 """
 
 from __future__ import annotations
@@ -59,11 +60,6 @@ class SignatureError(RejectedRequest):
     def __init__(self, reason: str) -> None:
         super().__init__(f"signature {reason}")
         self.reason = reason
-
-
-class MalformedEvent(RejectedRequest):
-    status_code = 400
-    code = "malformed_event"
 
 
 class TransientError(CubehookError):

@@ -1,94 +1,172 @@
-"""The webhook envelope and the routing table. Pure: no I/O.
+"""The webhook envelope, the resource table and lenient time parsing. Pure: no I/O.
 
 ComplyCube POSTs an Event: ``id`` (stable across redeliveries), ``type``, ``resourceType``,
 ``payload`` (a summary of the resource, not the resource) and ``createdAt``
-(https://docs.complycube.com/api-reference/other-resources/webhooks#the-event-object). The models
-accept fields they do not know, because ComplyCube adds fields without notice, and keep the
-payload as it came.
+(https://docs.complycube.com/api-reference/other-resources/webhooks#the-event-object).
+
+What is confirmed and what is inferred:
+- confirmed (ComplyCube's API reference and SDKs): the envelope's fields; ``check.*`` event names
+  in two naming generations (``check.completed.clear``, ``check.complete.clear``,
+  ``check.updated``...) with ``resourceType`` ``check``;
+- inferred: the workflow-session events. ComplyCube's own pages seen so far do not list them;
+  two catalogues copying its API reference (an event-hooks library's ComplyCube provider, a
+  "ComplyCube-compatible" event catalogue) give ``workflow.session.started|processing|completed|
+  cancelled|abandoned|updated``; this project first guessed ``workflowSession.*``. The
+  ``resourceType`` they carry is documented nowhere (``workflowSession``? ``workflow.session``?
+  ``session``? none?).
+
+So an event is read as leniently as cubehook can afford (``read_event``): what it needs is a JSON
+object with a string ``id`` and ``type`` and, for an event about a session or a check, ``payload.id``.
+``resourceType`` and ``createdAt`` are optional, and every other field is allowed and ignored: the
+job carries identifiers only, and the worker fetches the resource from the API.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from service.errors import MalformedEvent
-
-_ID = Field(min_length=1, max_length=256)
-
-
-class EventPayload(BaseModel):
-    """The summary of the resource the event is about. Only ``id`` is required."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    id: str = _ID
+MAX_ID = 256  # event ids, types and resource ids longer than this are not ComplyCube's
+MAX_TIME = 64
 
 
-class Event(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+class Resource(StrEnum):
+    """What an event is about, in cubehook's own words: the name jobs and the audit trail carry."""
 
-    id: str = _ID
-    type: str = Field(min_length=1, max_length=256)
-    resource_type: str = Field(alias="resourceType", min_length=1, max_length=256)
-    payload: EventPayload
-    # Kept as sent: ComplyCube's own examples carry impossible times (14:06:91.913Z). parse_time()
-    # reads it leniently where a datetime is needed.
-    created_at: str = Field(alias="createdAt", min_length=1, max_length=64)
+    SESSION = "session"  # a workflow session: processed
+    CHECK = "check"  # a check: processes the session it belongs to
+    OTHER = "other"  # anything else: acknowledged (200 ignored), recorded, counted by type
 
 
-class Route(StrEnum):
-    """What the endpoint does with an event of a given resource."""
-
-    ENQUEUE = "enqueue"  # processed by the workers
-    IGNORE = "ignore"  # acknowledged (200) and recorded, not processed
-
-
-# Routed by resource, not by exact event name: workflow-session event names are not documented,
-# and an unknown name must never make ComplyCube retry (and, after 10 failures, disable the
-# webhook). Keys are compared lower-cased without "_", so workflowSession and workflow_session match.
-ROUTES: dict[str, Route] = {
-    "workflowsession": Route.ENQUEUE,
-    # check.* in both naming generations (check.completed.clear, check.complete.clear,
-    # check.updated...): a re-validated check re-processes the session it belongs to.
-    "check": Route.ENQUEUE,
+# Normalised name (lower-case; "_", "-" and "." dropped) -> Resource. One table, read for
+# ``resourceType`` and for the type's prefix. An unknown or unrelated name is Resource.OTHER: it
+# must never make ComplyCube retry (and, after the 10th failed retry, disable the webhook).
+RESOURCES: dict[str, Resource] = {
+    # Confirmed: check.* in both naming generations. A re-validated check re-processes its session.
+    "check": Resource.CHECK,
+    # Inferred: workflowSession, workflow.session, workflow_session, workflow-session, any case.
+    "workflowsession": Resource.SESSION,
+    # Inferred: a bare "session" resourceType (or type prefix), should ComplyCube shorten it.
+    "session": Resource.SESSION,
 }
+_DROPPED = str.maketrans("", "", "_-.")
 
 
 def normalise_resource(name: str) -> str:
-    """A resource name as the routing table and the workers compare it: workflow_session and
-    workflowSession are the same."""
-    return name.lower().replace("_", "")
+    """A resource name as the table compares it: workflowSession, workflow.session,
+    workflow_session, workflow-session and WORKFLOW.SESSION are all ``workflowsession``."""
+    return name.lower().translate(_DROPPED)
 
 
-def route(event: Event) -> Route:
-    """The route for an event's ``resourceType``, else for its type's prefix, else IGNORE."""
-    prefix = event.type.split(".", 1)[0]
-    return (
-        ROUTES.get(normalise_resource(event.resource_type))
-        or ROUTES.get(normalise_resource(prefix))
-        or Route.IGNORE
-    )
+def resource_prefix(event_type: str) -> str | None:
+    """The longest start of ``event_type``, ending at a ".", that names a known resource, as
+    written (``workflow.session`` of ``workflow.session.completed``); None when there is none."""
+    parts = event_type.split(".")
+    for end in range(len(parts), 0, -1):
+        prefix = ".".join(parts[:end])
+        if normalise_resource(prefix) in RESOURCES:
+            return prefix
+    return None
 
 
-def parse_event(body: bytes) -> Event:
-    """Parse a webhook body; raise MalformedEvent with a short reason when it is not an Event."""
+def resource_of(resource_type: object, event_type: str) -> Resource:
+    """The resource an event is about: its ``resourceType`` when that is a known one, else the
+    longest known prefix of its type, else Resource.OTHER."""
+    return _resource_of(resource_type if isinstance(resource_type, str) else None, event_type)
+
+
+@lru_cache(maxsize=256)  # a handful of names arrive over and over: work each pair out once
+def _resource_of(resource_type: str | None, event_type: str) -> Resource:
+    if resource_type is not None:
+        known = RESOURCES.get(normalise_resource(resource_type))
+        if known is not None:
+            return known
+    prefix = resource_prefix(event_type)
+    return Resource.OTHER if prefix is None else RESOURCES[normalise_resource(prefix)]
+
+
+class _Envelope(BaseModel):
+    """The envelope as received. Only ``id`` and ``type`` are required of every event; the rest is
+    read leniently by ``read_event`` (a field of an unexpected shape counts as absent)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str = Field(min_length=1, max_length=MAX_ID)
+    type: str = Field(min_length=1, max_length=MAX_ID)
+    resourceType: Any = None  # ComplyCube's field names, as sent
+    payload: Any = None
+    createdAt: Any = None
+
+
+class Event(NamedTuple):
+    """A readable event, in cubehook's terms. (A NamedTuple: immutable, and built in a fifth of the
+    time a frozen dataclass takes, once per request.)"""
+
+    id: str
+    type: str
+    resource: Resource
+    resource_id: str  # payload.id; "" for an event cubehook does not act on that has none
+    # As sent, "" when absent: ComplyCube's own examples carry impossible times (14:06:91.913Z), so
+    # parse_time() reads it leniently where a datetime is needed.
+    created_at: str
+
+
+class Flaw(StrEnum):
+    """Why a correctly signed body could not be read: the coarse class counted in the metrics."""
+
+    NOT_JSON = "not_json"
+    NOT_OBJECT = "not_object"
+    MISSING_FIELDS = "missing_fields"  # a field cubehook needs is absent
+    INVALID_FIELDS = "invalid_fields"  # a field cubehook needs has the wrong type or size
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    flaw: Flaw
+    detail: str  # field locations and messages: never any of the input
+
+
+def read_event(body: bytes) -> Event | Unreadable:
+    """Read a webhook body: an Event, or why it cannot be one."""
     try:
-        return Event.model_validate_json(body)
+        envelope = _Envelope.model_validate_json(body)
     except ValidationError as exc:
-        raise MalformedEvent(_describe(exc)) from None
+        return _unreadable(exc)
+    resource = resource_of(envelope.resourceType, envelope.type)
+    payload = envelope.payload
+    resource_id = payload.get("id") if isinstance(payload, dict) else None
+    if not (isinstance(resource_id, str) and 0 < len(resource_id) <= MAX_ID):
+        if resource is not Resource.OTHER:
+            flaw = Flaw.MISSING_FIELDS if resource_id is None else Flaw.INVALID_FIELDS
+            return Unreadable(
+                flaw, f"payload.id: a {resource} event needs it, a string of 1-{MAX_ID} characters"
+            )
+        resource_id = ""
+    created_at = envelope.createdAt
+    if not (isinstance(created_at, str) and len(created_at) <= MAX_TIME):
+        created_at = ""
+    return Event(envelope.id, envelope.type, resource, resource_id, created_at)
 
 
-def _describe(exc: ValidationError) -> str:
+def _unreadable(exc: ValidationError) -> Unreadable:
     """A short, safe description: field locations and messages, never the offending input."""
-    parts = []
-    for err in exc.errors(include_input=False, include_url=False)[:5]:
-        loc = ".".join(str(p) for p in err["loc"]) or "body"
-        parts.append(f"{loc}: {err['msg']}")
-    return "; ".join(parts)
+    errors = exc.errors(include_input=False, include_url=False)
+    first = errors[0]["type"]
+    if first == "json_invalid":
+        flaw = Flaw.NOT_JSON
+    elif first == "model_type":
+        flaw = Flaw.NOT_OBJECT
+    elif any(err["type"] == "missing" for err in errors):
+        flaw = Flaw.MISSING_FIELDS
+    else:
+        flaw = Flaw.INVALID_FIELDS
+    parts = [f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in errors[:5]]
+    return Unreadable(flaw, "; ".join(parts))
 
 
 def parse_time(value: str) -> datetime | None:
@@ -127,4 +205,4 @@ def _parse_overflowing_seconds(text: str) -> datetime | None:
 
 def summary(event: Event) -> dict[str, Any]:
     """The fields of an event that are safe to log: identifiers and types, no payload."""
-    return {"event_id": event.id, "event_type": event.type, "resource_id": event.payload.id}
+    return {"event_id": event.id, "event_type": event.type, "resource_id": event.resource_id}

@@ -17,7 +17,10 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
 
+from service import quarantine
+from service.events import Flaw
 from service.queue import LAST_EVENT
+from service.settings import DAY
 
 WATCHDOG_STATE = "cubehook:watchdog:enabled"  # written by the workers' watchdog
 
@@ -29,6 +32,31 @@ ENQUEUE_SECONDS = Histogram(
     "cubehook_enqueue_seconds", "Time to make an event durable in Redis",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )  # fmt: skip
+QUARANTINED = Counter(
+    "cubehook_quarantined", "Signed deliveries that could not be read, kept for replay, by reason", ["reason"]
+)
+for _flaw in Flaw:  # each series from 0, so that increase() sees the first one
+    QUARANTINED.labels(reason=_flaw.value)
+QUARANTINE_EVICTED = Counter(
+    "cubehook_quarantine_evicted", "Quarantined deliveries evicted, oldest first, to keep within the bounds"
+)
+EVENTS_IGNORED = Counter(
+    "cubehook_events_ignored", "Readable events of types cubehook does not act on, by type", ["type"]
+)
+_IGNORED: dict[str, Counter] = {}
+
+
+def count_ignored(event_type: str) -> None:
+    """One more ignored event of this type; past the first 100 types a process sees, as (other)."""
+    counter = _IGNORED.get(event_type)
+    if counter is None:
+        if len(_IGNORED) >= quarantine.MAX_IGNORED_TYPES:
+            EVENTS_IGNORED.labels(type=quarantine.OTHER_TYPES).inc()
+            return
+        counter = _IGNORED[event_type] = EVENTS_IGNORED.labels(type=event_type)
+    counter.inc()
+
+
 JOB_SECONDS = Histogram("cubehook_job_seconds", "Job run time", ["job", "result"])
 API_CALLS = Counter("cubehook_complycube_calls", "ComplyCube API calls by answer", ["status"])
 DECISIONS = Counter("cubehook_decisions", "Decisions made", ["kind", "outcome"])
@@ -40,11 +68,13 @@ EVENT_TO_DECISION = Histogram(
 
 
 class QueueCollector(Collector):
-    """Queue depth, registry sizes, the oldest waiting job's age and the last event seen."""
+    """Queue depth, registry sizes, the oldest waiting job's age, the last event seen and what the
+    quarantine holds."""
 
-    def __init__(self, redis: Redis, queue_name: str) -> None:
+    def __init__(self, redis: Redis, queue_name: str, quarantine_retention: int = 30 * DAY) -> None:
         self.redis = redis
         self.queue_name = queue_name
+        self.quarantine_retention = quarantine_retention
 
     def collect(self) -> Iterator[Metric]:
         queue = Queue(self.queue_name, connection=self.redis)
@@ -61,6 +91,7 @@ class QueueCollector(Collector):
             enqueued = oldest[0].enqueued_at if oldest else None
             last_event = self.redis.get(LAST_EVENT)
             hooks = self.redis.hgetall(WATCHDOG_STATE)
+            held = quarantine.totals(self.redis, self.quarantine_retention)
         except RedisError:
             yield GaugeMetricFamily("cubehook_redis_up", "Redis answered the scrape", value=0)
             return
@@ -80,3 +111,9 @@ class QueueCollector(Collector):
             name = hook_id.decode() if isinstance(hook_id, bytes) else str(hook_id)
             enabled.add_metric([name], float(flag))
         yield enabled
+        yield GaugeMetricFamily(
+            "cubehook_quarantine_items", "Signed deliveries held in the quarantine", value=held.items
+        )
+        yield GaugeMetricFamily(
+            "cubehook_quarantine_bytes", "Bytes of the bodies held in the quarantine", value=held.bytes
+        )

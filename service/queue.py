@@ -54,7 +54,7 @@ class EventRef:
 
     event_id: str
     event_type: str
-    resource_type: str  # workflowSession or check
+    resource_type: str  # a service.events.Resource value: session, check, or other (records only)
     resource_id: str
     event_time: str
 
@@ -240,7 +240,7 @@ class JobTemplate:
             commands.append(tokens)
         template = cls(commands, intake.queue.serializer.dumps)
         # The check: one event queued through RQ and through the template, at the same moment.
-        probe = EventRef("evt-template-check", "workflowSession.completed", "workflowSession", "s", "t")
+        probe = EventRef("evt-template-check", "workflow.session.completed", "session", "s", "t")
         expected = intake._job(PROCESS_EVENT, probe)
         moment = utcformat(expected.created_at)
         by_template = template.expand(template.values(probe, job_id_for(probe.event_id), moment))

@@ -10,7 +10,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.errors import ConfigError
@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     # How long an accepted event id is remembered. ComplyCube's retries span hours; the default
     # keeps replays of a captured delivery out for a month.
     dedup_retention_seconds: int = Field(default=30 * DAY, gt=0)
+    # Correctly signed bodies that cannot be read are kept for a replay (service/quarantine.py):
+    # at most this many, this many bytes of bodies (the oldest evicted first), for this long.
+    quarantine_max_items: int = Field(default=10_000, gt=0)
+    quarantine_max_bytes: int = Field(default=64 * MIB, gt=0)
+    quarantine_retention_seconds: int = Field(default=30 * DAY, gt=0)
     queue_name: str = Field(default="cubehook", pattern=r"^[A-Za-z0-9_.-]+$")
     # Seconds between RQ's retries of a failed job; the count of retries is the length of the list.
     job_retry_intervals: Annotated[tuple[int, ...], NoDecode] = (10, 60, 300, 900, 3600)
@@ -124,6 +129,13 @@ class Settings(BaseSettings):
             raise ValueError("retry intervals must be >= 0 seconds")
         return value
 
+    @model_validator(mode="after")
+    def _a_body_fits_the_quarantine(self) -> Settings:
+        # Else a body under the limit could not be kept, and its 2xx would be a lie.
+        if self.quarantine_max_bytes < self.max_body_bytes:
+            raise ValueError("CUBEHOOK_QUARANTINE_MAX_BYTES must be at least CUBEHOOK_MAX_BODY_BYTES")
+        return self
+
     def secret_keys(self) -> tuple[bytes, ...]:
         """The webhook secrets as HMAC keys; refuses when there are none (no skip-verification mode)."""
         if not self.webhook_secrets:
@@ -140,6 +152,9 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"CUBEHOOK_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+            f"CUBEHOOK_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            if err["loc"]
+            else err["msg"]
+            for err in exc.errors()
         )
         raise ConfigError(f"invalid settings: {problems}") from None

@@ -1,43 +1,34 @@
-"""POST /webhooks/complycube: a fixed sequence of guards, each with its own answer.
+"""POST /webhooks/complycube: the transport around the intake (service/intake.py), each guard
+with its own answer.
 
 1. body over the limit          413  (Content-Length checked first, then counted while streaming)
    body not all sent in time    408  (a stalled or trickling client)
 2. signature missing or wrong   401  (on the raw bytes, constant time, any configured secret)
-3. not a JSON Event object      400
-4. not about a session or check 200  ignored, not queued (an error would make ComplyCube retry)
+3. cannot be read               202  quarantined: kept whole for a replay (a 4xx would make
+                                     ComplyCube retry and, after the 10th failed retry, disable
+                                     the webhook)
+4. not about a session or check 200  ignored, not queued (for the same reason)
 5. event id already accepted    200  duplicate, not queued again
 6. queued                       202
-7. Redis could not take it      503  not marked seen, so ComplyCube's retry succeeds later
+7. Redis could not take it      503  nothing kept or marked seen, so ComplyCube's retry succeeds later
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from dataclasses import dataclass
 
 from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from service.errors import BodyTimeout, PayloadTooLarge, QueueUnavailable, RejectedRequest, SignatureError
-from service.events import Route, parse_event, route, summary
+from service.intake import Intake, Outcome, Status
 from service.log import get_logger
-from service.metrics import ENQUEUE_SECONDS, SIGNATURE_FAILURES, WEBHOOKS
-from service.queue import EventQueue, EventRef, Submitted, job_id_for
-from service.signature import HEADER, verify
+from service.metrics import SIGNATURE_FAILURES, WEBHOOKS
+from service.queue import job_id_for
+from service.signature import HEADER
 
 log = get_logger("cubehook.webhooks")
-
-
-@dataclass(frozen=True, slots=True)
-class Intake:
-    """What the endpoint needs, built once by create_app."""
-
-    secrets: tuple[bytes, ...]
-    max_body_bytes: int
-    body_timeout_seconds: float
-    queue: EventQueue
 
 
 async def read_body(request: Request, limit: int, timeout: float) -> bytes:
@@ -62,43 +53,34 @@ async def receive_complycube(request: Request) -> JSONResponse:
     intake: Intake = request.app.state.intake
     try:
         body = await read_body(request, intake.max_body_bytes, intake.body_timeout_seconds)
-        verify(body, request.headers.get(HEADER), intake.secrets)
-        event = parse_event(body)
+        outcome = await intake.receive(body, request.headers.get(HEADER))
     except RejectedRequest as exc:
         return _answer(_rejected(exc), "rejected")
-
-    bound = log.bind(**summary(event))
-    ref = EventRef(event.id, event.type, event.resource_type, event.payload.id, event.created_at)
-    if route(event) is Route.IGNORE:
-        bound.info("webhook.ignored", resource_type=event.resource_type)
-        try:
-            await intake.queue.record_async(ref, "ignored")
-        except QueueUnavailable as exc:
-            # Still a 200: an error would make ComplyCube retry, and in the end disable the webhook,
-            # for an event cubehook does not act on. The log line is its record.
-            bound.warning("webhook.unrecorded", error=str(exc))
-        return _answer(JSONResponse({"status": "ignored", "event_id": event.id}, status_code=200), "ignored")
-
-    started = time.perf_counter()
-    try:
-        submitted = await intake.queue.submit_async(ref)  # one round trip, on the asyncio client
     except QueueUnavailable as exc:
-        bound.error("webhook.queue_unavailable", error=str(exc))
         unavailable = JSONResponse(
-            {"error": exc.code, "detail": "the event could not be queued; retry later"},
+            {"error": exc.code, "detail": "the event could not be kept; retry later"},
             status_code=exc.status_code,
             headers={"Retry-After": "60"},
         )
         return _answer(unavailable, "queue_unavailable")
-    ENQUEUE_SECONDS.observe(time.perf_counter() - started)
-    if submitted is Submitted.DUPLICATE:
-        bound.info("webhook.duplicate")
-        return _answer(
-            JSONResponse({"status": "duplicate", "event_id": event.id}, status_code=200), "duplicate"
+    return _answer(_answered(outcome), outcome.status)
+
+
+def _answered(outcome: Outcome) -> JSONResponse:
+    if outcome.status is Status.QUARANTINED:
+        # Never any of the body: the id is what an operator needs (cubehook quarantine show ID).
+        return JSONResponse(
+            {"status": "quarantined", "quarantine_id": outcome.quarantine_id}, status_code=202
         )
-    bound.info("webhook.accepted")
-    accepted = {"status": "accepted", "event_id": event.id, "job_id": job_id_for(event.id)}
-    return _answer(JSONResponse(accepted, status_code=202), "accepted")
+    assert outcome.event is not None
+    if outcome.status is Status.ACCEPTED:
+        accepted = {
+            "status": "accepted",
+            "event_id": outcome.event.id,
+            "job_id": job_id_for(outcome.event.id),
+        }
+        return JSONResponse(accepted, status_code=202)
+    return JSONResponse({"status": outcome.status.value, "event_id": outcome.event.id}, status_code=200)
 
 
 def _answer(response: JSONResponse, status: str) -> JSONResponse:

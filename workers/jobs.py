@@ -18,7 +18,7 @@ import structlog
 from rq import get_current_job
 
 from service.errors import PermanentError
-from service.events import normalise_resource, parse_time
+from service.events import Resource, parse_time
 from service.log import get_logger
 from service.metrics import EVENT_TO_DECISION, JOB_SECONDS
 from service.queue import accepted_at
@@ -51,7 +51,9 @@ def _job(name: str, **context: object) -> Iterator[None]:
 
 
 def _is_check(resource_type: str) -> bool:
-    return normalise_resource(resource_type) == "check"
+    # The web side names the resource (service.events.Resource). Jobs queued before it did carried
+    # resourceType as sent: "check" for checks (confirmed), anything else for sessions.
+    return resource_type == Resource.CHECK
 
 
 def process_event(

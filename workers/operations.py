@@ -20,6 +20,7 @@ from rq import Queue, Worker
 from rq.exceptions import DuplicateJobError
 from rq.job import Job
 
+from service import quarantine
 from service.events import format_time
 from service.log import get_logger
 from service.metrics import WATCHDOG_STATE
@@ -187,4 +188,18 @@ def status(rt: Runtime) -> dict[str, Any]:
         if oldest and oldest[0].enqueued_at
         else 0,
         "last_event_at": format_time(datetime.fromtimestamp(float(last), UTC)) if last else None,
+        **_intake_status(rt),
+    }
+
+
+def _intake_status(rt: Runtime) -> dict[str, Any]:
+    """What the intake kept aside: the quarantine (see `cubehook quarantine list`) and the types of
+    the events it did not act on, with their counts."""
+    held = quarantine.totals(rt.redis, rt.settings.quarantine_retention_seconds)
+    ignored = quarantine.ignored_types(rt.redis)
+    return {
+        "quarantined": held.items,
+        "quarantine_bytes": held.bytes,
+        "quarantine_evicted": held.evicted,
+        "ignored_types": ", ".join(f"{name} {count}" for name, count in ignored.items()) or "none",
     }

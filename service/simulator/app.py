@@ -25,7 +25,7 @@ from starlette.routing import Route
 from service.simulator.delivery import Deliverer
 from service.simulator.faults import Fault, FaultConfig, FaultInjector
 from service.simulator.scenarios import ScenarioSpec, resolve
-from service.simulator.world import Document, World
+from service.simulator.world import Document, SessionEventStyle, World
 
 Handler = Callable[[Request], Awaitable[Response]]
 R = TypeVar("R")
@@ -41,6 +41,7 @@ class SimConfig:
     delivery_timeout: float = 15.0
     reorder_hold: float = 1.0
     faults: FaultConfig = field(default_factory=FaultConfig)
+    session_events: SessionEventStyle = SessionEventStyle.DOTTED  # how session events are spelled
 
 
 class WebhookUpdate(BaseModel):
@@ -78,7 +79,7 @@ class Simulator:
 
     def __init__(self, config: SimConfig, transport: httpx2.AsyncBaseTransport | None = None) -> None:
         self.config = config
-        self.world = World(seed=config.faults.seed)
+        self.world = World(seed=config.faults.seed, session_events=config.session_events)
         self.faults = FaultInjector(config.faults)
         self.deliverer = Deliverer(
             self.world,

@@ -10,6 +10,7 @@ import random
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from service.events import format_time, parse_time
@@ -24,6 +25,26 @@ Document = dict[str, Any]
 def iso(ts: float) -> str:
     """A timestamp as ComplyCube writes it."""
     return format_time(datetime.fromtimestamp(ts, UTC))
+
+
+class SessionEventStyle(StrEnum):
+    """How workflow-session events are spelled: ComplyCube's own pages do not say (see
+    service/events.py). The default is the likeliest: the names catalogues copying its reference
+    give, with a resourceType to match."""
+
+    DOTTED = "dotted"  # workflow.session.completed, resourceType workflow.session
+    DOTTED_BARE = "dotted-bare"  # workflow.session.completed, no resourceType
+    CAMEL = "camel"  # workflowSession.completed, resourceType workflowSession (the first guess)
+
+    def event(self, status: str) -> tuple[str, str | None]:
+        """The type and resourceType of the event for a session now ``status``."""
+        name = "completed" if status == "complete" else status  # the status is complete, the event completed
+        if self is SessionEventStyle.CAMEL:
+            return f"workflowSession.{name}", "workflowSession"
+        return (
+            f"workflow.session.{name}",
+            None if self is SessionEventStyle.DOTTED_BARE else "workflow.session",
+        )
 
 
 @dataclass(slots=True)
@@ -73,8 +94,9 @@ class WebhookRecord:
 
 
 class World:
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, session_events: SessionEventStyle = SessionEventStyle.DOTTED) -> None:
         self._rng = random.Random(seed)  # noqa: S311 - simulated ids, not secrets
+        self.session_events = session_events
         self.clients: dict[str, ClientRecord] = {}
         self.sessions: dict[str, SessionRecord] = {}
         self.checks: dict[str, CheckRecord] = {}
@@ -130,17 +152,16 @@ class World:
 
     def _moved(self, session: SessionRecord, status: str, now: float) -> list[Document]:
         session.status, session.updated = status, now
-        event_type = "workflowSession.completed" if status == "complete" else f"workflowSession.{status}"
-        return [self.event(event_type, "workflowSession", self.session_payload(session), now)]
+        event_type, resource_type = self.session_events.event(status)
+        return [self.event(event_type, resource_type, self.session_payload(session), now)]
 
-    def event(self, event_type: str, resource_type: str, payload: Document, now: float) -> Document:
-        return {
-            "id": self.new_id(),
-            "type": event_type,
-            "resourceType": resource_type,
-            "payload": payload,
-            "createdAt": iso(now),
-        }
+    def event(self, event_type: str, resource_type: str | None, payload: Document, now: float) -> Document:
+        """An Event document; without ``resourceType`` when ``resource_type`` is None."""
+        doc: Document = {"id": self.new_id(), "type": event_type}
+        if resource_type is not None:
+            doc["resourceType"] = resource_type
+        doc.update(payload=payload, createdAt=iso(now))
+        return doc
 
     def add_webhook(self, url: str, secret: str, events: list[str] | None = None) -> WebhookRecord:
         hook = WebhookRecord(self.new_id(), url, secret, events or ["*"])

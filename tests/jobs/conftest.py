@@ -11,6 +11,7 @@ import pytest
 from redis import Redis
 from rq import Queue, SimpleWorker
 
+from service.events import resource_of
 from service.queue import EventQueue, EventRef, Submitted
 from service.settings import Settings
 from tests.conftest import SIM_API_KEY, SimServer
@@ -71,8 +72,8 @@ class Pipeline:
     ) -> str:
         self._events += 1
         event_id = event_id or f"evt{self._events:04d}{resource_id[:8]}"
-        resource_type = event_type.split(".", 1)[0]
-        ref = EventRef(event_id, event_type, resource_type, resource_id, "2025-01-13T11:39:30.500Z")
+        resource = resource_of(None, event_type)
+        ref = EventRef(event_id, event_type, resource.value, resource_id, "2025-01-13T11:39:30.500Z")
         submitted = EventQueue(self.redis, self.settings).submit(ref)
         assert submitted is expect
         return event_id

@@ -83,4 +83,14 @@ def test_dashboard_and_alerts_use_metrics_that_exist(redis: Redis) -> None:
     assert missing == set()
     assert {r["alert"] for g in alerts["groups"] for r in g["rules"]} >= {
         "CubehookWebhookDisabled", "CubehookDeadLettersGrowing", "CubehookNoEvents", "CubehookComplyCubeErrors",
+        "CubehookDeliveriesQuarantined",
     }  # fmt: skip
+
+
+def test_every_alert_has_a_runbook_in_the_readme() -> None:
+    alerts = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yaml").read_text())
+    readme = (ROOT / "README.md").read_text()
+    for rule in (r for g in alerts["groups"] for r in g["rules"]):
+        anchor = rule["annotations"]["runbook"].removeprefix("README.md#")
+        assert f'<a id="{anchor}"></a>**' in readme, rule["alert"]
+        assert f"(`{rule['alert']}`)" in readme, rule["alert"]

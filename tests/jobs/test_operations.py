@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from datetime import UTC, datetime, timedelta
@@ -141,3 +142,27 @@ def test_maintenance_runs_backfill(pipeline: Pipeline, sim: SimServer) -> None:
     assert [d.outcome for d in pipeline.decisions(missed)] == ["rejected"]
     # It no longer schedules itself: the workers' watch queues each run (tests/faults/test_maintenance.py).
     assert pipeline.queue.scheduled_job_registry.get_job_ids() == []
+
+
+def test_status_shows_the_quarantine_and_the_ignored_types(
+    cli: CliRunner, worker_settings: Settings, log_output: io.StringIO
+) -> None:
+    # log_output: the CLI commands run above configured logging with loggers cached on first use;
+    # the intake's logger must not be cached to stderr here, or later tests could not capture it.
+    from starlette.testclient import TestClient
+
+    from service.app import create_app
+    from tests.conftest import event_body, signature
+
+    bodies = [event_body(event_id=f"st-{n}", event_type=t, resource_type="x")
+              for n, t in enumerate(["client.created", "client.created", "document.updated"])]  # fmt: skip
+    bodies += [b"{not json", b"[]"]
+    with TestClient(create_app(worker_settings)) as client:
+        for body in bodies:
+            assert client.post("/webhooks/complycube", content=body, headers=signature(body)).is_success
+    state = cli.invoke(main, ["status"])
+    assert state.exit_code == 0, state.stdout
+    assert "quarantined:            2\n" in state.stdout
+    assert f"quarantine_bytes:       {len(b'{not json[]')}\n" in state.stdout
+    assert "ignored_types:          client.created 2, document.updated 1\n" in state.stdout
+    assert "webhook.quarantined" in log_output.getvalue()

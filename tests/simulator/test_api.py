@@ -132,9 +132,9 @@ def test_manual_sessions_advance_one_step_at_a_time(simulator: TestClient, recei
     path = f"/v1/workflowSessions/{created['sessionId']}"
     assert simulator.get(path, headers=AUTH).json()["status"] == "started"
     first = simulator.post(f"/_sim/sessions/{created['sessionId']}/advance").json()
-    assert first == {"status": "processing", "events": ["workflowSession.processing"]}
+    assert first == {"status": "processing", "events": ["workflow.session.processing"]}
     second = simulator.post(f"/_sim/sessions/{created['sessionId']}/advance").json()
     assert second["status"] == "complete"
-    assert second["events"][-1] == "workflowSession.completed"
+    assert second["events"][-1] == "workflow.session.completed"
     assert simulator.get(path, headers=AUTH).json()["outcome"] == "rejected"
     assert simulator.post("/_sim/sessions/nope/advance").status_code == 404

@@ -9,7 +9,7 @@ import pytest
 from complycube.eventverifier import EventVerifier
 from starlette.testclient import TestClient
 
-from service.events import parse_event
+from service.events import Event, read_event
 from service.signature import HEADER, verify
 from service.simulator.delivery import RETRY_DELAYS
 from service.simulator.faults import FaultConfig, FaultInjector
@@ -30,8 +30,9 @@ def test_deliveries_verify_with_our_verifier_and_complycubes_sdk(
         verify(body, header, [SECRET.encode()])
         assert sdk.construct_event(body, header).id == json.loads(body)["id"]
     capsys.readouterr()  # the SDK prints both signatures to stdout: keep them out of the test log
-    last = parse_event(receiver.requests[-1].content)
-    assert (last.type, last.payload.id) == ("workflowSession.completed", created["sessionId"])
+    last = read_event(receiver.requests[-1].content)
+    assert isinstance(last, Event)
+    assert (last.type, last.resource_id) == ("workflow.session.completed", created["sessionId"])
 
 
 def test_a_failed_delivery_is_retried_until_it_succeeds(simulator: TestClient, receiver: Receiver) -> None:

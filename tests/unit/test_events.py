@@ -1,105 +1,182 @@
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
-from service.errors import MalformedEvent
-from service.events import Route, parse_event, parse_time, route, summary
+from service.events import (
+    Event,
+    Flaw,
+    Resource,
+    Unreadable,
+    parse_time,
+    read_event,
+    resource_of,
+    resource_prefix,
+    summary,
+)
 from tests.conftest import event_body, fixture_bytes
 
 
-def test_fixture_event_parses_with_identifiers() -> None:
-    event = parse_event(fixture_bytes("event-workflow-session-completed.json"))
-    assert event.id == "68a0c2f1e4b0a1000812ab34"
-    assert event.type == "workflowSession.completed"
-    assert event.resource_type == "workflowSession"
-    assert event.payload.id == "5eb2b61e02df0a0008f1cf2a"
-    assert event.created_at == "2025-01-13T11:39:30.500Z"
+def readable(body: bytes) -> Event:
+    event = read_event(body)
+    assert isinstance(event, Event), event
+    return event
 
 
-def test_unknown_fields_are_kept_not_rejected() -> None:
-    document = json.loads(event_body())
-    document["newTopLevelField"] = {"a": 1}
-    document["payload"]["someNewField"] = "x"
-    event = parse_event(json.dumps(document).encode())
-    assert event.model_extra == {"newTopLevelField": {"a": 1}}
-    assert event.payload.model_extra is not None
-    assert event.payload.model_extra["someNewField"] == "x"
-    assert event.payload.model_extra["outcome"] == "clear"
+def unreadable(body: bytes) -> Unreadable:
+    flaw = read_event(body)
+    assert isinstance(flaw, Unreadable), flaw
+    return flaw
+
+
+def document(**fields: Any) -> bytes:
+    """An event document with exactly these top-level fields (None: left out)."""
+    return json.dumps({k: v for k, v in fields.items() if v is not None}).encode()
+
+
+def test_fixture_event_reads_with_identifiers() -> None:
+    event = readable(fixture_bytes("event-workflow-session-completed.json"))
+    assert event == Event(
+        id="68a0c2f1e4b0a1000812ab34",
+        type="workflowSession.completed",
+        resource=Resource.SESSION,
+        resource_id="5eb2b61e02df0a0008f1cf2a",
+        created_at="2025-01-13T11:39:30.500Z",
+    )
+
+
+def test_unknown_fields_are_allowed() -> None:
+    doc = json.loads(event_body())
+    doc["newTopLevelField"] = {"a": 1}
+    doc["payload"]["someNewField"] = "x"
+    assert readable(json.dumps(doc).encode()).resource_id == "5eb2b61e02df0a0008f1cf2a"
+
+
+SESSION_SPELLINGS = ["workflowSession", "workflow.session", "workflow_session", "workflow-session",
+                     "WORKFLOW.SESSION", "WorkflowSession", "Workflow-Session"]  # fmt: skip
+NAMES = ["started", "processing", "completed", "cancelled", "abandoned", "updated", "somethingNew"]
+
+
+@pytest.mark.parametrize("spelling", SESSION_SPELLINGS)
+@pytest.mark.parametrize("name", NAMES)
+def test_session_events_in_every_spelling_with_or_without_resource_type(spelling: str, name: str) -> None:
+    event_type = f"{spelling}.{name}"
+    for resource_type in (spelling, "session", "Session", None, "", 42, "somethingElse"):
+        assert resource_of(resource_type, event_type) is Resource.SESSION, (resource_type, event_type)
+    assert resource_prefix(event_type) == spelling
+
+
+@pytest.mark.parametrize("spelling", SESSION_SPELLINGS)
+def test_a_session_resource_type_wins_over_an_unknown_type(spelling: str) -> None:
+    assert resource_of(spelling, "mystery.event") is Resource.SESSION
 
 
 @pytest.mark.parametrize(
     ("event_type", "resource_type", "expected"),
     [
-        ("workflowSession.completed", "workflowSession", Route.ENQUEUE),
-        ("workflowSession.completed.clear", "workflowSession", Route.ENQUEUE),
-        ("workflowSession.started", "workflowSession", Route.ENQUEUE),
-        ("workflowSession.somethingNew", "workflowSession", Route.ENQUEUE),
-        ("workflow_session.completed", "workflow_session", Route.ENQUEUE),
-        ("workflowSession.completed", "somethingElse", Route.ENQUEUE),
-        ("check.completed", "check", Route.ENQUEUE),
-        ("check.completed.rejected", "check", Route.ENQUEUE),
-        ("check.complete.clear", "check", Route.ENQUEUE),
-        ("check.failed", "check", Route.ENQUEUE),
-        ("client.created", "client", Route.IGNORE),
-        ("document.updated", "document", Route.IGNORE),
-        ("totally.unknown", "mystery", Route.IGNORE),
+        ("check.completed", "check", Resource.CHECK),
+        ("check.completed.rejected", "check", Resource.CHECK),
+        ("check.completed.match_confirmed", None, Resource.CHECK),
+        ("check.complete.clear", "check", Resource.CHECK),  # the older generation
+        ("check.failed", None, Resource.CHECK),
+        ("check.updated", "CHECK", Resource.CHECK),
+        ("workflow.session.completed", "check", Resource.CHECK),  # resourceType, when known, decides
+        ("checkout.completed", None, Resource.OTHER),  # prefixes end at a "."
+        ("workflow.completed", None, Resource.OTHER),
+        ("flow.session.completed", None, Resource.OTHER),  # a prefix starts at the start
+        ("client.created", "client", Resource.OTHER),
+        ("document.updated", "document", Resource.OTHER),
+        ("totally.unknown", "mystery", Resource.OTHER),
     ],
 )
-def test_routing_is_by_resource(event_type: str, resource_type: str, expected: Route) -> None:
-    event = parse_event(event_body(event_type=event_type, resource_type=resource_type))
-    assert route(event) is expected
+def test_routing_is_by_resource(event_type: str, resource_type: str | None, expected: Resource) -> None:
+    assert resource_of(resource_type, event_type) is expected
+    body = document(id="e1", type=event_type, resourceType=resource_type, payload={"id": "r1"})
+    assert readable(body).resource is expected
 
 
-def _without(path: str) -> bytes:
-    document = json.loads(event_body())
-    if "." in path:
-        outer, inner = path.split(".")
-        del document[outer][inner]
-    else:
-        del document[path]
-    return json.dumps(document).encode()
+def test_resource_type_and_created_at_are_optional() -> None:
+    event = readable(document(id="e1", type="workflow.session.completed", payload={"id": "s1"}))
+    assert event == Event("e1", "workflow.session.completed", Resource.SESSION, "s1", "")
 
 
-@pytest.mark.parametrize("missing", ["id", "type", "resourceType", "payload", "createdAt", "payload.id"])
-def test_each_required_field_is_required(missing: str) -> None:
-    with pytest.raises(MalformedEvent) as caught:
-        parse_event(_without(missing))
-    assert f"{missing}: Field required" in str(caught.value)
+@pytest.mark.parametrize("odd", [42, None, {"a": 1}, ["x"], "t" * 65])
+def test_odd_resource_type_or_time_counts_as_absent(odd: Any) -> None:
+    event = readable(
+        document(id="e1", type="check.completed", resourceType=odd, payload={"id": "c1"}, createdAt=odd)
+    )
+    assert (event.resource, event.resource_id, event.created_at) == (Resource.CHECK, "c1", "")
+
+
+def test_an_event_cubehook_does_not_act_on_needs_only_id_and_type() -> None:
+    payloads: list[Any] = [None, [], {"id": 7}, {"other": "x"}]
+    for payload in payloads:
+        event = readable(document(id="e1", type="client.created", payload=payload))
+        assert (event.resource, event.resource_id) == (Resource.OTHER, "")
+
+
+@pytest.mark.parametrize("missing", ["id", "type"])
+def test_id_and_type_are_required(missing: str) -> None:
+    doc = json.loads(event_body())
+    del doc[missing]
+    flaw = unreadable(json.dumps(doc).encode())
+    assert flaw.flaw is Flaw.MISSING_FIELDS
+    assert f"{missing}: Field required" in flaw.detail
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("payload", "expected"),
     [
-        b"",
-        b"not json",
-        b"[1, 2, 3]",
-        b'"a string"',
-        b"null",
-        b"\xff\xfe\xfd",
-        b'{"id": "\xff\xfe", "type": "x", "resourceType": "y", "payload": {"id": "1"}, "createdAt": "t"}',
-        b'{"id": 123, "type": "x", "resourceType": "y", "payload": {"id": "1"}, "createdAt": "t"}',
-        b'{"id": "", "type": "x", "resourceType": "y", "payload": {"id": "1"}, "createdAt": "t"}',
-        b'{"id": "a", "type": "x", "resourceType": "y", "payload": [], "createdAt": "t"}',
-        b"[" * 10_000 + b"]" * 10_000,
+        (None, Flaw.MISSING_FIELDS),
+        ({}, Flaw.MISSING_FIELDS),
+        ([], Flaw.MISSING_FIELDS),
+        ({"id": None}, Flaw.MISSING_FIELDS),
+        ({"id": 12}, Flaw.INVALID_FIELDS),
+        ({"id": ""}, Flaw.INVALID_FIELDS),
+        ({"id": "s" * 257}, Flaw.INVALID_FIELDS),
     ],
 )
-def test_what_is_not_an_event_object_is_malformed(body: bytes) -> None:
-    with pytest.raises(MalformedEvent) as caught:
-        parse_event(body)
-    assert len(str(caught.value)) < 600
+@pytest.mark.parametrize("event_type", ["workflow.session.completed", "check.completed"])
+def test_a_session_or_check_event_needs_the_payload_id(payload: Any, expected: Flaw, event_type: str) -> None:
+    flaw = unreadable(document(id="e1", type=event_type, payload=payload))
+    assert flaw.flaw is expected
+    assert flaw.detail.startswith("payload.id: a ")
 
 
-def test_error_description_never_echoes_the_input() -> None:
-    body = b'{"id": "a", "type": 42, "resourceType": "y", "payload": {"id": "John Doe"}, "createdAt": 7}'
-    with pytest.raises(MalformedEvent) as caught:
-        parse_event(body)
-    assert "type" in str(caught.value)
-    assert "42" not in str(caught.value)
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"", Flaw.NOT_JSON),
+        (b"not json", Flaw.NOT_JSON),
+        (b"\xff\xfe\xfd", Flaw.NOT_JSON),
+        (b"\xef\xbb\xbf{}", Flaw.NOT_JSON),
+        (b'{"id": "\xff\xfe", "type": "x"}', Flaw.NOT_JSON),
+        (b"[" * 10_000 + b"]" * 10_000, Flaw.NOT_JSON),
+        (b"[1, 2, 3]", Flaw.NOT_OBJECT),
+        (b'"a string"', Flaw.NOT_OBJECT),
+        (b"null", Flaw.NOT_OBJECT),
+        (b"{}", Flaw.MISSING_FIELDS),
+        (b'{"id": 123, "type": "x"}', Flaw.INVALID_FIELDS),
+        (b'{"id": "", "type": "x"}', Flaw.INVALID_FIELDS),
+        (b'{"id": "a", "type": ""}', Flaw.INVALID_FIELDS),
+    ],
+)
+def test_what_cannot_be_read_says_why(body: bytes, expected: Flaw) -> None:
+    flaw = unreadable(body)
+    assert flaw.flaw is expected
+    assert 0 < len(flaw.detail) < 600
+
+
+def test_the_description_never_echoes_the_input() -> None:
+    flaw = unreadable(b'{"id": "a", "type": 42, "payload": {"id": "John Doe"}, "createdAt": 7}')
+    assert "type" in flaw.detail
+    assert "42" not in flaw.detail
+    assert "John" not in unreadable(b'{"id": "John Doe", "type": "check.x", "payload": {"id": 5}}').detail
 
 
 def test_summary_holds_identifiers_only() -> None:
-    event = parse_event(event_body(entityName="John Doe", email="john@example.com"))
+    event = readable(event_body(entityName="John Doe", email="john@example.com"))
     assert summary(event) == {
         "event_id": "68a0c2f1e4b0a1000812ab34",
         "event_type": "workflowSession.completed",

@@ -33,6 +33,8 @@ def test_retry_intervals_from_environment(monkeypatch: pytest.MonkeyPatch) -> No
         ("CUBEHOOK_JOB_RETRY_INTERVALS", "1,-5"),
         ("CUBEHOOK_QUEUE_NAME", "has:colon"),
         ("CUBEHOOK_LOG_FORMAT", "xml"),
+        ("CUBEHOOK_QUARANTINE_MAX_ITEMS", "0"),
+        ("CUBEHOOK_QUARANTINE_MAX_BYTES", "1000"),  # under the body limit: a body might not fit
     ],
 )
 def test_invalid_settings_name_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
@@ -53,3 +55,5 @@ def test_defaults() -> None:
     settings = Settings()
     assert settings.max_body_bytes == 1024 * 1024
     assert settings.dedup_retention_seconds == 30 * 24 * 3600
+    assert (settings.quarantine_max_items, settings.quarantine_max_bytes) == (10_000, 64 * 1024 * 1024)
+    assert settings.quarantine_retention_seconds == 30 * 24 * 3600

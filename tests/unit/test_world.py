@@ -6,9 +6,9 @@ import json
 import pytest
 
 from service.complycube_models import Check, Client, Page, WorkflowSession
-from service.events import parse_event
+from service.events import Event, Resource, read_event
 from service.simulator.scenarios import Preset, ScenarioSpec, resolve
-from service.simulator.world import SessionRecord, World, iso
+from service.simulator.world import SessionEventStyle, SessionRecord, World, iso
 
 T0 = 1_736_768_120.592  # 2025-01-13T11:35:20.592Z
 
@@ -51,13 +51,14 @@ def test_events_follow_the_session_and_parse_as_webhooks() -> None:
     world = World(seed=1)
     session, events = played(world, Preset.CLEAR)
     types = [e["type"] for e in events]
-    assert types == ["workflowSession.started", "workflowSession.processing"] + ["check.completed"] * 3 + [
-        "workflowSession.completed"
+    assert types == ["workflow.session.started", "workflow.session.processing"] + ["check.completed"] * 3 + [
+        "workflow.session.completed"
     ]
-    last = parse_event(json.dumps(events[-1]).encode())
-    assert last.payload.id == session.id
-    assert last.payload.model_extra is not None
-    assert last.payload.model_extra["outcome"] == "clear"
+    assert {e["resourceType"] for e in events} == {"workflow.session", "check"}
+    last = read_event(json.dumps(events[-1]).encode())
+    assert isinstance(last, Event)
+    assert (last.resource, last.resource_id) == (Resource.SESSION, session.id)
+    assert events[-1]["payload"]["outcome"] == "clear"  # type: ignore[index]
     assert "entityName" not in events[-1]["payload"]  # type: ignore[operator]
     assert len({e["id"] for e in events}) == len(events)
 
@@ -79,7 +80,28 @@ def test_terminal_sessions_without_outcome(preset: Preset) -> None:
     rendered = world.render_session(session)
     assert rendered["status"] == preset.value
     assert "outcome" not in rendered
-    assert events[-1]["type"] == f"workflowSession.{preset.value}"
+    assert events[-1]["type"] == f"workflow.session.{preset.value}"
+
+
+@pytest.mark.parametrize(
+    ("style", "completed", "resource_type"),
+    [
+        (SessionEventStyle.DOTTED, "workflow.session.completed", "workflow.session"),
+        (SessionEventStyle.DOTTED_BARE, "workflow.session.completed", None),
+        (SessionEventStyle.CAMEL, "workflowSession.completed", "workflowSession"),
+    ],
+)
+def test_session_event_styles(style: SessionEventStyle, completed: str, resource_type: str | None) -> None:
+    world = World(seed=1, session_events=style)
+    _session, events = played(world, Preset.CLEAR)
+    last = events[-1]
+    assert last["type"] == completed
+    assert last.get("resourceType") == resource_type
+    assert [e.get("resourceType") for e in events if e["type"] == "check.completed"] == ["check"] * 3
+    for event in events:
+        read = read_event(json.dumps(event).encode())
+        assert isinstance(read, Event)
+        assert read.resource in (Resource.SESSION, Resource.CHECK)
 
 
 def test_revalidated_check_changes_and_reports() -> None:

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from redis import Redis
 from rq import Queue
-from schemathesis.specs.openapi.checks import positive_data_acceptance
+from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 from starlette.routing import Route
 
 from service.app import create_app
@@ -81,6 +81,11 @@ def test_generated_requests_get_documented_answers(
     response, signed = send(case.as_transport_kwargs(base_url=live))
     assert response.status_code < 500 or response.status_code == 503, response.text
     # Unsigned, a valid event is refused (401) on purpose: not a failure to accept valid data.
-    case.validate_response(response, excluded_checks=[] if signed else [positive_data_acceptance])
+    # Signed, a body the schema calls invalid may well be answered 2xx, on purpose too: cubehook
+    # reads events leniently (a field it does not need may take any shape), because a 4xx makes
+    # ComplyCube retry and, after the 10th failed retry, disable the webhook.
+    case.validate_response(
+        response, excluded_checks=[negative_data_rejection] if signed else [positive_data_acceptance]
+    )
     if not signed:
         assert Queue("cubehook", connection=redis).count == jobs_before  # nothing queued

@@ -1,0 +1,243 @@
+"""What the intake keeps in Redis besides the queue: the quarantine of correctly signed deliveries
+it could not read, and the tally of the event types it does not act on. Redis only: the web
+process has nothing else. Every key and script of both is named here, once, each script saying
+its KEYS and ARGV.
+
+Why a quarantine: ComplyCube retries any non-2xx answer and disables the webhook after the 10th
+failed retry (https://docs.complycube.com/api-reference/other-resources/webhooks), so a 4xx for a
+signed body of a shape cubehook did not foresee would stop all onboarding. Such a body is
+answered 2xx and kept whole (its bytes, the signature header as received, the reason and when), for
+``cubehook quarantine replay`` to put it through the intake again after an upgrade.
+
+Bounds, enforced in the one script that keeps an item, so concurrent web processes cannot
+overshoot them: at most ``max_items`` items and ``max_bytes`` bytes of bodies, the oldest evicted
+first (each eviction counted); each item kept ``retention`` seconds (a TTL on its key; the index
+forgets it at the next write or read of the totals). The scripts name item keys built from a
+prefix in ARGV: fine on a standalone or Sentinel-managed Redis, not on a Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
+from redis.exceptions import RedisError
+
+from service.errors import QueueUnavailable
+from service.events import Unreadable
+
+INDEX = "cubehook:quarantine:index"  # ZSET: item id -> when it was kept (µs, Redis's clock)
+SIZES = "cubehook:quarantine:sizes"  # HASH: item id -> bytes of its body
+TOTAL = "cubehook:quarantine:bytes"  # bytes of the bodies held
+EVICTED = "cubehook:quarantine:evicted"  # items evicted to keep within the bounds, ever
+ITEM = "cubehook:quarantine:item:"  # + id, HASH: body, signature, flaw, reason, at, replayed_at
+IGNORED_TYPES = "cubehook:ignored_types"  # HASH: event type -> deliveries of it ignored
+MAX_IGNORED_TYPES = 100  # distinct types counted by name; the others as OTHER_TYPES
+OTHER_TYPES = "(other)"
+
+# Shared head of the scripts. KEYS[1] index, KEYS[2] sizes, KEYS[3] total; ARGV[1] the item key
+# prefix, ARGV[2] retention seconds. Sets ``now`` (µs, Redis's clock) and ``forget(id)``, and
+# forgets the items past their retention (their keys have expired already). Numbers passed to
+# redis.call keep all their digits.
+_HEAD = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local function forget(id)
+  local size = tonumber(redis.call('HGET', KEYS[2], id) or '0')
+  redis.call('DEL', ARGV[1] .. id)
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('DECRBY', KEYS[3], size)
+  return redis.call('ZREM', KEYS[1], id)
+end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]) * 1000000)) do
+  forget(id)
+end
+"""
+# KEYS: index, sizes, total, evicted. ARGV: item key prefix, retention seconds, item id, body,
+# signature, flaw, reason, max items, max bytes. Keeps the item, then evicts the oldest others
+# while over a bound (the new one always fits: the settings keep max bytes >= the body limit).
+# Returns {when kept (µs), items evicted}.
+_KEEP = (
+    _HEAD
+    + """
+local id, body = ARGV[3], ARGV[4]
+redis.call('HSET', ARGV[1] .. id, 'body', body, 'signature', ARGV[5], 'flaw', ARGV[6], 'reason', ARGV[7],
+           'at', now)
+redis.call('EXPIRE', ARGV[1] .. id, ARGV[2])
+redis.call('ZADD', KEYS[1], now, id)
+redis.call('HSET', KEYS[2], id, #body)
+local total = redis.call('INCRBY', KEYS[3], #body)
+local evicted = 0
+while redis.call('ZCARD', KEYS[1]) > tonumber(ARGV[8]) or total > tonumber(ARGV[9]) do
+  -- the oldest but the new one (items kept in the same microsecond tie, ordered by id)
+  local two = redis.call('ZRANGE', KEYS[1], 0, 1)
+  local oldest = two[1] == id and two[2] or two[1]
+  if not oldest then break end
+  total = total - tonumber(redis.call('HGET', KEYS[2], oldest) or '0')
+  forget(oldest)
+  evicted = evicted + 1
+end
+if evicted > 0 then redis.call('INCRBY', KEYS[4], evicted) end
+return {now, evicted}
+"""
+)
+# KEYS: index, sizes, total. ARGV: item key prefix, retention seconds, item id. Returns 1 when the
+# item was held.
+_FORGET = _HEAD + "return forget(ARGV[3])\n"
+# KEYS: index, sizes, total, evicted. ARGV: item key prefix, retention seconds. Returns {items,
+# bytes, evicted ever}, after forgetting the items past their retention.
+_TOTALS = (
+    _HEAD
+    + "return {redis.call('ZCARD', KEYS[1]), tonumber(redis.call('GET', KEYS[3]) or '0'),"
+    + " tonumber(redis.call('GET', KEYS[4]) or '0')}\n"
+)
+# KEYS[1]: an item's key. ARGV: flaw, reason, when (ISO). Updates a held item after a replay that
+# left it where it was; 0 when it is gone (an HSET would make a key without a TTL).
+_NOTE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'flaw', ARGV[1], 'reason', ARGV[2], 'replayed_at', ARGV[3])
+return 1
+"""
+# KEYS[1]: the ignored-types hash. ARGV: the event type, the most distinct names kept, the name the
+# others are counted under. Returns {the name counted, its count now}: 1 means seen first now.
+_COUNT_IGNORED = """
+local name = ARGV[1]
+if redis.call('HEXISTS', KEYS[1], name) == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[2]) then
+  name = ARGV[3]
+end
+return {name, redis.call('HINCRBY', KEYS[1], name, 1)}
+"""
+_ITEM_FIELDS = ("flaw", "reason", "at", "replayed_at")
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    id: str
+    kept_at: datetime
+    size: int
+    flaw: str
+    reason: str  # short and safe: field locations and messages, never any of the body
+    replayed_at: str | None = None
+    body: bytes = b""  # only from Quarantine.get
+    signature: str = ""  # the header as received; only from Quarantine.get
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    items: int
+    bytes: int
+    evicted: int  # ever
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    id: str
+    evicted: int  # older items evicted to make room
+
+
+class Quarantine:
+    """The quarantine, on the asyncio client. Raises QueueUnavailable when Redis fails."""
+
+    def __init__(self, redis: AsyncRedis, max_items: int, max_bytes: int, retention: int) -> None:
+        self.redis = redis
+        self.bounds = (max_items, max_bytes)
+        self.retention = retention
+        self._keep = redis.register_script(_KEEP)
+        self._forget = redis.register_script(_FORGET)
+        self._note = redis.register_script(_NOTE)
+
+    async def keep(self, body: bytes, signature: str, unreadable: Unreadable) -> Kept:
+        item_id = "q-" + secrets.token_hex(8)
+        args = [ITEM, self.retention, item_id, body, signature.encode("latin-1"),
+                unreadable.flaw.value, unreadable.detail, *self.bounds]  # fmt: skip
+        with _unavailable():
+            _at, evicted = await self._keep(keys=[INDEX, SIZES, TOTAL, EVICTED], args=args)
+        return Kept(item_id, int(evicted))
+
+    async def items(self) -> list[Item]:
+        """Every item held, oldest first, without its body."""
+        with _unavailable():
+            listed = [_text(raw) for raw in await self.redis.zrange(INDEX, 0, -1)]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for item_id in listed:
+                    pipe.hmget(ITEM + item_id, *_ITEM_FIELDS)
+                    pipe.hget(SIZES, item_id)
+                answers = await pipe.execute()
+        return [
+            _item(item_id, fields, size)
+            for item_id, fields, size in zip(listed, answers[::2], answers[1::2], strict=True)
+            if fields[0] is not None  # else past its retention, not yet forgotten
+        ]
+
+    async def get(self, item_id: str) -> Item | None:
+        with _unavailable():
+            found = {_text(k): v for k, v in (await self.redis.hgetall(ITEM + item_id)).items()}
+        body = found.get("body")
+        if not isinstance(body, bytes):
+            return None
+        signature = found.get("signature")
+        item = _item(item_id, [found.get(name) for name in _ITEM_FIELDS], len(body))
+        return replace(
+            item, body=body, signature=signature.decode("latin-1") if isinstance(signature, bytes) else ""
+        )
+
+    async def forget(self, item_id: str) -> bool:
+        with _unavailable():
+            return bool(await self._forget(keys=[INDEX, SIZES, TOTAL], args=[ITEM, self.retention, item_id]))
+
+    async def note(self, item_id: str, flaw: str, reason: str, when: datetime) -> bool:
+        with _unavailable():
+            return bool(await self._note(keys=[ITEM + item_id], args=[flaw, reason, when.isoformat()]))
+
+
+@contextmanager
+def _unavailable() -> Iterator[None]:
+    try:
+        yield
+    except RedisError as exc:
+        raise QueueUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+
+def totals(redis: Redis, retention: int) -> Totals:
+    """Items and bytes held, and evictions ever, on the blocking client (metrics, status).
+    Raises RedisError."""
+    items, size, evicted = redis.register_script(_TOTALS)(
+        keys=[INDEX, SIZES, TOTAL, EVICTED], args=[ITEM, retention]
+    )
+    return Totals(int(items), int(size), int(evicted))
+
+
+class IgnoredTypes:
+    """How many deliveries of each type cubehook did not act on, fleet-wide."""
+
+    def __init__(self, redis: AsyncRedis) -> None:
+        self._count = redis.register_script(_COUNT_IGNORED)
+
+    async def count(self, event_type: str) -> tuple[str, int]:
+        """Count one; returns the name it was counted under and that name's count now (1: a first).
+        Raises RedisError."""
+        name, count = await self._count(
+            keys=[IGNORED_TYPES], args=[event_type, MAX_IGNORED_TYPES, OTHER_TYPES]
+        )
+        return _text(name), int(count)
+
+
+def ignored_types(redis: Redis) -> dict[str, int]:
+    """The ignored types seen, with their counts, most frequent first. Raises RedisError."""
+    counts = {_text(k): int(_text(v)) for k, v in redis.hgetall(IGNORED_TYPES).items()}
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _item(item_id: str, fields: list[object], size: object) -> Item:
+    flaw, reason, at, replayed = (None if f is None else _text(f) for f in fields)
+    kept_at = datetime.fromtimestamp(int(at or 0) / 1_000_000, UTC)
+    return Item(item_id, kept_at, int(_text(size or 0)), flaw or "", reason or "", replayed)

@@ -1,0 +1,355 @@
+"""Issue 11, part 2: a correctly signed delivery that cannot be read is answered 2xx and kept
+whole, within bounds; a replay puts it through the intake again. Real Redis throughout."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
+
+import pytest
+from prometheus_client import REGISTRY
+from redis import Redis
+from rq import Queue
+from starlette.testclient import TestClient
+
+from service import quarantine
+from service.app import create_app
+from service.devredis import EmbeddedRedis
+from service.events import Flaw, Unreadable
+from service.intake import Intake, Replayed, run_with_intake
+from service.quarantine import INDEX, ITEM, Item
+from service.settings import MIB, Settings
+from service.signature import sign
+from tests.conftest import OTHER_SECRET, SECRET, event_body, signature
+
+URL = "/webhooks/complycube"
+T = TypeVar("T")
+
+# Each signed, each unreadable for its own reason.
+UNREADABLE = {
+    "not-json": (b"{not json", Flaw.NOT_JSON),
+    "invalid-utf8": (b"\xff\xfe not utf-8", Flaw.NOT_JSON),
+    "array": (b'[{"id": "e1", "type": "workflow.session.completed"}]', Flaw.NOT_OBJECT),
+    "string": (b'"just a string"', Flaw.NOT_OBJECT),
+    "no-id": (b'{"type": "workflow.session.completed", "payload": {"id": "s1"}}', Flaw.MISSING_FIELDS),
+    "session-without-payload-id": (
+        b'{"id": "e1", "type": "workflow.session.completed", "payload": {"status": "complete"}}',
+        Flaw.MISSING_FIELDS,
+    ),
+    "check-with-numeric-payload-id": (
+        b'{"id": "e1", "type": "check.completed", "payload": {"id": 42}}',
+        Flaw.INVALID_FIELDS,
+    ),
+}
+
+
+def held(redis: Redis) -> list[str]:
+    return [raw.decode() for raw in redis.zrange(INDEX, 0, -1)]  # type: ignore[union-attr]
+
+
+def intake_run(settings: Settings, action: Callable[[Intake], Awaitable[T]]) -> T:
+    return run_with_intake(settings, action)
+
+
+def get(settings: Settings, item_id: str) -> Item | None:
+    return intake_run(settings, lambda intake: intake.quarantine.get(item_id))
+
+
+def sample(name: str, labels: dict[str, str] | None = None) -> float:
+    return REGISTRY.get_sample_value(name, labels or {}) or 0.0
+
+
+def assert_nothing_queued(redis: Redis) -> None:
+    assert Queue("cubehook", connection=redis).count == 0
+    assert redis.keys("cubehook:seen:*") == []
+
+
+@pytest.mark.parametrize(("body", "flaw"), UNREADABLE.values(), ids=UNREADABLE.keys())
+def test_a_signed_unreadable_body_is_answered_202_and_kept_whole(
+    client: TestClient, redis: Redis, settings: Settings, body: bytes, flaw: Flaw
+) -> None:
+    before = (time.time(), sample("cubehook_quarantined_total", {"reason": flaw.value}))
+    header = signature(body)["ComplyCube-Signature"]
+    response = client.post(URL, content=body, headers=signature(body))
+    assert response.status_code == 202
+    answer = response.json()
+    assert set(answer) == {"status", "quarantine_id"}
+    assert answer["status"] == "quarantined"
+    item = get(settings, answer["quarantine_id"])
+    assert item is not None
+    assert (item.body, item.signature, item.size, item.flaw) == (body, header, len(body), flaw.value)
+    assert item.reason
+    assert before[0] - 1 <= item.kept_at.timestamp() <= time.time() + 1
+    assert held(redis) == [item.id]
+    assert_nothing_queued(redis)
+    assert sample("cubehook_quarantined_total", {"reason": flaw.value}) == before[1] + 1
+
+
+def test_a_huge_body_just_under_the_limit_is_kept_byte_for_byte(
+    client: TestClient, settings: Settings
+) -> None:
+    head = b'{"id": "big-1", "type": "workflow.session.completed", "padding": "'
+    body = head + b"x" * (settings.max_body_bytes - len(head) - 2) + b'"}'
+    assert len(body) == settings.max_body_bytes == MIB
+    response = client.post(URL, content=body, headers=signature(body))
+    assert response.status_code == 202
+    item = get(settings, response.json()["quarantine_id"])
+    assert item is not None
+    assert item.body == body
+    assert item.flaw == Flaw.MISSING_FIELDS.value  # a session event without payload.id
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"ComplyCube-Signature": "0" * 64}, signature(b"{not json", OTHER_SECRET)],
+    ids=["unsigned", "bad-signature", "other-secret"],
+)
+def test_unreadable_and_not_correctly_signed_is_401_and_nothing_is_kept(
+    client: TestClient, redis: Redis, headers: dict[str, str]
+) -> None:
+    response = client.post(URL, content=b"{not json", headers=headers)
+    assert response.status_code == 401
+    assert held(redis) == []
+    assert redis.keys(ITEM + "*") == []
+
+
+def test_over_the_limit_is_413_and_nothing_is_kept(
+    make_settings: Callable[..., Settings], redis: Redis
+) -> None:
+    with TestClient(create_app(make_settings(max_body_bytes=1000))) as client:
+        body = b"[" + b" " * 1000 + b"]"
+        assert client.post(URL, content=body, headers=signature(body)).status_code == 413
+    assert held(redis) == []
+
+
+def test_the_answer_and_the_log_hold_no_body_content(client: TestClient, log_output: io.StringIO) -> None:
+    body = b'{"type": "workflow.session.completed", "payload": {"entityName": "Johanna Doemeister"}}'
+    response = client.post(URL, content=body, headers=signature(body))
+    assert response.status_code == 202
+    assert "Johanna" not in response.text
+    [line] = [json.loads(x) for x in log_output.getvalue().splitlines() if "webhook.quarantined" in x]
+    assert line["level"] == "error"
+    assert (line["quarantine_id"], line["reason"]) == (response.json()["quarantine_id"], "missing_fields")
+    assert "id: Field required" in line["detail"]
+    for forbidden in ("Johanna", "Doemeister", signature(body)["ComplyCube-Signature"]):
+        assert forbidden not in log_output.getvalue()
+
+
+def unreadable_body(n: int, size: int = 40) -> bytes:
+    """A signed-able body of exactly ``size`` bytes that is no Event (it has no id)."""
+    head = f'{{"n": {n:04d}, "padding": "'.encode()
+    return head + b"x" * (size - len(head) - 2) + b'"}'
+
+
+def post_unreadable(client: TestClient, n: int, size: int = 40) -> str:
+    body = unreadable_body(n, size)
+    response = client.post(URL, content=body, headers=signature(body))
+    assert response.status_code == 202
+    item_id: str = response.json()["quarantine_id"]
+    return item_id
+
+
+def test_the_oldest_are_evicted_beyond_the_item_count(
+    make_settings: Callable[..., Settings], redis: Redis
+) -> None:
+    settings = make_settings(quarantine_max_items=3)
+    evicted_before = sample("cubehook_quarantine_evicted_total")
+    with TestClient(create_app(settings)) as client:
+        ids = [post_unreadable(client, n) for n in range(5)]
+    assert held(redis) == ids[2:]
+    assert [redis.exists(ITEM + i) for i in ids] == [0, 0, 1, 1, 1]
+    totals = quarantine.totals(redis, settings.quarantine_retention_seconds)
+    assert (totals.items, totals.evicted) == (3, 2)
+    assert sample("cubehook_quarantine_evicted_total") == evicted_before + 2
+
+
+def test_the_oldest_are_evicted_beyond_the_bytes(
+    make_settings: Callable[..., Settings], redis: Redis
+) -> None:
+    settings = make_settings(max_body_bytes=1000, quarantine_max_bytes=1000)
+    with TestClient(create_app(settings)) as client:
+        ids = [post_unreadable(client, n, size=400) for n in range(4)]
+        assert held(redis) == ids[2:]
+        totals = quarantine.totals(redis, settings.quarantine_retention_seconds)
+        assert (totals.items, totals.bytes, totals.evicted) == (2, 800, 2)
+        big = post_unreadable(client, 9, size=1000)  # everything else must go
+    assert held(redis) == [big]
+    assert quarantine.totals(redis, settings.quarantine_retention_seconds).bytes == 1000
+
+
+def test_each_item_expires_after_the_retention(make_settings: Callable[..., Settings], redis: Redis) -> None:
+    settings = make_settings(quarantine_retention_seconds=7 * 24 * 3600)
+    with TestClient(create_app(settings)) as client:
+        item_id = post_unreadable(client, 1)
+    assert 7 * 24 * 3600 - 5 < redis.ttl(ITEM + item_id) <= 7 * 24 * 3600
+
+
+def test_an_expired_item_is_forgotten_by_the_index_and_the_totals(
+    client: TestClient, redis: Redis, settings: Settings
+) -> None:
+    old, new = post_unreadable(client, 1, size=100), post_unreadable(client, 2, size=50)
+    # As if ``old`` had been kept a retention ago: its key has expired, its index entry not yet.
+    redis.zadd(INDEX, {old: (time.time() - settings.quarantine_retention_seconds - 60) * 1_000_000})
+    redis.delete(ITEM + old)
+    totals = quarantine.totals(redis, settings.quarantine_retention_seconds)
+    assert (totals.items, totals.bytes) == (1, 50)
+    assert held(redis) == [new]
+    assert [i.id for i in intake_run(settings, lambda intake: intake.quarantine.items())] == [new]
+
+
+@pytest.fixture
+def own_redis() -> Iterator[EmbeddedRedis]:
+    with EmbeddedRedis() as server:
+        yield server
+
+
+def test_when_redis_cannot_keep_it_the_answer_is_503(own_redis: EmbeddedRedis) -> None:
+    admin = Redis.from_url(own_redis.url)
+    settings = Settings(redis_url=own_redis.url, webhook_secrets=SECRET, redis_timeout_seconds=0.5)
+    body = b"{not json"
+    with TestClient(create_app(settings)) as client:
+        admin.config_set("min-replicas-to-write", 1)  # no replica: every write is refused
+        try:
+            refused = client.post(URL, content=body, headers=signature(body))
+        finally:
+            admin.config_set("min-replicas-to-write", 0)
+        assert refused.status_code == 503
+        assert refused.json()["error"] == "queue_unavailable"
+        assert held(admin) == []
+        assert client.post(URL, content=body, headers=signature(body)).status_code == 202
+    admin.close()
+
+
+def test_the_metrics_show_what_the_quarantine_holds(client: TestClient) -> None:
+    post_unreadable(client, 1, size=100)
+    post_unreadable(client, 2, size=200)
+    text = client.get("/metrics").text
+    assert "cubehook_quarantine_items 2.0" in text
+    assert "cubehook_quarantine_bytes 300.0" in text
+
+
+# --- replay ------------------------------------------------------------------------------------
+
+
+def keep_as_an_older_version_did(settings: Settings, body: bytes, reason: str) -> str:
+    """An item kept the way a release before this one would have: a body it could not read."""
+    sig = sign(body, SECRET.encode())
+    kept = intake_run(
+        settings, lambda intake: intake.quarantine.keep(body, sig, Unreadable(Flaw.MISSING_FIELDS, reason))
+    )
+    return kept.id
+
+
+def replay(settings: Settings, item_id: str) -> Replayed:
+    return intake_run(settings, lambda intake: intake.replay(item_id))
+
+
+def test_after_an_upgrade_a_replay_queues_it_and_empties_the_quarantine(
+    settings: Settings, redis: Redis
+) -> None:
+    # The event of issue 11: no resourceType, no createdAt. The release before this one refused it
+    # ("resourceType: Field required"); this one reads it.
+    body = b'{"id": "evt-upgrade-1", "type": "workflow.session.completed", "payload": {"id": "sess-1"}}'
+    item_id = keep_as_an_older_version_did(settings, body, "resourceType: Field required")
+    assert replay(settings, item_id) == Replayed(item_id, "accepted")
+    job = Queue("cubehook", connection=redis).fetch_job("evt-evt-upgrade-1")
+    assert job is not None
+    assert (job.kwargs["resource_type"], job.kwargs["resource_id"]) == ("session", "sess-1")
+    assert held(redis) == []
+    assert redis.exists(ITEM + item_id) == 0
+    assert quarantine.totals(redis, settings.quarantine_retention_seconds).bytes == 0
+    assert replay(settings, item_id) == Replayed(item_id, "missing")
+
+
+def test_a_replay_of_an_event_already_accepted_is_a_duplicate_and_leaves(
+    client: TestClient, settings: Settings, redis: Redis
+) -> None:
+    body = event_body(event_id="evt-twice")
+    assert client.post(URL, content=body, headers=signature(body)).status_code == 202
+    item_id = keep_as_an_older_version_did(settings, body, "createdAt: Field required")
+    assert replay(settings, item_id) == Replayed(item_id, "duplicate")
+    assert held(redis) == []
+    assert len([j for j in Queue("cubehook", connection=redis).jobs if j.id == "evt-evt-twice"]) == 1
+
+
+def test_a_replay_of_an_event_cubehook_does_not_act_on_is_ignored_and_leaves(
+    settings: Settings, redis: Redis
+) -> None:
+    item_id = keep_as_an_older_version_did(
+        settings, b'{"id": "c1", "type": "client.created"}', "payload: missing"
+    )
+    assert replay(settings, item_id) == Replayed(item_id, "ignored")
+    assert held(redis) == []
+
+
+def test_a_replay_of_what_still_cannot_be_read_keeps_it_with_its_reason(
+    client: TestClient, settings: Settings, redis: Redis
+) -> None:
+    body = b'{"id": "e1", "type": "workflow.session.completed"}'
+    item_id = client.post(URL, content=body, headers=signature(body)).json()["quarantine_id"]
+    replayed = replay(settings, item_id)
+    assert replayed.result == "kept"
+    assert replayed.reason.startswith("missing_fields: payload.id")
+    item = get(settings, item_id)
+    assert item is not None
+    assert (item.body, item.flaw, item.replayed_at is not None) == (body, "missing_fields", True)
+    assert held(redis) == [item_id]
+    assert redis.ttl(ITEM + item_id) > 0  # still expires
+    assert_nothing_queued(redis)
+
+
+def test_a_replay_after_the_secret_rotated_away_keeps_it_and_says_so(
+    client: TestClient, make_settings: Callable[..., Settings], redis: Redis
+) -> None:
+    body = b'{"id": "evt-rotated", "type": "workflow.session.completed", "payload": {"id": "s1"}, "x": ['
+    item_id = client.post(URL, content=body, headers=signature(body)).json()["quarantine_id"]
+    rotated = make_settings(webhook_secrets=OTHER_SECRET)  # the secret it was signed with is gone
+    replayed = replay(rotated, item_id)
+    assert replayed.result == "kept"
+    assert "signature mismatch" in replayed.reason
+    item = get(rotated, item_id)
+    assert item is not None
+    assert (item.flaw, item.body) == ("signature", body)
+    assert held(redis) == [item_id]
+
+
+def test_replaying_everything_leaves_only_what_still_cannot_be_read(
+    client: TestClient, settings: Settings, redis: Redis
+) -> None:
+    stays = post_unreadable(client, 1)
+    readable = [
+        keep_as_an_older_version_did(settings, event_body(event_id=f"evt-all-{n}"), "old reason")
+        for n in range(3)
+    ]
+
+    async def replay_all(intake: Intake) -> list[Replayed]:
+        return [await intake.replay(item.id) for item in await intake.quarantine.items()]
+
+    results = intake_run(settings, replay_all)
+    assert {r.item_id: r.result for r in results} == {stays: "kept", **dict.fromkeys(readable, "accepted")}
+    assert held(redis) == [stays]
+    assert sorted(Queue("cubehook", connection=redis).job_ids) == [f"evt-evt-all-{n}" for n in range(3)]
+
+
+def test_concurrent_deliveries_never_overshoot_the_bounds(
+    make_settings: Callable[..., Settings], redis: Redis
+) -> None:
+    settings = make_settings(quarantine_max_items=5)
+    app = create_app(settings)
+
+    async def burst() -> list[int]:
+        import httpx2
+
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t") as http:
+            bodies = [unreadable_body(n) for n in range(40)]
+            answers = await asyncio.gather(*(http.post(URL, content=b, headers=signature(b)) for b in bodies))
+        return [a.status_code for a in answers]
+
+    assert asyncio.run(burst()) == [202] * 40
+    totals = quarantine.totals(redis, settings.quarantine_retention_seconds)
+    assert (totals.items, totals.evicted) == (5, 35)
+    assert len(redis.keys(ITEM + "*")) == 5
