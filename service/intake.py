@@ -98,8 +98,7 @@ class Intake:
         bound = log.bind(**summary(event))
         ref = EventRef(event.id, event.type, event.resource.value, event.resource_id, event.created_at)
         if event.resource is Resource.OTHER:
-            await self._ignore(ref, bound)
-            return Outcome(Status.IGNORED, event)
+            return Outcome(await self._ignore(ref, bound), event)
         started = time.perf_counter()
         try:
             submitted = await self.queue.submit_async(ref)  # one round trip, on the asyncio client
@@ -157,9 +156,18 @@ class Intake:
         log.warning("quarantine.kept", quarantine_id=item_id, reason=flaw, detail=reason)
         return Replayed(item_id, "kept", f"{flaw}: {reason}")
 
-    async def _ignore(self, ref: EventRef, bound: FilteringBoundLogger) -> None:
-        """Count it by type and put it on record. Never an error: a failure to answer 2xx would make
-        ComplyCube retry, and in the end disable the webhook, for an event cubehook does not act on."""
+    async def _ignore(self, ref: EventRef, bound: FilteringBoundLogger) -> Status:
+        """De-duplicate it, count it by type and put it on record. Never an error: a failure to
+        answer 2xx would make ComplyCube retry, and in the end disable the webhook, for an event
+        cubehook does not act on."""
+        try:
+            seen = await self.queue.see_ignored_async(ref)
+        except QueueUnavailable as exc:
+            bound.warning("webhook.unrecorded", error=str(exc))  # the log line is its record
+            seen = Submitted.IGNORED
+        if seen is Submitted.DUPLICATE:
+            bound.info("webhook.duplicate")
+            return Status.DUPLICATE
         count_ignored(ref.event_type)
         try:
             name, count = await self.ignored.count(ref.event_type)
@@ -170,10 +178,7 @@ class Intake:
             bound.warning("webhook.ignored_type_first_seen", counted_as=name)
         else:
             bound.info("webhook.ignored")
-        try:
-            await self.queue.record_async(ref, "ignored")
-        except QueueUnavailable as exc:
-            bound.warning("webhook.unrecorded", error=str(exc))  # the log line is its record
+        return Status.IGNORED
 
 
 def run_with_intake(settings: Settings, action: Callable[[Intake], Awaitable[T]]) -> T:

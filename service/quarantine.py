@@ -162,7 +162,7 @@ class Quarantine:
     async def items(self) -> list[Item]:
         """Every item held, oldest first, without its body."""
         with _unavailable():
-            listed = [_text(raw) for raw in await self.redis.zrange(INDEX, 0, -1)]
+            listed = [text(raw) for raw in await self.redis.zrange(INDEX, 0, -1)]
             async with self.redis.pipeline(transaction=False) as pipe:
                 for item_id in listed:
                     pipe.hmget(ITEM + item_id, *_ITEM_FIELDS)
@@ -176,7 +176,7 @@ class Quarantine:
 
     async def get(self, item_id: str) -> Item | None:
         with _unavailable():
-            found = {_text(k): v for k, v in (await self.redis.hgetall(ITEM + item_id)).items()}
+            found = {text(k): v for k, v in (await self.redis.hgetall(ITEM + item_id)).items()}
         body = found.get("body")
         if not isinstance(body, bytes):
             return None
@@ -224,20 +224,21 @@ class IgnoredTypes:
         name, count = await self._count(
             keys=[IGNORED_TYPES], args=[event_type, MAX_IGNORED_TYPES, OTHER_TYPES]
         )
-        return _text(name), int(count)
+        return text(name), int(count)
 
 
 def ignored_types(redis: Redis) -> dict[str, int]:
     """The ignored types seen, with their counts, most frequent first. Raises RedisError."""
-    counts = {_text(k): int(_text(v)) for k, v in redis.hgetall(IGNORED_TYPES).items()}
+    counts = {text(k): int(text(v)) for k, v in redis.hgetall(IGNORED_TYPES).items()}
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def _text(value: object) -> str:
+def text(value: object) -> str:
+    """A Redis reply as text."""
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _item(item_id: str, fields: list[object], size: object) -> Item:
-    flaw, reason, at, replayed = (None if f is None else _text(f) for f in fields)
+    flaw, reason, at, replayed = (None if f is None else text(f) for f in fields)
     kept_at = datetime.fromtimestamp(int(at or 0) / 1_000_000, UTC)
-    return Item(item_id, kept_at, int(_text(size or 0)), flaw or "", reason or "", replayed)
+    return Item(item_id, kept_at, int(text(size or 0)), flaw or "", reason or "", replayed)

@@ -43,6 +43,10 @@ log = get_logger("cubehook.queue")
 PROCESS_EVENT = "workers.jobs.process_event"
 RECORD_EVENT = "workers.jobs.record_event"
 SEEN_PREFIX = "cubehook:seen:"
+COPIES_PREFIX = "cubehook:copies:"  # + job id: copies of one event in the replay window
+COPIES_BY_TYPE = "cubehook:copies_by_type"  # HASH: event type -> copies in the replay window
+MAX_COPY_TYPES = 100  # event types counted by name in COPIES_BY_TYPE; the others as OTHER_TYPES
+OTHER_TYPES = "(other)"
 LAST_EVENT = "cubehook:last_event_at"  # when the last event was accepted: metrics, the watchdog
 # What RQ 3 accepts in a job id (rq.job.JOB_ID_PATTERN): letters, digits, "_" and "-"; no ":", no ".".
 _RQ_ID = re.compile(r"[A-Za-z0-9_-]+")
@@ -60,8 +64,9 @@ class EventRef:
 
 
 class Submitted(StrEnum):
-    ACCEPTED = "accepted"
-    DUPLICATE = "duplicate"
+    ACCEPTED = "accepted"  # queued for processing
+    DUPLICATE = "duplicate"  # seen before: counted, put on record once per replay window
+    IGNORED = "ignored"  # a type cubehook does not act on, seen for the first time: put on record
 
 
 def rq_id_safe(text: str, max_length: int) -> bool:
@@ -119,27 +124,61 @@ def async_redis_client(settings: Settings) -> AsyncRedis:
     )
 
 
-# KEYS: the seen key, the last-event key. ARGV: retention seconds, the time, then what the job
-# needs. Returns 1 when queued, 0 for a duplicate. The seen key holds when the event was accepted,
-# by Redis's clock in microseconds: the clock the workers stamp their looks at a session with (see
-# workers.state). (RQ's own keys travel in ARGV: fine on a standalone or Sentinel-managed Redis,
-# not on a Redis Cluster.)
 # Sets ``now``: Redis's clock (TIME) in microseconds, as a string of digits. The one clock the web
 # side and the workers share: the workers compare these stamps (workers.state).
 REDIS_NOW_US = "local t = redis.call('TIME') local now = t[1] .. string.format('%06d', tonumber(t[2]))\n"
+# The scripts below share their KEYS and first ARGV:
+#   KEYS[1] the seen key, KEYS[2] the last-event key, KEYS[3] this event's copies counter,
+#   KEYS[4] the hash of copies by event type;
+#   ARGV[1] the seen key's retention (s), ARGV[2] the time (s, for the last-event key), ARGV[3] the
+#   replay window (s), ARGV[4] the event type, ARGV[5] how many types are counted by name,
+#   ARGV[6] the name the others are counted under; then what the job needs (the accept scripts).
+# The seen key holds when the event was first seen, by Redis's clock in microseconds: the clock the
+# workers stamp their looks at a session with (see workers.state). A copy of an event seen before
+# (a ComplyCube retry, a replayed capture) costs no job: it is counted, per event and per type, for
+# the replay window; ``copy()`` answers 0 for the first copy in the window (the caller puts it on
+# the audit trail) and -1 for the others. (RQ's own keys travel in ARGV: fine on a standalone or
+# Sentinel-managed Redis, not on a Redis Cluster.)
+_COPY = """
+local function copy()
+  local name = ARGV[4]
+  if redis.call('HEXISTS', KEYS[4], name) == 0 and redis.call('HLEN', KEYS[4]) >= tonumber(ARGV[5]) then
+    name = ARGV[6]
+  end
+  redis.call('HINCRBY', KEYS[4], name, 1)
+  redis.call('EXPIRE', KEYS[4], ARGV[3])
+  if redis.call('INCR', KEYS[3]) == 1 then
+    redis.call('EXPIRE', KEYS[3], ARGV[3])
+    return 0
+  end
+  return -1
+end
+"""
+# Accepting an event: 1 when its job was queued; else copy().
 _ACCEPT_HEAD = (
     REDIS_NOW_US
+    + _COPY
     + """
-if not redis.call('SET', KEYS[1], now, 'NX', 'EX', ARGV[1]) then return 0 end
+if not redis.call('SET', KEYS[1], now, 'NX', 'EX', ARGV[1]) then return copy() end
 redis.call('SET', KEYS[2], ARGV[2])
 """
 )
-# The general form: RQ's commands in one string, ARGV[3] (see ``pack``). A few long arguments cost
+# Seeing an event cubehook does not act on: 1 the first time (the caller puts it on record); else copy().
+_SEE_IGNORED = (
+    REDIS_NOW_US
+    + _COPY
+    + """
+if redis.call('SET', KEYS[1], now, 'NX', 'EX', ARGV[1]) then return 1 end
+return copy()
+"""
+)
+_FIXED_ARGS = 6  # the job's values start at ARGV[7]
+# The general form: RQ's commands in one string, ARGV[7] (see ``pack``). A few long arguments cost
 # the client far less to send than forty short ones. Used when there is no JobTemplate.
 _ACCEPT = (
     _ACCEPT_HEAD
     + """
-local blob, pos = ARGV[3], 1
+local blob, pos = ARGV[7], 1
 local function token()
   local colon = string.find(blob, ':', pos, true)
   local size = tonumber(string.sub(blob, pos, colon - 1))
@@ -211,7 +250,7 @@ class JobTemplate:
         self.commands = commands
         self.dumps = dumps
         self.variables = [token for command in commands for token in command if not isinstance(token, bytes)]
-        argv = itertools.count(3)
+        argv = itertools.count(_FIXED_ARGS + 1)
         calls = [
             "redis.call("
             + ", ".join(_lua_string(t) if isinstance(t, bytes) else f"ARGV[{next(argv)}]" for t in command)
@@ -306,12 +345,23 @@ class EventQueue:
         self.aconnection = aconnection
         self.queue = Queue(settings.queue_name, connection=connection)
         self.retention = settings.dedup_retention_seconds
+        self.replay_window = settings.replay_window_seconds
         intervals = list(settings.job_retry_intervals)
         self.retry = Retry(max=len(intervals), interval=intervals) if intervals else None
         self.job_timeout = settings.job_timeout_seconds
         self._template: JobTemplate | object | None = _UNRECORDED  # once RQ knows the server version
         self._accept = connection.register_script(_ACCEPT)
         self._accept_async = ScriptBatcher(aconnection, _ACCEPT) if aconnection is not None else None
+        self._see_ignored = aconnection.register_script(_SEE_IGNORED) if aconnection is not None else None
+
+    def _head(self, ref: EventRef, job_id: str) -> tuple[list[str], list[EncodableT]]:
+        """The KEYS and the first ARGV of the scripts (see _COPY)."""
+        keys = [_seen_key_of_job(job_id), LAST_EVENT, COPIES_PREFIX + job_id, COPIES_BY_TYPE]
+        args: list[EncodableT] = [
+            self.retention, repr(time.time()), self.replay_window, ref.event_type[:256], MAX_COPY_TYPES,
+            OTHER_TYPES,
+        ]  # fmt: skip
+        return keys, args
 
     def _job(self, func: str, ref: EventRef, job_id: str | None = None, **extra: object) -> Job:
         duplicate_or_ignored = func == RECORD_EVENT
@@ -338,9 +388,8 @@ class EventQueue:
     def _accept_args(self, ref: EventRef) -> tuple[list[str], list[EncodableT]]:
         if self._template is _UNRECORDED:
             self._use(JobTemplate.record(self))
-        head: list[EncodableT] = [self.retention, repr(time.time())]
         job_id = job_id_for(ref.event_id)
-        keys = [_seen_key_of_job(job_id), LAST_EVENT]
+        keys, head = self._head(ref, job_id)
         if isinstance(self._template, JobTemplate):
             return keys, [*head, *self._template.values(ref, job_id, utcformat(now()))]
         return keys, [*head, pack(self._commands(self._job(PROCESS_EVENT, ref)))]
@@ -359,31 +408,49 @@ class EventQueue:
         try:
             self._know_server_version()
             keys, args = self._accept_args(ref)
-            accepted = self._accept(keys=keys, args=args)
+            answer = int(self._accept(keys=keys, args=args))
         except RedisError as exc:
             raise QueueUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        if accepted:
+        if answer == 1:
             return Submitted.ACCEPTED
-        # Safely queued already: failing to record the copy must not turn the answer into a 503.
-        with contextlib.suppress(QueueUnavailable):
-            self.record(ref, Submitted.DUPLICATE)
+        if answer == 0:  # the first copy in the replay window: on record, once
+            # Safely queued already: failing to record the copy must not turn the answer into a 503.
+            with contextlib.suppress(QueueUnavailable):
+                self.record(ref, Submitted.DUPLICATE)
         return Submitted.DUPLICATE
 
     async def submit_async(self, ref: EventRef) -> Submitted:
-        """``submit`` on the asyncio client, in one round trip shared with the calls made meanwhile."""
+        """``submit`` on the asyncio client, in one round trip shared with the calls made meanwhile
+        (a second one for the first copy of an event in the replay window, to put it on record)."""
         assert self._accept_async is not None, "built without an asyncio client"
         try:
             if self.queue.redis_server_version is None:
                 await self._know_server_version_async()
             keys, args = self._accept_args(ref)
-            accepted = await self._accept_async.call(keys, args)
+            answer = int(await self._accept_async.call(keys, args))
         except RedisError as exc:
             raise QueueUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        if accepted:
+        if answer == 1:
             return Submitted.ACCEPTED
-        with contextlib.suppress(QueueUnavailable):
-            await self.record_async(ref, Submitted.DUPLICATE)
+        if answer == 0:
+            with contextlib.suppress(QueueUnavailable):
+                await self.record_async(ref, Submitted.DUPLICATE)
         return Submitted.DUPLICATE
+
+    async def see_ignored_async(self, ref: EventRef) -> Submitted:
+        """An event of a type cubehook does not act on: IGNORED the first time, DUPLICATE after,
+        put on record the first time and for the first copy in the replay window, never a job per
+        delivery. Raises QueueUnavailable."""
+        assert self._see_ignored is not None, "built without an asyncio client"
+        keys, args = self._head(ref, job_id_for(ref.event_id))
+        try:
+            answer = int(await self._see_ignored(keys=keys, args=args))
+        except RedisError as exc:
+            raise QueueUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        seen = Submitted.IGNORED if answer == 1 else Submitted.DUPLICATE
+        if answer >= 0:
+            await self.record_async(ref, seen)
+        return seen
 
     def record(self, ref: EventRef, disposition: str) -> None:
         """Queue an audit-trail record of an event that is not processed (a duplicate, an ignored

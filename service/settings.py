@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # How long an accepted event id is remembered. ComplyCube's retries span hours; the default
     # keeps replays of a captured delivery out for a month.
     dedup_retention_seconds: int = Field(default=30 * DAY, gt=0)
+    # Copies of an event seen before (retries, replays) cost no job: they are counted, and the first
+    # copy in each window of this many seconds is put on the audit trail, the others only counted.
+    replay_window_seconds: int = Field(default=3600, gt=0)
     # Correctly signed bodies that cannot be read are kept for a replay (service/quarantine.py):
     # at most this many, this many bytes of bodies (the oldest evicted first), for this long.
     quarantine_max_items: int = Field(default=10_000, gt=0)

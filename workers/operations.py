@@ -24,7 +24,7 @@ from service import quarantine
 from service.events import format_time
 from service.log import get_logger
 from service.metrics import WATCHDOG_STATE
-from service.queue import LAST_EVENT
+from service.queue import COPIES_BY_TYPE, LAST_EVENT
 from workers.actions.notice import notify
 from workers.dispatch import RUN_ACTION, replay
 from workers.pipeline import PROCESS_SESSION
@@ -197,9 +197,16 @@ def _intake_status(rt: Runtime) -> dict[str, Any]:
     the events it did not act on, with their counts."""
     held = quarantine.totals(rt.redis, rt.settings.quarantine_retention_seconds)
     ignored = quarantine.ignored_types(rt.redis)
+    copies = {quarantine.text(k): int(v) for k, v in rt.redis.hgetall(COPIES_BY_TYPE).items()}
     return {
         "quarantined": held.items,
         "quarantine_bytes": held.bytes,
         "quarantine_evicted": held.evicted,
-        "ignored_types": ", ".join(f"{name} {count}" for name, count in ignored.items()) or "none",
+        "ignored_types": _counts(ignored),
+        "copies_last_window": _counts(copies),  # deliveries of events seen before, by type
     }
+
+
+def _counts(counts: dict[str, int]) -> str:
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return ", ".join(f"{name} {count}" for name, count in ordered) or "none"

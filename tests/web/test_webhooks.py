@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 
 from service.app import create_app
 from service.errors import ConfigError
+from service.quarantine import text
 from service.queue import PROCESS_EVENT, RECORD_EVENT, seen_key
 from service.settings import Settings
 from service.signature import sign
@@ -107,7 +108,7 @@ def test_same_event_sent_concurrently_makes_one_job(settings: Settings, queue: Q
     codes = asyncio.run(burst())
     assert sorted(codes) == [200] * 24 + [202]
     assert len(processing(queue)) == 1
-    assert recorded(queue) == ["duplicate"] * 24
+    assert recorded(queue) == ["duplicate"]  # the copies are counted; the first is put on record
 
 
 def test_distinct_events_for_one_session_are_each_queued(client: TestClient, queue: Queue) -> None:
@@ -195,7 +196,34 @@ def test_events_not_about_sessions_are_acknowledged_not_queued(
     assert response.json()["status"] == "ignored"
     assert processing(queue) == []
     assert recorded(queue) == ["ignored"]
-    assert redis.keys("cubehook:seen:*") == []
+    assert len(redis.keys("cubehook:seen:*")) == 1  # de-duplicated like the others
+    again = post(client, event_body(event_type=event_type, resource_type=resource_type))
+    assert again.json()["status"] == "duplicate"
+    post(client, event_body(event_type=event_type, resource_type=resource_type))
+    assert recorded(queue) == ["ignored", "duplicate"]  # the copies: one record per replay window
+
+
+def test_replays_cost_no_job_and_little_memory(client: TestClient, queue: Queue, redis: Redis) -> None:
+    """The issue's target: 4,000 replays of one captured delivery of each kind (2,000 of a session
+    event, 2,000 of an ignored type) add no job beyond the first and under 1 MB to Redis."""
+    session_event = event_body(event_id="replayed-session")
+    ignored_event = event_body(
+        event_id="replayed-client", event_type="client.updated", resource_type="client"
+    )
+    for body in (session_event, ignored_event):
+        assert post(client, body).status_code in (200, 202)
+    jobs, memory = queue.count, int(redis.info("memory")["used_memory"])
+    keys = redis.dbsize()
+    for _ in range(2000):
+        assert post(client, session_event).json()["status"] == "duplicate"
+        assert post(client, ignored_event).json()["status"] == "duplicate"
+    assert queue.count == jobs + 2  # the first copy of each put on record, nothing more
+    assert redis.dbsize() <= keys + 5  # those two jobs, the two copy counters, the copies-by-type hash
+    grown = int(redis.info("memory")["used_memory"]) - memory
+    assert grown < 1024 * 1024, grown
+    assert int(redis.get("cubehook:copies:evt-replayed-session") or 0) == 2000
+    copies = {text(k): int(v) for k, v in redis.hgetall("cubehook:copies_by_type").items()}
+    assert copies == {"workflowSession.completed": 2000, "client.updated": 2000}
 
 
 def test_body_over_the_limit_with_content_length(
