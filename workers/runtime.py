@@ -60,7 +60,7 @@ class Runtime:
         if audit.needs_migration():
             with redis.lock("cubehook:lock:migrate", timeout=20, blocking_timeout=60):
                 audit.migrate()
-        # Checks of one session are fetched at once; sessions with more checks than this are rare.
+        # A session's checks come from one list call; any it did not return are fetched at once.
         executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cubehook-fetch")
         queue = Queue(settings.queue_name, connection=redis)
         dispatcher = Dispatcher(rules, queue, settings.action_retry_intervals, random.Random())  # noqa: S311
