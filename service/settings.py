@@ -17,6 +17,7 @@ from service.errors import ConfigError
 
 MIB = 1024 * 1024
 DAY = 24 * 60 * 60
+LIVE_RATE, SANDBOX_RATE = 10.0, 5.0  # ComplyCube's requests/s per key
 
 
 class LogFormat(StrEnum):
@@ -57,9 +58,9 @@ class Settings(BaseSettings):
     # Retries of one call (429, 5xx, timeouts) inside a job: attempts and total time they may take.
     complycube_max_attempts: int = Field(default=5, ge=1)
     complycube_retry_budget_seconds: float = Field(default=20.0, ge=0)
-    # Requests per second for the whole worker fleet, shared through Redis (0: no limit).
-    # ComplyCube allows 10/s on live keys and 5/s on sandbox keys.
-    complycube_rate_limit: float = Field(default=10.0, ge=0)
+    # Requests per second for the whole worker fleet, shared through Redis (0: no limit). Unset: as
+    # ComplyCube limits the key (complycube_rate()).
+    complycube_rate_limit: float | None = Field(default=None, ge=0)
     # A session is processed by one worker at a time; the lock lapses after this if its holder dies.
     session_lock_seconds: int = Field(default=60, gt=0)
     # A complete session with checks still pending is looked at again after these delays (seconds
@@ -100,6 +101,11 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("complycube_rate_limit", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator(
         "job_retry_intervals", "pending_recheck_intervals", "action_retry_intervals", mode="before"
     )
@@ -115,6 +121,15 @@ class Settings(BaseSettings):
         if any(interval < 0 for interval in value):
             raise ValueError("retry intervals must be >= 0 seconds")
         return value
+
+    def complycube_rate(self) -> float:
+        """The fleet's ComplyCube requests per second (0: no limit): the setting, else what
+        ComplyCube allows the key (https://docs.complycube.com/api-reference/rate-limits): 10/s
+        for a live_ key, 5/s for a test_ (sandbox) key, and 5/s, the safe one, for any other."""
+        if self.complycube_rate_limit is not None:
+            return self.complycube_rate_limit
+        key = self.complycube_api_key.get_secret_value() if self.complycube_api_key else ""
+        return LIVE_RATE if key.startswith("live_") else SANDBOX_RATE
 
     def secret_keys(self) -> tuple[bytes, ...]:
         """The webhook secrets as HMAC keys; refuses when there are none (no skip-verification mode)."""

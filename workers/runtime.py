@@ -49,9 +49,8 @@ class Runtime:
         """Raises ConfigError for a rules file that does not validate or names unset secrets."""
         rules = load_rules(settings.rules_file, environ)
         redis = redis_client(settings)
-        limiter = (
-            RateLimiter(redis, settings.complycube_rate_limit) if settings.complycube_rate_limit else None
-        )
+        rate = settings.complycube_rate()
+        limiter = RateLimiter(redis, rate) if rate else None
         client = ComplyCubeClient.from_settings(settings, limiter, transport)
         store = SessionStore(redis, settings.session_lock_seconds)
         audit = AuditStore.from_url(settings.database_url)
