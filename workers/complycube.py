@@ -7,7 +7,9 @@ place, ``_get``, that maps answers to errors:
 - 2xx that parses: the resource (pydantic model) and its raw JSON, kept for the audit trail;
 - 429, 5xx, timeouts, connection errors: retried with exponential back-off and full jitter,
   honouring ``Retry-After`` when present (ComplyCube does not document whether it sends one),
-  within ``max_attempts`` and ``budget_seconds``; then UpstreamUnavailable (transient);
+  within ``max_attempts`` and ``budget_seconds``; then UpstreamUnavailable (transient), or for a
+  429 UpstreamRateLimited, which reschedules the job (workers.reschedule). A 429 also pauses the
+  fleet's shared rate limiter for as long as this call waits, so every worker holds back;
 - 2xx that does not parse: UpstreamMalformed (transient: the job is retried later);
 - 404: UpstreamNotFound; other 4xx: UpstreamRejected (permanent).
 
@@ -34,12 +36,13 @@ from service.errors import (
     ConfigError,
     UpstreamMalformed,
     UpstreamNotFound,
+    UpstreamRateLimited,
     UpstreamRejected,
     UpstreamUnavailable,
 )
 from service.metrics import API_CALLS
 from service.settings import Settings
-from workers.ratelimit import RateLimiter
+from workers.ratelimit import FleetPaused, RateLimiter
 
 M = TypeVar("M", bound=BaseModel)
 BACKOFF_BASE_SECONDS = 0.5
@@ -186,37 +189,47 @@ class ComplyCubeClient:
         body: dict[str, Any] | None = None,
     ) -> Fetched[M]:
         started = time.monotonic()
+        call = f"{method} {path}"
         for attempt in range(1, self._max_attempts + 1):
-            if self._limiter is not None:
-                self._limiter.acquire()
+            self._wait_turn(call, started)
             try:
                 response = self._http.request(method, path, params=params, json=body)
             except httpx2.TransportError as exc:  # timeouts, refused and reset connections
                 API_CALLS.labels(status="error").inc()
-                failure = UpstreamUnavailable(f"{method} {path}: {type(exc).__name__}")
+                failure = UpstreamUnavailable(f"{call}: {type(exc).__name__}")
                 retry_after = None
             else:
-                API_CALLS.labels(status=str(response.status_code)).inc()
+                status = response.status_code
+                API_CALLS.labels(status=str(status)).inc()
                 if response.is_success:
-                    return _parse(f"{method} {path}", response, model)
-                if response.status_code == 429 or response.status_code >= 500:
-                    failure = UpstreamUnavailable(
-                        f"{method} {path}: HTTP {response.status_code}", response.status_code
-                    )
-                    retry_after = _retry_after(response.headers.get("retry-after"))
-                elif response.status_code == 404:
-                    raise UpstreamNotFound(f"{method} {path}: not found", 404)
-                else:
-                    raise UpstreamRejected(
-                        f"{method} {path}: HTTP {response.status_code}", response.status_code
-                    )
-            if attempt == self._max_attempts:
-                break
+                    return _parse(call, response, model)
+                if status == 404:
+                    raise UpstreamNotFound(f"{call}: not found", 404)
+                if status != 429 and status < 500:
+                    raise UpstreamRejected(f"{call}: HTTP {status}", status)
+                retry_after = _retry_after(response.headers.get("retry-after"))
+                failure = (
+                    UpstreamRateLimited(f"{call}: HTTP 429", retry_after)
+                    if status == 429
+                    else UpstreamUnavailable(f"{call}: HTTP {status}", status)
+                )
             delay = retry_after if retry_after is not None else self._backoff(attempt)
-            if time.monotonic() - started + delay > self._budget:
+            if isinstance(failure, UpstreamRateLimited) and self._limiter is not None:
+                self._limiter.pause(delay)  # the key's limit is the fleet's: every worker waits
+            if attempt == self._max_attempts or time.monotonic() - started + delay > self._budget:
                 break
             self._sleep(delay)
         raise failure
+
+    def _wait_turn(self, call: str, started: float) -> None:
+        """The fleet's rate limit: wait for this request's turn, unless that outlasts the budget
+        (a pause after a 429): then the job is rescheduled rather than holding its worker."""
+        if self._limiter is None:
+            return
+        try:
+            self._limiter.acquire(max_wait=max(0.0, self._budget - (time.monotonic() - started)))
+        except FleetPaused as paused:
+            raise UpstreamRateLimited(f"{call}: paused after a 429", paused.wait) from None
 
     def _backoff(self, attempt: int) -> float:
         """Exponential back-off with full jitter (AWS Architecture Blog, "Exponential Backoff And Jitter")."""
