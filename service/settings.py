@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     # Requests per second for the whole worker fleet, shared through Redis (0: no limit). Unset: as
     # ComplyCube limits the key (complycube_rate()).
     complycube_rate_limit: float | None = Field(default=None, ge=0)
+    # Events that cannot decide by themselves (a session's started/processing, a check's while its
+    # session is undecided) are looked at this much later, when the session's own final event has
+    # usually covered them at no API cost (workers.triggers). 0: at once.
+    event_defer_seconds: int = Field(default=20, ge=0)
     # A session is processed by one worker at a time; the lock lapses after this if its holder dies.
     session_lock_seconds: int = Field(default=60, gt=0)
     # A complete session with checks still pending is looked at again after these delays (seconds

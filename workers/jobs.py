@@ -24,7 +24,7 @@ from service.events import normalise_resource, parse_time
 from service.log import get_logger
 from service.metrics import EVENT_TO_DECISION, JOB_SECONDS
 from service.queue import accepted_at
-from workers import runtime
+from workers import runtime, triggers
 from workers.reschedule import when_rate_limited
 
 log = get_logger("cubehook.jobs")
@@ -67,7 +67,16 @@ def process_event(
     with _job("process_event", event_id=event_id, event_type=event_type):
         current = runtime.current()
         processor = current.processor
-        session_id = processor.session_for_check(resource_id) if _is_check(resource_type) else resource_id
+        is_check = _is_check(resource_type)
+        known = current.store.session_for_check(resource_id) if is_check else resource_id
+        delay = current.settings.event_defer_seconds
+        put_back = triggers.later(get_current_job(), delay, event_type, is_check, known, current.store)
+        if put_back is not None:  # its session's own event will most likely have covered it by then
+            summary = put_back.summary("deferred")
+            log.info("event.deferred", session_id=known, next_attempt_at=summary["next_attempt_at"])
+            found = {"session_id": known} if known else {}
+            return {"event_id": event_id, "event_type": event_type, **found, **summary}
+        session_id = known if known is not None else processor.session_for_check(resource_id)
         current.audit.record_event(
             event_id=event_id, event_type=event_type, resource_type=resource_type, resource_id=resource_id,
             disposition="accepted", event_time=event_time, session_id=session_id, once=True,

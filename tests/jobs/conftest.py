@@ -31,6 +31,7 @@ def worker_settings(make_settings: Callable[..., Settings], sim: SimServer, tmp_
         job_retry_intervals="0,0",
         pending_recheck_intervals="1,1",
         session_lock_seconds=3,
+        event_defer_seconds=0,  # every event looked at at once; tests of deferral set it
     )
 
 
