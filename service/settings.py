@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # since the previous run (the first time: backfill_lookback_seconds back). 0: never.
     maintenance_interval_seconds: int = Field(default=900, ge=0)
     backfill_lookback_seconds: int = Field(default=DAY, gt=0)
+    # A backfill also walks the unfiltered session list back to sessions created this long before
+    # its window, in case ComplyCube's updatedAfter filter silently fails (workers.backfill).
+    backfill_walk_margin_seconds: int = Field(default=DAY, ge=0)
     public_webhook_url: str | None = None
     webhook_auto_enable: bool = False
     # A worker serves its Prometheus metrics on this port (0: not at all).

@@ -52,7 +52,7 @@ def warnings(log_output: io.StringIO) -> list[dict[str, Any]]:
 
 
 def test_a_429_with_retry_after_beyond_the_budget_puts_the_event_back_for_then(
-    pipeline: Pipeline, sim: SimServer, log_output: io.StringIO
+    pipeline: Pipeline, sim: SimServer, logs: io.StringIO
 ) -> None:
     sid = sim.create(preset="rejected", mode="settled")["sessionId"]
     sim.faults(seed=1, rate_429=1.0, retry_after_share=1.0, retry_after_seconds=7)  # budget: 1 s
@@ -68,7 +68,7 @@ def test_a_429_with_retry_after_beyond_the_budget_puts_the_event_back_for_then(
     assert (copy.func_name, copy.kwargs) == (ran.func_name, ran.kwargs)
     assert copy.retries_left == ran.retries_left == 2
     assert copy.meta["rate_limited"] == 1
-    [line] = warnings(log_output)  # one warning line with the next attempt's time, no traceback
+    [line] = warnings(logs)  # one warning line with the next attempt's time, no traceback
     assert line["level"] == "warning"
     assert line["next_attempt_at"] == result["next_attempt_at"]
     assert (line["reason"], line["event_id"]) == ("rate_limited", event_id)
