@@ -80,8 +80,10 @@ class SessionProcessor:
         if isinstance(lease, HandedOff):
             self._schedule_follow_up(lease)
             return Outcome(session_id, "coalesced")
-        if lease.answers(asked_at):
-            self.store.release(lease)
+        # Covered: a look that began after our event is done. Let go as a round that began then
+        # would, which also answers the requests left meanwhile by jobs that found the session
+        # busy (their follow-ups then fetch nothing), unless one asked after that look.
+        if lease.answers(asked_at) and self.store.release_if_idle(lease, lease.covered):
             return Outcome(session_id, "covered")
         decided: Outcome | None = None
         try:

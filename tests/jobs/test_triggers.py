@@ -7,9 +7,11 @@ from collections import Counter
 
 import pytest
 
+from service.queue import accepted_at
 from service.settings import Settings
 from tests.conftest import SimServer
 from tests.jobs.conftest import Pipeline
+from workers.state import HandedOff, Lease
 from workers.triggers import says_running
 
 
@@ -115,3 +117,27 @@ def test_a_check_event_that_can_change_a_decision_is_looked_at_at_once(
 )
 def test_which_session_events_say_the_session_is_running(event_type: str, running: bool) -> None:
     assert says_running(event_type) is running
+
+
+@pytest.mark.parametrize("newer", [False, True], ids=["mark-before-the-look", "mark-after-the-look"])
+def test_a_covered_job_answers_the_requests_left_while_it_held_the_session(
+    pipeline: Pipeline, sim: SimServer, newer: bool
+) -> None:
+    """A job that found the session busy left a request; the holder was a job whose event a look
+    had covered. Letting go, that job answers the request if the look covers it too, else looks."""
+    sid = sim.create(preset="clear", mode="settled")["sessionId"]
+    covered_event, busy_event = pipeline.submit(sid), pipeline.submit(sid)
+    store, processor = pipeline.runtime.store, pipeline.runtime.processor
+    processor.process(sid, trigger="resync")  # the look: it began after both events
+    other = store.acquire_or_hand_off(sid)  # someone holds the session...
+    asked = None if newer else accepted_at(pipeline.redis, busy_event)
+    assert isinstance(store.acquire_or_hand_off(sid, asked), HandedOff)  # ...so a request is left
+    assert isinstance(other, Lease)
+    store.release(other)
+    before = calls(sim)
+    outcome = processor.process(
+        sid, trigger=covered_event, asked_at=accepted_at(pipeline.redis, covered_event)
+    )
+    assert not store.requested(sid)  # no follow-up will look again
+    assert outcome.result == ("unchanged" if newer else "covered")
+    assert calls(sim) - before == (2 if newer else 0)
