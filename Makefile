@@ -38,6 +38,7 @@ format: $(VENV)/.installed-test
 BENCHMARKS := bench/ingest.py bench/worker_throughput.py bench/recovery.py bench/simulator_get.py bench/end_to_end.py
 bench: $(VENV)/.installed-test
 	for script in $(BENCHMARKS); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	echo "== bench/worker_throughput.py --mode rate"; $(BIN)/python bench/worker_throughput.py --mode rate
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -4,8 +4,10 @@ Sessions are started at a steady rate in the simulator (latency L on every API a
 six webhooks (started, processing, three checks, completed) to the web process; the workers fetch,
 decide and send each decision to a receiver in this process. Prints throughput, the p50/p99 time
 from a session's `completed` event to its decision reaching the receiver, the memory (RSS) of the
-web and worker processes, and the counts of events sent, decisions made and actions received,
-which must match. Run: ``.venv/bin/python bench/end_to_end.py [--sessions 1667] [--rate 17] [--workers 4]``.
+web and worker processes, the counts of events sent, decisions made and actions received, which
+must match, and the ComplyCube calls per decided session (counted at the simulator).
+``--step-seconds`` spaces each session's status changes (its webhooks) as a real onboarding would.
+Run: ``.venv/bin/python bench/end_to_end.py [--sessions 1667] [--rate 17] [--workers 4] [--step-seconds 0]``.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx2
 import uvicorn
 from redis import Redis
+from rq import Queue
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -57,6 +61,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=17.0, help="sessions started per second")
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--step-seconds", type=float, default=0.0)
+    parser.add_argument("--defer-seconds", type=int, default=20, help="CUBEHOOK_EVENT_DEFER_SECONDS")
+    parser.add_argument("--settle-seconds", type=float, default=0.0, help="wait before counting calls")
     args = parser.parse_args()
     received: dict[str, float] = {}  # session id -> when its decision arrived
 
@@ -83,7 +90,7 @@ def main() -> None:
             CUBEHOOK_COMPLYCUBE_BASE_URL=f"http://127.0.0.1:{sim_port}/v1", CUBEHOOK_COMPLYCUBE_API_KEY=KEY,
             CUBEHOOK_COMPLYCUBE_RATE_LIMIT="0", CUBEHOOK_DATABASE_URL=f"sqlite:///{tmp}/audit.db",
             CUBEHOOK_RULES_FILE=str(rules), HOOK_SECRET=HOOK_SECRET, CUBEHOOK_LOG_LEVEL="WARNING",
-            CUBEHOOK_LOG_FORMAT="json",
+            CUBEHOOK_LOG_FORMAT="json", CUBEHOOK_EVENT_DEFER_SECONDS=str(args.defer_seconds),
         )  # fmt: skip
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
         simulate = [
@@ -96,7 +103,7 @@ def main() -> None:
             "--webhook-secret",
             SECRET,
         ]
-        simulate += ["--latency-ms", str(args.latency_ms)]
+        simulate += ["--latency-ms", str(args.latency_ms), "--step-seconds", str(args.step_seconds)]
         simulate += ["--webhook-url", f"http://127.0.0.1:{web_port}/webhooks/complycube"]
         sim = subprocess.Popen(simulate, env=env, **quiet)  # type: ignore[call-overload]
         web = subprocess.Popen([CUBEHOOK, "web"], env=env, **quiet)  # type: ignore[call-overload]
@@ -114,6 +121,8 @@ def main() -> None:
             while len(received) < args.sessions and time.time() < deadline:
                 time.sleep(0.2)
             elapsed = time.time() - started
+            time.sleep(args.settle_seconds)  # events looked at later have their look (or not) too
+            calls = httpx2.get(f"http://127.0.0.1:{sim_port}/_sim/calls", timeout=10).json()
             memory = {"web": rss_mb(web.pid), "worker": max(rss_mb(w.pid) for w in workers)}
             cpu = {"simulator": cpu_seconds(sim.pid), "web": cpu_seconds(web.pid)}
             cpu["workers"] = sum(cpu_seconds(w.pid) for w in workers)
@@ -121,6 +130,7 @@ def main() -> None:
             deliveries = httpx2.get(f"http://127.0.0.1:{sim_port}/_sim/deliveries", timeout=10).json()
             redis = Redis.from_url(redis_server.url)
             store = SessionStore(redis, 60)
+            results = Counter(_event_results(redis))
             sessions_decided = sum(1 for sid in received if store.current(sid) is not None)
         finally:
             for process in [*workers, web, sim]:
@@ -139,6 +149,22 @@ def main() -> None:
     print(f"completed event -> decision at the target: p50 {p50:.0f} ms, p99 {p99:.0f} ms")
     print(f"RSS: web {memory['web']:.0f} MB, worker {memory['worker']:.0f} MB")
     print("CPU seconds: " + ", ".join(f"{name} {seconds:.1f}" for name, seconds in cpu.items()))
+    per_session = calls["total"] / max(1, sessions_decided)
+    routes = ", ".join(f"{route} {n}" for route, n in sorted(calls["routes"].items()))
+    print(f"ComplyCube calls {calls['total']}: {per_session:.2f} per decided session ({routes})")
+    print("event jobs: " + ", ".join(f"{result} {n}" for result, n in results.most_common()))
+
+
+def _event_results(redis: Redis) -> list[str]:
+    """What each finished event job came to: decided, deferred, covered, progress, ..."""
+    queue = Queue("cubehook", connection=redis)
+    out = []
+    for job_id in queue.finished_job_registry.get_job_ids():
+        job = queue.fetch_job(job_id)
+        if job is not None and job.func_name == "workers.jobs.process_event":
+            result = job.return_value()
+            out.append(str(result.get("result")) if isinstance(result, dict) else "?")
+    return out
 
 
 def _latencies(deliveries: list[dict[str, object]], received: dict[str, float]) -> list[float]:

@@ -365,6 +365,12 @@ def backfill(since: str) -> None:
         raise click.BadParameter(f"not a time: {since!r}", param_hint="--since")
     report = run_backfill(_runtime(), moment)
     click.echo(f"{report.listed} session(s) listed, {len(report.queued)} queued for processing")
+    if report.filter_missed:
+        click.echo(
+            f"ComplyCube's updatedAfter filter missed {report.filter_missed} session(s) the unfiltered "
+            "list shows: see the README's runbook, 'Backfill filter missed sessions'",
+            err=True,
+        )
     for session_id in report.queued:
         click.echo(f"  {session_id}")
 

@@ -9,6 +9,7 @@
     ├── TransientError               retry later: nothing was lost, nothing was done
     │   ├── QueueUnavailable         503  the event (or an unreadable body) could not be kept in Redis
     │   ├── UpstreamUnavailable      ComplyCube answered 429/5xx, timed out or was unreachable
+    │   │   └── UpstreamRateLimited  429 beyond the in-job retries: reschedule the job, not fail it
     │   ├── UpstreamMalformed        ComplyCube answered 2xx with a body that does not parse
     │   └── ActionFailed             an action's target failed (5xx, 429, timeout, refused)
     └── PermanentError               give up: the same call will fail the same way
@@ -81,6 +82,15 @@ class UpstreamError(CubehookError):
 
 class UpstreamUnavailable(UpstreamError, TransientError):
     pass
+
+
+class UpstreamRateLimited(UpstreamUnavailable):
+    """ComplyCube's rate limit outlasted the retries a job may wait for: the job is rescheduled
+    (not failed, no retry spent) ``retry_after`` seconds on when ComplyCube said so."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message, 429)
+        self.retry_after = retry_after
 
 
 class UpstreamMalformed(UpstreamError, TransientError):

@@ -61,6 +61,10 @@ JOB_SECONDS = Histogram("cubehook_job_seconds", "Job run time", ["job", "result"
 API_CALLS = Counter("cubehook_complycube_calls", "ComplyCube API calls by answer", ["status"])
 DECISIONS = Counter("cubehook_decisions", "Decisions made", ["kind", "outcome"])
 ACTIONS = Counter("cubehook_actions", "Action attempts by result", ["action", "result"])
+BACKFILL_FILTER_MISSES = Counter(
+    "cubehook_backfill_filter_misses",
+    "Sessions updated in a backfill's window that ComplyCube's updatedAfter filter did not return",
+)
 EVENT_TO_DECISION = Histogram(
     "cubehook_event_to_decision_seconds", "From the event's time at ComplyCube to the decision",
     buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600),

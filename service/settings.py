@@ -17,6 +17,7 @@ from service.errors import ConfigError
 
 MIB = 1024 * 1024
 DAY = 24 * 60 * 60
+LIVE_RATE, SANDBOX_RATE = 10.0, 5.0  # ComplyCube's requests/s per key
 
 
 class LogFormat(StrEnum):
@@ -65,9 +66,13 @@ class Settings(BaseSettings):
     # Retries of one call (429, 5xx, timeouts) inside a job: attempts and total time they may take.
     complycube_max_attempts: int = Field(default=5, ge=1)
     complycube_retry_budget_seconds: float = Field(default=20.0, ge=0)
-    # Requests per second for the whole worker fleet, shared through Redis (0: no limit).
-    # ComplyCube allows 10/s on live keys and 5/s on sandbox keys.
-    complycube_rate_limit: float = Field(default=10.0, ge=0)
+    # Requests per second for the whole worker fleet, shared through Redis (0: no limit). Unset: as
+    # ComplyCube limits the key (complycube_rate()).
+    complycube_rate_limit: float | None = Field(default=None, ge=0)
+    # Events that cannot decide by themselves (a session's started/processing, a check's while its
+    # session is undecided) are looked at this much later, when the session's own final event has
+    # usually covered them at no API cost (workers.triggers). 0: at once.
+    event_defer_seconds: int = Field(default=20, ge=0)
     # A session is processed by one worker at a time. Its lock is renewed while the holder works
     # and lapses this long after the holder dies.
     session_lock_seconds: int = Field(default=15, gt=0)
@@ -89,6 +94,9 @@ class Settings(BaseSettings):
     # backfill_lookback_seconds back). 0: never.
     maintenance_interval_seconds: int = Field(default=900, ge=0)
     backfill_lookback_seconds: int = Field(default=DAY, gt=0)
+    # A backfill also walks the unfiltered session list back to sessions created this long before
+    # its window, in case ComplyCube's updatedAfter filter silently fails (workers.backfill).
+    backfill_walk_margin_seconds: int = Field(default=DAY, ge=0)
     public_webhook_url: str | None = None
     webhook_auto_enable: bool = False
     # A worker serves its Prometheus metrics on this port (0: not at all).
@@ -116,6 +124,11 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("complycube_rate_limit", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator(
         "job_retry_intervals", "pending_recheck_intervals", "action_retry_intervals", mode="before"
     )
@@ -131,6 +144,15 @@ class Settings(BaseSettings):
         if any(interval < 0 for interval in value):
             raise ValueError("retry intervals must be >= 0 seconds")
         return value
+
+    def complycube_rate(self) -> float:
+        """The fleet's ComplyCube requests per second (0: no limit): the setting, else what
+        ComplyCube allows the key (https://docs.complycube.com/api-reference/rate-limits): 10/s
+        for a live_ key, 5/s for a test_ (sandbox) key, and 5/s, the safe one, for any other."""
+        if self.complycube_rate_limit is not None:
+            return self.complycube_rate_limit
+        key = self.complycube_api_key.get_secret_value() if self.complycube_api_key else ""
+        return LIVE_RATE if key.startswith("live_") else SANDBOX_RATE
 
     @model_validator(mode="after")
     def _a_body_fits_the_quarantine(self) -> Settings:

@@ -7,16 +7,22 @@ place, ``_get``, that maps answers to errors:
 - 2xx that parses: the resource (pydantic model) and its raw JSON, kept for the audit trail;
 - 429, 5xx, timeouts, connection errors: retried with exponential back-off and full jitter,
   honouring ``Retry-After`` when present (ComplyCube does not document whether it sends one),
-  within ``max_attempts`` and ``budget_seconds``; then UpstreamUnavailable (transient);
+  within ``max_attempts`` and ``budget_seconds``; then UpstreamUnavailable (transient), or for a
+  429 UpstreamRateLimited, which reschedules the job (workers.reschedule). A 429 also pauses the
+  fleet's shared rate limiter for as long as this call waits, so every worker holds back;
 - 2xx that does not parse: UpstreamMalformed (transient: the job is retried later);
 - 404: UpstreamNotFound; other 4xx: UpstreamRejected (permanent).
+
+A session's checks are read with one list call, not one call per check (``session_checks``):
+ComplyCube's rate limit (10 requests/s live, 5/s sandbox) caps the whole fleet, so calls per
+session are its throughput.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -30,16 +36,22 @@ from service.errors import (
     ConfigError,
     UpstreamMalformed,
     UpstreamNotFound,
+    UpstreamRateLimited,
     UpstreamRejected,
     UpstreamUnavailable,
 )
 from service.metrics import API_CALLS
 from service.settings import Settings
-from workers.ratelimit import RateLimiter
+from workers.ratelimit import FleetPaused, RateLimiter
 
 M = TypeVar("M", bound=BaseModel)
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 8.0
+# ComplyCube's largest page (https://docs.complycube.com/api-reference/pagination).
+CHECK_PAGE_SIZE = 1000
+# A client's checks past this many pages are fetched one by one instead: a filter ComplyCube
+# ignored must not turn a session's look into a walk through the whole account.
+MAX_CHECK_PAGES = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +60,10 @@ class Fetched(Generic[M]):
 
     model: M
     raw: dict[str, Any]
+
+
+# How ``session_checks`` runs the one-by-one fetches: ``map``, or an executor's ``map`` for all at once.
+Mapper = Callable[[Callable[[str], Fetched[Check] | None], list[str]], Iterable[Fetched[Check] | None]]
 
 
 class ComplyCubeClient:
@@ -64,6 +80,7 @@ class ComplyCubeClient:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         pool_size: int = 16,
+        check_page_size: int = CHECK_PAGE_SIZE,
     ) -> None:
         self._http = httpx2.Client(
             base_url=base_url.rstrip("/") + "/",
@@ -77,6 +94,7 @@ class ComplyCubeClient:
         self._limiter = limiter
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
+        self._check_page_size = check_page_size
 
     @classmethod
     def from_settings(
@@ -111,6 +129,45 @@ class ComplyCubeClient:
     def list_sessions(self, **filters: str | int) -> Fetched[Page[WorkflowSession]]:
         return self._get("workflowSessions", Page[WorkflowSession], params=filters)
 
+    def list_checks(self, **filters: str | int) -> Fetched[Page[Check]]:
+        """``GET /v1/checks``, newest created first; filters ``clientId``, ``type``, ``status``, ...
+        and ``page``, ``pageSize`` (1-1000) (https://docs.complycube.com/api-reference/check-api)."""
+        return self._get("checks", Page[Check], params=filters)
+
+    def session_checks(
+        self, session: WorkflowSession, map_each: Mapper = map
+    ) -> dict[str, Fetched[Check] | None]:
+        """The checks a session lists in ``allRelatedChecks``, in its order: None for one the API
+        does not know (404).
+
+        The client's checks are listed newest first, page after page until every listed check is
+        found, usually on the first: with the session's own GET, two calls whatever its number
+        of checks. Only a listed check the walk did not return is fetched alone, as is every
+        check of a session without a client id (``map_each`` may run those at once).
+        """
+        wanted = list(dict.fromkeys(ref.check_id for ref in session.all_related_checks))
+        found = self._listed_checks(session.client_id, set(wanted)) if session.client_id and wanted else {}
+        missing = [check_id for check_id in wanted if check_id not in found]
+        fetched = dict(zip(missing, map_each(self._check_or_none, missing), strict=True))
+        return {check_id: found[check_id] if check_id in found else fetched[check_id] for check_id in wanted}
+
+    def _listed_checks(self, client_id: str, wanted: set[str]) -> dict[str, Fetched[Check]]:
+        found: dict[str, Fetched[Check]] = {}
+        for page in range(1, MAX_CHECK_PAGES + 1):
+            listing = self.list_checks(clientId=client_id, page=page, pageSize=self._check_page_size)
+            for check, raw in zip(listing.model.items, listing.raw["items"], strict=True):
+                if check.id in wanted:
+                    found[check.id] = Fetched(check, raw)  # its own JSON, for the audit trail
+            if len(found) == len(wanted) or page >= listing.model.pages:
+                break
+        return found
+
+    def _check_or_none(self, check_id: str) -> Fetched[Check] | None:
+        try:
+            return self.get_check(check_id)
+        except UpstreamNotFound:
+            return None  # listed but gone: reconcile reports it
+
     def list_webhooks(self) -> Fetched[Page[Webhook]]:
         return self._get("webhooks", Page[Webhook])
 
@@ -132,37 +189,47 @@ class ComplyCubeClient:
         body: dict[str, Any] | None = None,
     ) -> Fetched[M]:
         started = time.monotonic()
+        call = f"{method} {path}"
         for attempt in range(1, self._max_attempts + 1):
-            if self._limiter is not None:
-                self._limiter.acquire()
+            self._wait_turn(call, started)
             try:
                 response = self._http.request(method, path, params=params, json=body)
             except httpx2.TransportError as exc:  # timeouts, refused and reset connections
                 API_CALLS.labels(status="error").inc()
-                failure = UpstreamUnavailable(f"{method} {path}: {type(exc).__name__}")
+                failure = UpstreamUnavailable(f"{call}: {type(exc).__name__}")
                 retry_after = None
             else:
-                API_CALLS.labels(status=str(response.status_code)).inc()
+                status = response.status_code
+                API_CALLS.labels(status=str(status)).inc()
                 if response.is_success:
-                    return _parse(f"{method} {path}", response, model)
-                if response.status_code == 429 or response.status_code >= 500:
-                    failure = UpstreamUnavailable(
-                        f"{method} {path}: HTTP {response.status_code}", response.status_code
-                    )
-                    retry_after = _retry_after(response.headers.get("retry-after"))
-                elif response.status_code == 404:
-                    raise UpstreamNotFound(f"{method} {path}: not found", 404)
-                else:
-                    raise UpstreamRejected(
-                        f"{method} {path}: HTTP {response.status_code}", response.status_code
-                    )
-            if attempt == self._max_attempts:
-                break
+                    return _parse(call, response, model)
+                if status == 404:
+                    raise UpstreamNotFound(f"{call}: not found", 404)
+                if status != 429 and status < 500:
+                    raise UpstreamRejected(f"{call}: HTTP {status}", status)
+                retry_after = _retry_after(response.headers.get("retry-after"))
+                failure = (
+                    UpstreamRateLimited(f"{call}: HTTP 429", retry_after)
+                    if status == 429
+                    else UpstreamUnavailable(f"{call}: HTTP {status}", status)
+                )
             delay = retry_after if retry_after is not None else self._backoff(attempt)
-            if time.monotonic() - started + delay > self._budget:
+            if isinstance(failure, UpstreamRateLimited) and self._limiter is not None:
+                self._limiter.pause(delay)  # the key's limit is the fleet's: every worker waits
+            if attempt == self._max_attempts or time.monotonic() - started + delay > self._budget:
                 break
             self._sleep(delay)
         raise failure
+
+    def _wait_turn(self, call: str, started: float) -> None:
+        """The fleet's rate limit: wait for this request's turn, unless that outlasts the budget
+        (a pause after a 429): then the job is rescheduled rather than holding its worker."""
+        if self._limiter is None:
+            return
+        try:
+            self._limiter.acquire(max_wait=max(0.0, self._budget - (time.monotonic() - started)))
+        except FleetPaused as paused:
+            raise UpstreamRateLimited(f"{call}: paused after a 429", paused.wait) from None
 
     def _backoff(self, attempt: int) -> float:
         """Exponential back-off with full jitter (AWS Architecture Blog, "Exponential Backoff And Jitter")."""

@@ -2,9 +2,11 @@
 return (and log) one summary.
 
 An event about a workflow session processes that session; an event about a check processes the
-session the check belongs to. Transient failures (ComplyCube 429/5xx/timeouts, a busy session, an
+session the check belongs to. Transient failures (ComplyCube 5xx/timeouts, a busy session, an
 action target down) raise, and RQ retries the job with back-off; permanent ones (404, a rejected
-API key, an action target refusing) spend no retries and land in RQ's failed registry.
+API key, an action target refusing) spend no retries and land in RQ's failed registry. ComplyCube's
+rate limit (a 429 beyond the client's retries) fails nothing: the job is put back for later
+(workers.reschedule).
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from typing import Any
 import structlog
 from rq import get_current_job
 
-from service.errors import PermanentError
+from service.errors import PermanentError, UpstreamRateLimited
 from service.events import Resource, parse_time
 from service.log import get_logger
 from service.metrics import EVENT_TO_DECISION, JOB_SECONDS
 from service.queue import accepted_at
-from workers import runtime
+from workers import runtime, triggers
+from workers.reschedule import when_rate_limited
 
 log = get_logger("cubehook.jobs")
 
@@ -36,6 +39,9 @@ def _job(name: str, **context: object) -> Iterator[None]:
     with structlog.contextvars.bound_contextvars(job_id=job.id if job else None, **context):
         try:
             yield
+        except UpstreamRateLimited:
+            result = "rescheduled"  # by workers.reschedule, around the job function
+            raise
         except PermanentError as exc:
             result = "gave_up"
             if job is not None:
@@ -56,13 +62,23 @@ def _is_check(resource_type: str) -> bool:
     return resource_type == Resource.CHECK
 
 
+@when_rate_limited
 def process_event(
     event_id: str, event_type: str, resource_type: str, resource_id: str, event_time: str
 ) -> dict[str, Any]:
     with _job("process_event", event_id=event_id, event_type=event_type):
         current = runtime.current()
         processor = current.processor
-        session_id = processor.session_for_check(resource_id) if _is_check(resource_type) else resource_id
+        is_check = _is_check(resource_type)
+        known = current.store.session_for_check(resource_id) if is_check else resource_id
+        delay = current.settings.event_defer_seconds
+        put_back = triggers.later(get_current_job(), delay, event_type, is_check, known, current.store)
+        if put_back is not None:  # its session's own event will most likely have covered it by then
+            summary = put_back.summary("deferred")
+            log.info("event.deferred", session_id=known, next_attempt_at=summary["next_attempt_at"])
+            found = {"session_id": known} if known else {}
+            return {"event_id": event_id, "event_type": event_type, **found, **summary}
+        session_id = known if known is not None else processor.session_for_check(resource_id)
         current.audit.record_event(
             event_id=event_id, event_type=event_type, resource_type=resource_type, resource_id=resource_id,
             disposition="accepted", event_time=event_time, session_id=session_id, once=True,
@@ -79,6 +95,7 @@ def process_event(
         return {"event_id": event_id, "event_type": event_type, **outcome.as_dict()}
 
 
+@when_rate_limited
 def process_session(session_id: str, trigger: str) -> dict[str, Any]:
     """Look at a session again (a scheduled re-check of pending checks, an operator's resync)."""
     with _job("process_session", session_id=session_id, trigger=trigger):

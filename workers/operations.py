@@ -4,20 +4,19 @@ maintenance job that runs both, the dead-letter queue and the status summary.
 ComplyCube disables a webhook after its 10th failed retry and then sends nothing until someone
 re-enables it (https://docs.complycube.com/api-reference/other-resources/webhooks). Hours of
 downtime can silently stop onboarding, so: the watchdog reads the subscriptions, alerts once when
-ours is disabled, optionally re-enables it, and backfills from the last event seen; backfill lists
-the sessions updated since a time and processes every one whose state has no decision yet.
+ours is disabled, optionally re-enables it, and backfills from the last event seen; backfill
+(workers.backfill) lists the sessions updated since a time and processes every one whose state has
+no decision yet.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rq import Queue, Worker
-from rq.exceptions import DuplicateJobError
 from rq.job import Job
 
 from service import quarantine
@@ -26,56 +25,14 @@ from service.log import get_logger
 from service.metrics import WATCHDOG_STATE
 from service.queue import COPIES_BY_TYPE, LAST_EVENT
 from workers.actions.notice import notify
+from workers.backfill import BackfillReport as BackfillReport  # re-exported: maintenance and the
+from workers.backfill import backfill as backfill  # CLI find backfill here, where it used to live
 from workers.dispatch import RUN_ACTION, replay
-from workers.pipeline import PROCESS_SESSION
 from workers.runtime import Runtime
 
 log = get_logger("cubehook.operations")
-FINAL = ("complete", "abandoned", "cancelled")
 MAINTENANCE = "workers.jobs.maintenance"
 WATCHDOG_ALERTED = "cubehook:watchdog:alerted:"
-
-
-@dataclass
-class BackfillReport:
-    listed: int = 0
-    queued: list[str] = field(default_factory=list)
-
-
-def backfill(rt: Runtime, since: datetime, page_size: int = 100) -> BackfillReport:
-    """Queue a look at every session updated since ``since`` whose final state has no decision
-    (or a decision for another state). Processing is once per state, so queuing too many is safe."""
-    report = BackfillReport()
-    queue = Queue(rt.settings.queue_name, connection=rt.redis)
-    page = 1
-    while True:
-        listing = rt.client.list_sessions(
-            updatedAfter=format_time(since), page=page, pageSize=page_size
-        ).model
-        for summary in listing.items:
-            report.listed += 1
-            if summary.status not in FINAL:
-                continue  # nothing to decide yet; its own events will come
-            current = rt.store.current(summary.id)
-            if current is not None and (current.status, current.session_outcome) == (
-                summary.status,
-                summary.outcome,
-            ):
-                continue
-            stamp = hashlib.sha256(f"{summary.updated_at}".encode()).hexdigest()[:12]
-            try:
-                queue.enqueue(
-                    PROCESS_SESSION, session_id=summary.id, trigger="backfill",
-                    job_id=f"backfill-{summary.id}-{stamp}", unique=True, result_ttl=24 * 3600,
-                )  # fmt: skip
-                report.queued.append(summary.id)
-            except DuplicateJobError:
-                pass
-        if page >= listing.pages:
-            break
-        page += 1
-    log.info("backfill.done", since=format_time(since), listed=report.listed, queued=len(report.queued))
-    return report
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """Process one session: fetch it fresh, reconcile, judge, and record what follows.
 
 The event that triggered the work is only a trigger: the session and its checks are always
-fetched from the API (the session first, then every related check at once, so a session costs
-about two round trips), so duplicates, replays and out-of-order events converge on one decision.
+fetched from the API (the session, then its checks in one list call: two calls whatever its number
+of checks), so duplicates, replays and out-of-order events converge on one decision.
 While the session is still running (started, processing) its checks are not fetched: they cannot
 decide anything yet, and ComplyCube's rate limit is better spent on sessions that can.
 """
@@ -20,14 +20,12 @@ from typing import Any
 from rq import Queue
 from rq.exceptions import DuplicateJobError
 
-from service.complycube_models import Check
-from service.errors import UpstreamNotFound
 from service.events import format_time
 from service.log import get_logger
 from service.metrics import DECISIONS
 from service.queue import job_id_part
 from service.settings import DAY
-from workers.complycube import ComplyCubeClient, Fetched
+from workers.complycube import ComplyCubeClient
 from workers.decide import Decision, Step, judge, make_decision
 from workers.dispatch import Dispatcher
 from workers.reconcile import Reconciliation, Status, needs_checks, reconcile
@@ -82,8 +80,10 @@ class SessionProcessor:
         if isinstance(lease, HandedOff):
             self._schedule_follow_up(lease)
             return Outcome(session_id, "coalesced")
-        if lease.answers(asked_at):
-            self.store.release(lease)
+        # Covered: a look that began after our event is done. Let go as a round that began then
+        # would, which also answers the requests left meanwhile by jobs that found the session
+        # busy (their follow-ups then fetch nothing), unless one asked after that look.
+        if lease.answers(asked_at) and self.store.release_if_idle(lease, lease.covered):
             return Outcome(session_id, "covered")
         decided: Outcome | None = None
         try:
@@ -184,19 +184,12 @@ class SessionProcessor:
         session = fetched.model
         ids = [ref.check_id for ref in session.all_related_checks]
         self.store.index_checks(session_id, ids)
-        if not needs_checks(session):
-            ids = []  # still running: the session alone says so
-        checks = dict(zip(ids, self.executor.map(self._check_or_none, ids), strict=True))
+        # Still running: the session alone says so, and its checks cannot decide anything yet.
+        checks = self.client.session_checks(session, self.executor.map) if needs_checks(session) else {}
         rec = reconcile(session, {cid: c.model if c else None for cid, c in checks.items()})
         raw_checks = {cid: c.raw if c else None for cid, c in checks.items()}
         self.audit.record_snapshot(session_id, rec.fingerprint, trigger, fetched.raw, raw_checks)
         return rec
-
-    def _check_or_none(self, check_id: str) -> Fetched[Check] | None:
-        try:
-            return self.client.get_check(check_id)
-        except UpstreamNotFound:
-            return None  # listed but gone: reconcile reports it
 
     def _schedule_recheck(self, session_id: str, pending_for: float) -> float:
         """Enqueue one look at the session at the next point of the schedule; one job per point."""

@@ -4,10 +4,16 @@
 GCRA (the generic cell rate algorithm) in one Lua script: Redis keeps the "theoretical arrival
 time" of the next allowed request, and every caller, on any machine, is spaced by 1/rate against
 Redis's own clock. A caller that is early is told how long to wait.
+
+A 429 pauses the whole fleet, not just the worker that met it: ``pause`` pushes that time to the
+end of the wait ComplyCube asked for (its ``Retry-After``), so every worker holds back. A caller
+that may not wait that long (``max_wait``, the job's retry budget) is told so instead of blocking,
+and its job is rescheduled for when the pause is over.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -25,6 +31,25 @@ if tat - now > 0 then return tat - now end
 redis.call('SET', KEYS[1], tat + interval, 'PX', math.ceil(interval / 1000) + 1000)
 return 0
 """
+# KEYS[1]: the limiter key. ARGV[1]: microseconds from now before which no request may go.
+# Never brings the next allowed time forward.
+_PAUSE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local until_time = now + tonumber(ARGV[1])
+if tonumber(redis.call('GET', KEYS[1]) or '0') < until_time then
+  redis.call('SET', KEYS[1], until_time, 'PX', math.ceil(tonumber(ARGV[1]) / 1000) + 1000)
+end
+return 0
+"""
+
+
+class FleetPaused(Exception):
+    """The next request may go only after ``wait`` seconds: longer than the caller may wait."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"ComplyCube requests paused for {wait:.1f} s")
+        self.wait = wait
 
 
 class RateLimiter:
@@ -38,16 +63,26 @@ class RateLimiter:
         if rate_per_second <= 0:
             raise ValueError("rate_per_second must be > 0")
         self._script = redis.register_script(_GCRA)
+        self._pause = redis.register_script(_PAUSE)
         self._key = key
         self._interval_us = int(1_000_000 / rate_per_second)
         self._sleep = sleep
 
-    def acquire(self) -> float:
-        """Block until a request may be sent; return the seconds waited."""
+    def acquire(self, max_wait: float = math.inf) -> float:
+        """Block until a request may be sent; return the seconds waited. Raises FleetPaused,
+        without waiting, when that would take more than ``max_wait`` seconds in all."""
         waited = 0.0
         while True:
             wait_us = int(self._script(keys=[self._key], args=[self._interval_us]))
             if wait_us <= 0:
                 return waited
-            self._sleep(wait_us / 1_000_000)
-            waited += wait_us / 1_000_000
+            wait = wait_us / 1_000_000
+            if waited + wait > max_wait:
+                raise FleetPaused(wait)
+            self._sleep(wait)
+            waited += wait
+
+    def pause(self, seconds: float) -> None:
+        """No request from any worker before ``seconds`` from now (a 429's ``Retry-After``)."""
+        if seconds > 0:
+            self._pause(keys=[self._key], args=[int(seconds * 1_000_000)])

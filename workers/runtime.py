@@ -49,9 +49,8 @@ class Runtime:
         """Raises ConfigError for a rules file that does not validate or names unset secrets."""
         rules = load_rules(settings.rules_file, environ)
         redis = redis_client(settings)
-        limiter = (
-            RateLimiter(redis, settings.complycube_rate_limit) if settings.complycube_rate_limit else None
-        )
+        rate = settings.complycube_rate()
+        limiter = RateLimiter(redis, rate) if rate else None
         client = ComplyCubeClient.from_settings(settings, limiter, transport)
         store = SessionStore(redis, settings.session_lock_seconds)
         audit = AuditStore.from_url(settings.database_url)
@@ -60,7 +59,7 @@ class Runtime:
         if audit.needs_migration():
             with redis.lock("cubehook:lock:migrate", timeout=20, blocking_timeout=60):
                 audit.migrate()
-        # Checks of one session are fetched at once; sessions with more checks than this are rare.
+        # A session's checks come from one list call; any it did not return are fetched at once.
         executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cubehook-fetch")
         queue = Queue(settings.queue_name, connection=redis)
         dispatcher = Dispatcher(rules, queue, settings.action_retry_intervals, random.Random())  # noqa: S311

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from starlette.routing import Route
 
 from service.simulator.delivery import Deliverer
 from service.simulator.faults import Fault, FaultConfig, FaultInjector
+from service.simulator.listing import empty_page
 from service.simulator.scenarios import ScenarioSpec, resolve
 from service.simulator.world import Document, SessionEventStyle, World
 
@@ -90,6 +92,9 @@ class Simulator:
             transport=transport,
         )
         self._plays: set[asyncio.Task[None]] = set()
+        # Every request to /v1 by route (``GET /v1/checks/{id}``), faulted ones too: what counts
+        # against ComplyCube's rate limit, counted where ComplyCube would count it.
+        self.calls: Counter[str] = Counter()
         if config.webhook_url:
             self.world.add_webhook(config.webhook_url, config.webhook_secret)
 
@@ -99,6 +104,7 @@ class Simulator:
         """Wrap a /v1 handler: latency, the API key, then the injected fault."""
 
         async def wrapped(request: Request) -> Response:
+            self.calls[_route(request.method, request.url.path)] += 1
             decision = self.faults.for_request(request.method, request.url.path)
             if decision.delay_seconds:
                 await asyncio.sleep(decision.delay_seconds)
@@ -129,7 +135,11 @@ class Simulator:
         return get
 
     async def list_sessions(self, request: Request) -> Response:
-        return JSONResponse(self.world.list_sessions(request.query_params))
+        query = self.faults.session_list_query(request.query_params)
+        return JSONResponse(empty_page() if query is None else self.world.list_sessions(query))
+
+    async def list_checks(self, request: Request) -> Response:
+        return JSONResponse(self.world.list_checks(request.query_params))
 
     async def list_webhooks(self, request: Request) -> Response:
         items = [self.world.render_webhook(h) for h in self.world.webhooks.values()]
@@ -244,6 +254,10 @@ class Simulator:
         quiet = not self._plays and await self.deliverer.idle(max(0.0, deadline - time.monotonic()))
         return JSONResponse({"idle": quiet}, status_code=200 if quiet else 504)
 
+    async def call_counts(self, request: Request) -> Response:
+        """``{"total": n, "routes": {"GET /v1/checks": n, ...}}``: the /v1 requests so far."""
+        return JSONResponse({"total": sum(self.calls.values()), "routes": dict(self.calls)})
+
     async def health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok", "sessions": len(self.world.sessions)})
 
@@ -255,6 +269,14 @@ class Simulator:
 
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def _route(method: str, path: str) -> str:
+    """``GET /v1/checks/{id}`` for ``GET /v1/checks/abc``: the route a request took."""
+    parts = path.strip("/").split("/")
+    if len(parts) > 2:
+        parts[2] = "{id}"
+    return f"{method} /{'/'.join(parts)}"
 
 
 async def _parse(request: Request, model: type[M]) -> M | Response:
@@ -287,6 +309,7 @@ def create_simulator_app(config: SimConfig, transport: httpx2.AsyncBaseTransport
                 api(sim.getter("Workflow session", world.sessions, world.render_session)),
                 methods=["GET"],
             ),
+            Route("/v1/checks", api(sim.list_checks), methods=["GET"]),
             Route(
                 "/v1/checks/{id}", api(sim.getter("Check", world.checks, world.render_check)), methods=["GET"]
             ),
@@ -310,6 +333,7 @@ def create_simulator_app(config: SimConfig, transport: httpx2.AsyncBaseTransport
             Route("/_sim/faults", sim.put_faults, methods=["PUT"]),
             Route("/_sim/deliveries", sim.deliveries, methods=["GET"]),
             Route("/_sim/idle", sim.idle, methods=["GET"]),
+            Route("/_sim/calls", sim.call_counts, methods=["GET"]),
             Route("/_sim/health", sim.health, methods=["GET"]),
         ],
         lifespan=lifespan,

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -33,6 +35,9 @@ class FaultConfig(BaseModel):
     timeout_seconds: float = Field(default=30.0, ge=0)
     duplicate_rate: float = Share  # webhook deliveries sent twice
     reorder_rate: float = Share  # webhook deliveries held back and sent after the next one
+    # How the session list reads updatedAfter: "empty" answers as ComplyCube does to a filter it
+    # cannot read (a page with no items), "ignored" lists as if it were not there.
+    updated_filter: Literal["honoured", "ignored", "empty"] = "honoured"
 
     @model_validator(mode="after")
     def _shares_fit(self) -> FaultConfig:
@@ -90,6 +95,15 @@ class FaultInjector:
         if u < c.rate_500:
             return Decision(Fault.SERVER_ERROR, delay)
         return Decision(Fault.NONE, delay)
+
+    def session_list_query(self, query: Mapping[str, str]) -> Mapping[str, str] | None:
+        """The query the session list is to answer, as the ``updated_filter`` fault reads it;
+        None for a page with no items."""
+        if "updatedAfter" not in query or self.config.updated_filter == "honoured":
+            return query
+        if self.config.updated_filter == "empty":
+            return None
+        return {name: value for name, value in query.items() if name != "updatedAfter"}
 
     def duplicate(self, event_id: str) -> bool:
         return draw(self.config.seed, "duplicate", event_id) < self.config.duplicate_rate

@@ -91,6 +91,7 @@ def test_every_spelling_and_name_is_processed_by_a_real_worker(
         CUBEHOOK_REDIS_URL=redis_url, CUBEHOOK_DATABASE_URL=database, CUBEHOOK_COMPLYCUBE_API_KEY=SIM_API_KEY,
         CUBEHOOK_COMPLYCUBE_BASE_URL=f"{sim.url}/v1", CUBEHOOK_COMPLYCUBE_RATE_LIMIT="0",
         CUBEHOOK_MAINTENANCE_INTERVAL_SECONDS="0", CUBEHOOK_LOG_LEVEL="WARNING",
+        CUBEHOOK_EVENT_DEFER_SECONDS="0",  # every event looked at now: the table is about routing
     )  # fmt: skip
     worker = subprocess.run(
         [CUBEHOOK, "worker", "--burst"], env=env, capture_output=True, text=True, timeout=300

@@ -58,8 +58,12 @@ def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
 def all_done(redis: Redis, sessions: dict[str, str], receiver: Receiver, events: int) -> bool:
     """Every event's job finished, every session decided, every decision at the target."""
     queue = Queue("cubehook", connection=redis)
-    if queue.count or queue.started_job_registry.get_job_ids(cleanup=False):
-        return False
+    if (
+        queue.count
+        or queue.started_job_registry.get_job_ids(cleanup=False)
+        or queue.scheduled_job_registry.count
+    ):
+        return False  # deferred looks and follow-ups are scheduled jobs: they must have run too
     finished = [job_id for job_id in queue.finished_job_registry.get_job_ids() if job_id.startswith("evt-")]
     store = SessionStore(redis, 15)
     decided = {sid: store.current(sid) for sid in sessions}
@@ -124,11 +128,14 @@ def test_complycube_and_the_target_failing_for_a_while(
 ) -> None:
     env = setup(sim, redis_url, receiver, tmp_path)
     sessions = {sim.create(preset="rejected", mode="settled")["sessionId"]: "rejected" for _ in range(4)}
-    sim.faults(seed=5, rate_429=0.3, rate_500=0.3, rate_timeout=0.1, timeout_seconds=1)
+    # Every 429 says Retry-After: 1, so the jobs it puts back (not failed: workers.reschedule) are
+    # due by the time the recovery's burst worker starts.
+    sim.faults(seed=5, rate_429=0.3, rate_500=0.3, rate_timeout=0.1, timeout_seconds=1, retry_after_share=1.0)
     receiver.status = 503  # the onboarding system is down too
     submit_all(redis_url, list(sessions))
     impatient = {**env, "CUBEHOOK_COMPLYCUBE_TIMEOUT_SECONDS": "0.5", "CUBEHOOK_COMPLYCUBE_MAX_ATTEMPTS": "2",
-                 "CUBEHOOK_COMPLYCUBE_RETRY_BUDGET_SECONDS": "0.3"}  # fmt: skip
+                 "CUBEHOOK_COMPLYCUBE_RETRY_BUDGET_SECONDS": "0.3",
+                 "CUBEHOOK_EVENT_DEFER_SECONDS": "0"}  # every event looks at once, into the outage  # fmt: skip
     first = subprocess.run([CUBEHOOK, "worker", "--burst"], env=impatient, capture_output=True, timeout=300)
     assert first.returncode == 0
     queue = Queue("cubehook", connection=Redis.from_url(redis_url))

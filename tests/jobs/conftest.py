@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,9 +13,11 @@ from redis import Redis
 from rq import Queue, SimpleWorker
 
 from service.events import resource_of
+from service.log import get_logger
 from service.queue import EventQueue, EventRef, Submitted
 from service.settings import Settings
 from tests.conftest import SIM_API_KEY, SimServer
+from workers import backfill, reschedule
 from workers import runtime as worker_runtime
 from workers.decide import Decision
 from workers.runtime import Runtime
@@ -32,7 +35,18 @@ def worker_settings(make_settings: Callable[..., Settings], sim: SimServer, tmp_
         job_retry_intervals="0,0",
         pending_recheck_intervals="1,1",
         session_lock_seconds=3,
+        event_defer_seconds=0,  # every event looked at at once; tests of deferral set it
     )
+
+
+@pytest.fixture
+def logs(log_output: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
+    """``log_output``, with the loggers of the modules under test made afresh: a command run earlier
+    in this process (CliRunner) configured structlog to cache each logger on first use, which pins
+    a module's logger to that command's stream."""
+    for module, name in ((backfill, "cubehook.backfill"), (reschedule, "cubehook.reschedule")):
+        monkeypatch.setattr(module, "log", get_logger(name))
+    return log_output
 
 
 @pytest.fixture

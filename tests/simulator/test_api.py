@@ -138,3 +138,45 @@ def test_manual_sessions_advance_one_step_at_a_time(simulator: TestClient, recei
     assert second["events"][-1] == "workflow.session.completed"
     assert simulator.get(path, headers=AUTH).json()["outcome"] == "rejected"
     assert simulator.post("/_sim/sessions/nope/advance").status_code == 404
+
+
+def test_checks_list_serves_a_clients_checks_in_pages(simulator: TestClient) -> None:
+    created = scenario(simulator, preset="rejected", mode="settled", checks=[{"type": "document_check"}] * 5)
+    session = simulator.get(f"/v1/workflowSessions/{created['sessionId']}", headers=AUTH).json()
+    listed = [ref["checkId"] for ref in session["allRelatedChecks"]]
+    scenario(simulator, preset="clear", mode="settled")  # someone else's checks
+    pages = [
+        Page[Check].model_validate_json(
+            simulator.get(
+                "/v1/checks", params={"clientId": created["clientId"], "pageSize": 2, "page": n}, headers=AUTH
+            ).content
+        )
+        for n in (1, 2, 3)
+    ]
+    assert [p.pages for p in pages] == [3, 3, 3]
+    assert [c.id for p in pages for c in p.items] == list(reversed(listed))
+    malformed = simulator.get(
+        "/v1/checks", params={"clientId": created["clientId"], "pageSize": 1001}, headers=AUTH
+    )
+    assert (malformed.status_code, malformed.json()["items"]) == (200, [])
+
+
+def test_faults_and_the_call_count_cover_the_checks_list(simulator: TestClient) -> None:
+    simulator.put("/_sim/faults", json={"seed": 1, "rate_500": 1.0})
+    assert simulator.get("/v1/checks", headers=AUTH).status_code == 500
+    simulator.put("/_sim/faults", json={})
+    simulator.get("/v1/checks", headers=AUTH)
+    simulator.get("/v1/checks/abc", headers=AUTH)
+    simulator.get("/_sim/health")  # not ComplyCube's: not counted
+    assert simulator.get("/_sim/calls").json() == {
+        "total": 3, "routes": {"GET /v1/checks": 2, "GET /v1/checks/{id}": 1}
+    }  # fmt: skip
+
+
+def test_the_updated_filter_fault_empties_the_filtered_session_list(simulator: TestClient) -> None:
+    scenario(simulator, preset="clear", mode="settled")
+    query = {"updatedAfter": "2020-05-01T18:55:03.015Z"}
+    assert simulator.get("/v1/workflowSessions", params=query, headers=AUTH).json()["totalItems"] == 1
+    simulator.put("/_sim/faults", json={"updated_filter": "empty"})
+    assert simulator.get("/v1/workflowSessions", params=query, headers=AUTH).json()["items"] == []
+    assert simulator.get("/v1/workflowSessions", headers=AUTH).json()["totalItems"] == 1  # unfiltered

@@ -10,7 +10,13 @@ import httpx2
 import pytest
 from pydantic import SecretStr
 
-from service.errors import UpstreamMalformed, UpstreamNotFound, UpstreamRejected, UpstreamUnavailable
+from service.errors import (
+    UpstreamMalformed,
+    UpstreamNotFound,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
 from tests.conftest import FIXTURES
 from workers.complycube import ComplyCubeClient
 
@@ -88,11 +94,28 @@ def test_timeouts_are_retried_then_reported_transient() -> None:
 
 def test_the_retry_budget_bounds_the_waiting() -> None:
     script = Script(httpx2.Response(429, headers={"Retry-After": "30"}), ok())
-    with pytest.raises(UpstreamUnavailable) as caught:
+    with pytest.raises(UpstreamRateLimited) as caught:
         script.client(budget_seconds=10).get_session("s")
     assert caught.value.status == 429
+    assert caught.value.retry_after == 30.0  # the job is put back for when ComplyCube said
     assert script.sleeps == []
     assert len(script.requests) == 1
+
+
+def test_429s_beyond_the_attempts_say_rate_limited_without_retry_after() -> None:
+    script = Script(httpx2.Response(429), httpx2.Response(429))
+    with pytest.raises(UpstreamRateLimited) as caught:
+        script.client(max_attempts=2).get_session("s")
+    assert caught.value.retry_after is None
+    assert len(script.sleeps) == 1
+
+
+def test_5xx_beyond_the_attempts_are_unavailable_not_rate_limited() -> None:
+    script = Script(httpx2.Response(429), httpx2.Response(503))
+    with pytest.raises(UpstreamUnavailable) as caught:
+        script.client(max_attempts=2).get_session("s")
+    assert not isinstance(caught.value, UpstreamRateLimited)
+    assert caught.value.status == 503
 
 
 def test_404_is_permanent_not_found() -> None:

@@ -74,3 +74,13 @@ def test_delivery_faults_are_per_event_and_seeded() -> None:
 def test_shares_must_fit() -> None:
     with pytest.raises(ValidationError, match="must not exceed 1"):
         FaultConfig(rate_429=0.6, rate_500=0.6)
+
+
+def test_the_updated_filter_fault() -> None:
+    query = {"updatedAfter": "2026-01-01T00:00:00.000Z", "page": "2"}
+    assert FaultInjector().session_list_query(query) == query
+    assert FaultInjector(FaultConfig(updated_filter="empty")).session_list_query(query) is None
+    assert FaultInjector(FaultConfig(updated_filter="ignored")).session_list_query(query) == {"page": "2"}
+    assert FaultInjector(FaultConfig(updated_filter="empty")).session_list_query({"page": "1"}) == {
+        "page": "1"
+    }

@@ -57,3 +57,27 @@ def test_defaults() -> None:
     assert settings.dedup_retention_seconds == 30 * 24 * 3600
     assert (settings.quarantine_max_items, settings.quarantine_max_bytes) == (10_000, 64 * 1024 * 1024)
     assert settings.quarantine_retention_seconds == 30 * 24 * 3600
+
+
+@pytest.mark.parametrize(
+    ("key", "rate"),
+    [("live_abc", 10.0), ("test_abc", 5.0), ("sk_other", 5.0), (None, 5.0)],
+)
+def test_the_rate_limit_defaults_to_what_complycube_allows_the_key(
+    monkeypatch: pytest.MonkeyPatch, key: str | None, rate: float
+) -> None:
+    monkeypatch.delenv("CUBEHOOK_COMPLYCUBE_RATE_LIMIT", raising=False)
+    if key is None:
+        monkeypatch.delenv("CUBEHOOK_COMPLYCUBE_API_KEY", raising=False)
+    else:
+        monkeypatch.setenv("CUBEHOOK_COMPLYCUBE_API_KEY", key)
+    assert load_settings().complycube_rate() == rate
+    monkeypatch.setenv("CUBEHOOK_COMPLYCUBE_RATE_LIMIT", "")  # as deploy/env.example leaves it
+    assert load_settings().complycube_rate() == rate
+
+
+@pytest.mark.parametrize(("value", "rate"), [("0", 0.0), ("2.5", 2.5), ("20", 20.0)])
+def test_a_rate_limit_set_wins_over_the_key(monkeypatch: pytest.MonkeyPatch, value: str, rate: float) -> None:
+    monkeypatch.setenv("CUBEHOOK_COMPLYCUBE_API_KEY", "live_abc")
+    monkeypatch.setenv("CUBEHOOK_COMPLYCUBE_RATE_LIMIT", value)
+    assert load_settings().complycube_rate() == rate

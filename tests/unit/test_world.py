@@ -160,3 +160,34 @@ def test_holds_a_hundred_thousand_sessions() -> None:
     last = world.render_session(session)
     assert WorkflowSession.model_validate(last).outcome == "clear"
     assert world.list_sessions({"pageSize": "1000", "page": "100"})["items"][-1]["createdAt"] == iso(T0)
+
+
+def test_checks_list_newest_first_by_client_type_status_and_outcome() -> None:
+    world, sessions = _world_with(6)
+    one = world.list_checks({"clientId": sessions[4].client_id})
+    page = Page[Check].model_validate(one)
+    assert [c.id for c in page.items] == list(reversed(sessions[4].check_ids))  # newest created first
+    assert {c.client_id for c in page.items} == {sessions[4].client_id}
+    everyone = world.list_checks({"pageSize": "1000"})
+    assert [c["id"] for c in everyone["items"]] == list(reversed(world.checks))
+    documents = world.list_checks({"type": "document_check", "status": "complete"})
+    assert documents["totalItems"] == 6
+    rejected = world.list_checks({"result.outcome": "rejected"})
+    assert rejected["totalItems"] == 2  # the two rejected presets' document checks
+    assert world.list_checks({"documentId": "any"})["totalItems"] == 0  # no simulated check has one
+    assert world.list_checks({"clientId": "nobody"})["items"] == []
+
+
+def test_checks_list_pages_and_time_filters() -> None:
+    world, _ = _world_with(4)  # 12 checks, made (and completed) at T0 + 60 + i for session i
+    second = Page[Check].model_validate(world.list_checks({"pageSize": "5", "page": "2"}))
+    assert (second.total_items, second.pages) == (12, 3)
+    assert [c.id for c in second.items] == list(reversed(world.checks))[5:10]
+    assert world.list_checks({"createdAfter": iso(T0 + 61.5)})["totalItems"] == 6
+    assert world.list_checks({"updatedBefore": iso(T0 + 61.5)})["totalItems"] == 6
+
+
+@pytest.mark.parametrize("query", [{"page": "0"}, {"pageSize": "0"}, {"createdBefore": "soon"}])
+def test_malformed_check_filters_give_an_empty_page(query: dict[str, str]) -> None:
+    world, _ = _world_with(2)
+    assert world.list_checks(query) == {"page": 1, "pageSize": 100, "totalItems": 0, "pages": 0, "items": []}

@@ -1,0 +1,99 @@
+"""A job that should not go on now is put back for later, as a fresh scheduled job: not failed, no
+RQ retry spent, its worker free at once.
+
+ComplyCube's rate limit is the reason: a 429 that outlasts the retries a job may wait for
+(``UpstreamRateLimited``) puts the job back after ComplyCube's ``Retry-After`` when it sent one,
+else after the back-off ComplyCube advises, exponential from 30 s (30, 60, 120, ... at most 15
+minutes; https://docs.complycube.com/api-reference/rate-limits), with jitter so that jobs put
+back together do not return together, counted per job.
+
+The copy runs the same function with the same arguments under a derived id, ``<first id>-r<n>``,
+enqueued as unique: a re-run of the original after a crash cannot put it back twice. It keeps the
+original's timeout, time-to-lives and retries left. An event's copy still counts as that event:
+its de-duplication key and acceptance time come from the event id it carries, not the job's id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, ParamSpec
+
+from rq import Queue, Retry, get_current_job
+from rq.exceptions import DuplicateJobError
+from rq.job import Job
+
+from service.errors import UpstreamRateLimited
+from service.events import format_time
+from service.log import get_logger
+
+log = get_logger("cubehook.reschedule")
+P = ParamSpec("P")
+FIRST_ID, PUT_BACK, RATE_LIMITED = "first_id", "put_back", "rate_limited"  # job.meta keys
+BACKOFF_FIRST_SECONDS = 30.0
+BACKOFF_CAP_SECONDS = 900.0
+_jitter = random.Random()  # noqa: S311 - spreading retries, not secrets
+_CONTEXT = ("event_id", "event_type", "session_id", "trigger")  # the arguments worth a log field
+
+
+@dataclass(frozen=True, slots=True)
+class PutBack:
+    job_id: str
+    at: datetime
+
+    def summary(self, reason: str) -> dict[str, str]:
+        return {"result": reason, "next_job_id": self.job_id, "next_attempt_at": format_time(self.at)}
+
+
+def put_back(job: Job, delay: float, **meta: int | bool) -> PutBack:
+    """Schedule a copy of ``job`` ``delay`` seconds from now, with ``meta`` added to its own."""
+    first = str(job.meta.get(FIRST_ID, job.id))
+    count = int(job.meta.get(PUT_BACK, 0)) + 1
+    job_id = f"{first}-r{count}"
+    retries = job.retries_left or 0
+    # A copy exists already when a run of this job was cut short after putting it back.
+    with contextlib.suppress(DuplicateJobError):
+        Queue(job.origin, connection=job.connection).enqueue_in(
+            timedelta(seconds=delay), job.func_name or "", args=job.args, kwargs=job.kwargs, job_id=job_id,
+            unique=True, meta={**job.meta, FIRST_ID: first, PUT_BACK: count, **meta},
+            retry=Retry(max=retries, interval=job.retry_intervals or 0) if retries else None,
+            timeout=job.timeout, result_ttl=job.result_ttl, failure_ttl=job.failure_ttl,
+        )  # fmt: skip
+    return PutBack(job_id, datetime.now(UTC) + timedelta(seconds=delay))
+
+
+def rate_limit_delay(retry_after: float | None, times_before: int, rng: random.Random = _jitter) -> float:
+    """``Retry-After`` when ComplyCube sent one; else 30 s doubling per time this job was put back
+    for the rate limit, at most 15 minutes, plus up to a quarter more."""
+    if retry_after is not None:
+        return retry_after
+    base = min(BACKOFF_CAP_SECONDS, BACKOFF_FIRST_SECONDS * 2 ** min(times_before, 10))
+    return float(min(BACKOFF_CAP_SECONDS, base * rng.uniform(1.0, 1.25)))
+
+
+def when_rate_limited(func: Callable[P, dict[str, Any]]) -> Callable[P, dict[str, Any]]:
+    """Wrap a job function: a 429 beyond its retries puts the job back (one warning line, with
+    the reason and the next attempt's time; no traceback: it is expected and handled)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> dict[str, Any]:
+        try:
+            return func(*args, **kwargs)
+        except UpstreamRateLimited as exc:
+            job = get_current_job()
+            if job is None:
+                raise  # called outside RQ (a command): nothing to put back
+            times = int(job.meta.get(RATE_LIMITED, 0))
+            later = put_back(job, rate_limit_delay(exc.retry_after, times), **{RATE_LIMITED: times + 1})
+            context = {k: v for k, v in job.kwargs.items() if k in _CONTEXT}
+            log.warning(
+                "job.rescheduled", reason="rate_limited", error=str(exc), retry_after=exc.retry_after,
+                job_id=job.id, next_job_id=later.job_id, next_attempt_at=format_time(later.at), **context,
+            )  # fmt: skip
+            return later.summary("rescheduled")
+
+    return wrapper
