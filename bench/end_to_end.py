@@ -83,7 +83,7 @@ def main() -> None:
             CUBEHOOK_COMPLYCUBE_BASE_URL=f"http://127.0.0.1:{sim_port}/v1", CUBEHOOK_COMPLYCUBE_API_KEY=KEY,
             CUBEHOOK_COMPLYCUBE_RATE_LIMIT="0", CUBEHOOK_DATABASE_URL=f"sqlite:///{tmp}/audit.db",
             CUBEHOOK_RULES_FILE=str(rules), HOOK_SECRET=HOOK_SECRET, CUBEHOOK_LOG_LEVEL="WARNING",
-            CUBEHOOK_LOG_FORMAT="json",
+            CUBEHOOK_LOG_FORMAT="json", CUBEHOOK_ALLOW_INSECURE_TRANSPORT="true",
         )  # fmt: skip
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
         simulate = [

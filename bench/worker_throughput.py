@@ -46,6 +46,7 @@ def run(
     env = {k: v for k, v in os.environ.items() if not k.startswith("CUBEHOOK_")}
     env.update(
         CUBEHOOK_REDIS_URL=redis_url, CUBEHOOK_COMPLYCUBE_BASE_URL=f"{simulator}/v1",
+        CUBEHOOK_ALLOW_INSECURE_TRANSPORT="true",
         CUBEHOOK_COMPLYCUBE_API_KEY=API_KEY, CUBEHOOK_COMPLYCUBE_RATE_LIMIT="0",
         CUBEHOOK_WORKER_CLASS=worker_class, CUBEHOOK_LOG_LEVEL="WARNING", CUBEHOOK_DATABASE_URL=database_url,
     )  # fmt: skip

@@ -238,7 +238,7 @@ def _rules_from(path: Path | None, settings: Settings) -> Rules:
     from workers.rules import load_rules
 
     try:
-        return load_rules(path or settings.rules_file, os.environ)
+        return load_rules(path or settings.rules_file, os.environ, settings.allow_insecure_transport)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -10,7 +10,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.errors import ConfigError
@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     job_timeout_seconds: int = Field(default=300, gt=0)
     redis_timeout_seconds: float = Field(default=2.0, gt=0)
 
+    # Development only: lets workers talk plain text (http:// to ComplyCube and to action targets,
+    # SMTP without TLS to another machine), for the local simulator and sink. Declared before the
+    # URLs it governs: validators see the fields declared above them.
+    allow_insecure_transport: bool = False
     # ComplyCube's API. Keys start test_ (sandbox) or live_; sent raw in Authorization.
     complycube_api_key: SecretStr | None = None
     complycube_base_url: str = "https://api.complycube.com/v1"
@@ -100,6 +104,16 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.AUTO
+
+    @field_validator("complycube_base_url")
+    @classmethod
+    def _https(cls, url: str, info: ValidationInfo) -> str:
+        # The API key travels in every request's Authorization header.
+        if not url.startswith("https://") and not info.data.get("allow_insecure_transport"):
+            raise ValueError(
+                "not an https:// URL (CUBEHOOK_ALLOW_INSECURE_TRANSPORT=true allows http:// in development)"
+            )
+        return url
 
     @field_validator("webhook_secrets", mode="before")
     @classmethod

@@ -47,7 +47,7 @@ class Runtime:
         cls, settings: Settings, environ: Mapping[str, str], transport: httpx2.BaseTransport | None = None
     ) -> Runtime:
         """Raises ConfigError for a rules file that does not validate or names unset secrets."""
-        rules = load_rules(settings.rules_file, environ)
+        rules = load_rules(settings.rules_file, environ, settings.allow_insecure_transport)
         redis = redis_client(settings)
         limiter = (
             RateLimiter(redis, settings.complycube_rate_limit) if settings.complycube_rate_limit else None

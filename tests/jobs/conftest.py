@@ -24,6 +24,7 @@ def worker_settings(make_settings: Callable[..., Settings], sim: SimServer, tmp_
     return make_settings(
         database_url=f"sqlite:///{tmp_path}/audit.db",
         complycube_base_url=f"{sim.url}/v1",
+        allow_insecure_transport=True,  # the simulator and the receivers speak plain HTTP
         complycube_api_key=SIM_API_KEY,
         complycube_rate_limit=0,
         complycube_max_attempts=2,

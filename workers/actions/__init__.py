@@ -13,10 +13,11 @@ from dataclasses import dataclass
 import httpx2
 
 from service.errors import ActionFailed, ActionRejected
+from workers.action_config import AnyAction
 from workers.decide import Decision
-from workers.rules import EmailAction, LogAction, Rules, SlackAction, WebhookAction
+from workers.rules import Rules
 
-ActionConfig = WebhookAction | SlackAction | EmailAction | LogAction
+ActionConfig = AnyAction
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,9 @@ def check_answer(response: httpx2.Response, target: str) -> str:
     raise ActionRejected(f"{target} refused it: {response.status_code}")
 
 
-def post(context: ActionContext, url: str, target: str, timeout: float, **kwargs: object) -> str:
+def post(http: httpx2.Client, url: str, target: str, timeout: float, **kwargs: object) -> str:
     try:
-        response = context.http.post(url, timeout=timeout, **kwargs)  # type: ignore[arg-type]
+        response = http.post(url, timeout=timeout, **kwargs)  # type: ignore[arg-type]
     except httpx2.TransportError as exc:
         raise ActionFailed(f"{target} unreachable: {type(exc).__name__}") from None
     return check_answer(response, target)
