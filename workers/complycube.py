@@ -35,6 +35,7 @@ from service.errors import (
 )
 from service.metrics import API_CALLS
 from service.settings import Settings
+from workers.http_limits import COMPLYCUBE_ANSWER_MAX_BYTES, bounded_request
 from workers.ratelimit import RateLimiter
 
 M = TypeVar("M", bound=BaseModel)
@@ -136,7 +137,8 @@ class ComplyCubeClient:
             if self._limiter is not None:
                 self._limiter.acquire()
             try:
-                response = self._http.request(method, path, params=params, json=body)
+                response = bounded_request(self._http, method, path, COMPLYCUBE_ANSWER_MAX_BYTES,
+                                           UpstreamMalformed, params=params, json=body)  # fmt: skip
             except httpx2.TransportError as exc:  # timeouts, refused and reset connections
                 API_CALLS.labels(status="error").inc()
                 failure = UpstreamUnavailable(f"{method} {path}: {type(exc).__name__}")

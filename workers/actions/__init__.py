@@ -15,6 +15,7 @@ import httpx2
 from service.errors import ActionFailed, ActionRejected
 from workers.action_config import AnyAction
 from workers.decide import Decision
+from workers.http_limits import ACTION_ANSWER_MAX_BYTES, read_at_most
 from workers.rules import Rules
 
 ActionConfig = AnyAction
@@ -56,8 +57,13 @@ def check_answer(response: httpx2.Response, target: str) -> str:
 
 
 def post(http: httpx2.Client, url: str, target: str, timeout: float, **kwargs: object) -> str:
+    """POST, and judge the answer by its status alone. Its body is read only up to a bound (a
+    small one lets the connection be reused; a huge one is left unread and the connection
+    closed), so a target cannot make a worker hold more than that in memory. A 2xx with a long
+    body is still delivered: failing it would send the decision again."""
     try:
-        response = http.post(url, timeout=timeout, **kwargs)  # type: ignore[arg-type]
+        with http.stream("POST", url, timeout=timeout, **kwargs) as response:  # type: ignore[arg-type]
+            read_at_most(response, ACTION_ANSWER_MAX_BYTES)
     except httpx2.TransportError as exc:
         raise ActionFailed(f"{target} unreachable: {type(exc).__name__}") from None
     return check_answer(response, target)
