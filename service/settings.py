@@ -25,6 +25,11 @@ class LogFormat(StrEnum):
     CONSOLE = "console"
 
 
+class SnapshotMode(StrEnum):
+    FULL = "full"  # ComplyCube's session and check JSON as it came
+    MINIMAL = "minimal"  # only what decisions use (workers.privacy): no names, no extracted data
+
+
 class WorkerClass(StrEnum):
     SIMPLE = "simple"  # RQ's SimpleWorker: jobs run in the worker process
     FORK = "fork"  # RQ's Worker: a forked process per job
@@ -93,6 +98,14 @@ class Settings(BaseSettings):
     # The audit trail and action ledger: a SQLite file by default, PostgreSQL in production
     # (postgresql+psycopg://user:password@host/db).
     database_url: str = "sqlite:///var/cubehook.db"
+    # What a snapshot keeps of ComplyCube's JSON (see SnapshotMode).
+    snapshot_mode: SnapshotMode = SnapshotMode.MINIMAL
+    # Maintenance deletes events and snapshots older than this many days, and decision records
+    # older than this and past the legal hold (0: nothing is deleted).
+    audit_retention_days: int = Field(default=0, ge=0)
+    # AML record keeping: a decision record is kept at least this many days after the decision,
+    # whatever a purge or an erasure asks (5 years: the EU AML directives' minimum).
+    legal_hold_days: int = Field(default=5 * 365, ge=0)
     # Which actions run for which decisions (TOML); without one, every outcome is logged.
     rules_file: Path | None = None
     # Seconds between retries of a failed action (each with +-20% jitter); then the dead-letter queue.

@@ -54,7 +54,7 @@ class Runtime:
         )
         client = ComplyCubeClient.from_settings(settings, limiter, transport)
         store = SessionStore(redis, settings.session_lock_seconds)
-        audit = AuditStore.from_url(settings.database_url)
+        audit = AuditStore.from_url(settings.database_url, settings.snapshot_mode)
         # Workers starting together would race to create the schema: one migrates at a time. The
         # lock's short lease frees it soon if its holder dies; an up-to-date schema needs no lock.
         if audit.needs_migration():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,8 @@ from typing import Any
 import pytest
 from redis import Redis
 from rq import Queue, SimpleWorker
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from service.queue import EventQueue, EventRef, Submitted
 from service.settings import Settings
@@ -17,6 +20,7 @@ from tests.conftest import SIM_API_KEY, SimServer
 from workers import runtime as worker_runtime
 from workers.decide import Decision
 from workers.runtime import Runtime
+from workers.store import AuditStore
 
 
 @pytest.fixture
@@ -101,3 +105,38 @@ class Pipeline:
 @pytest.fixture
 def pipeline(runtime: Runtime, worker_settings: Settings, redis: Redis) -> Pipeline:
     return Pipeline(runtime, worker_settings, redis)
+
+
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The audit trail's database: a SQLite file, then a throwaway PostgreSQL database on
+    127.0.0.1:5432 (the test is skipped, visibly, when that is not reachable)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/audit.db"
+        return
+    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    try:
+        with admin.connect() as connection:
+            connection.execute(text("select 1"))
+    except OperationalError:
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    name = f"cubehook_test_{secrets.token_hex(4)}"
+    with admin.connect() as connection:
+        connection.execute(text(f'create database "{name}"'))
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'drop database "{name}" with (force)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[AuditStore]:
+    audit = AuditStore.from_url(database_url)
+    audit.migrate()
+    yield audit
+    audit.engine.dispose()
