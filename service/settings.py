@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.errors import ConfigError
+
+if TYPE_CHECKING:  # pydantic tells validators with info by their parameters, not this type
+    from pydantic import ValidationInfo
 
 MIB = 1024 * 1024
 DAY = 24 * 60 * 60

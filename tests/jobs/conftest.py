@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,6 +122,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
             connection.execute(text("select 1"))
     except OperationalError:
         pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    import secrets
+
     name = f"cubehook_test_{secrets.token_hex(4)}"
     with admin.connect() as connection:
         connection.execute(text(f'create database "{name}"'))

@@ -49,12 +49,6 @@ def test_invalid_settings_never_echo_values(monkeypatch: pytest.MonkeyPatch) -> 
     assert "not-a-port-secret-looking-value" not in str(caught.value)
 
 
-def test_defaults() -> None:
-    settings = Settings()
-    assert settings.max_body_bytes == 1024 * 1024
-    assert settings.dedup_retention_seconds == 30 * 24 * 3600
-
-
 def test_complycube_must_be_reached_over_https_unless_development_allows(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -65,3 +59,9 @@ def test_complycube_must_be_reached_over_https_unless_development_allows(
     assert "CUBEHOOK_ALLOW_INSECURE_TRANSPORT=true" in str(caught.value)
     monkeypatch.setenv("CUBEHOOK_ALLOW_INSECURE_TRANSPORT", "true")
     assert load_settings().complycube_base_url == "http://api.complycube.example/v1"
+
+
+def test_defaults() -> None:
+    settings = Settings()
+    assert settings.max_body_bytes == 1024 * 1024
+    assert settings.dedup_retention_seconds == 30 * 24 * 3600
