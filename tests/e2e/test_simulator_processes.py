@@ -43,7 +43,6 @@ def test_a_simulated_session_travels_to_a_decision(
     env = cubehook_env(
         CUBEHOOK_REDIS_URL=redis_url,
         CUBEHOOK_COMPLYCUBE_BASE_URL=f"{simulator_url}/v1",
-        CUBEHOOK_ALLOW_INSECURE_TRANSPORT="true",
         CUBEHOOK_COMPLYCUBE_API_KEY="test_simulator_key",
         CUBEHOOK_DATABASE_URL=f"sqlite:///{tmp_path}/audit.db",
     )

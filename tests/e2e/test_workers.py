@@ -33,7 +33,6 @@ def env(redis_url: str, sim: SimServer, tmp_path: Path) -> dict[str, str]:
         CUBEHOOK_DATABASE_URL=f"sqlite:///{tmp_path}/audit.db",
         CUBEHOOK_REDIS_URL=redis_url,
         CUBEHOOK_COMPLYCUBE_BASE_URL=f"{sim.url}/v1",
-        CUBEHOOK_ALLOW_INSECURE_TRANSPORT="true",
         CUBEHOOK_COMPLYCUBE_API_KEY=SIM_API_KEY,
         CUBEHOOK_COMPLYCUBE_RATE_LIMIT="0",
         CUBEHOOK_JOB_RETRY_INTERVALS="0,0",
