@@ -88,6 +88,7 @@ def main() -> None:
         env.update(
             CUBEHOOK_REDIS_URL=redis_server.url, CUBEHOOK_WEBHOOK_SECRETS=SECRET, CUBEHOOK_PORT=str(web_port),
             CUBEHOOK_COMPLYCUBE_BASE_URL=f"http://127.0.0.1:{sim_port}/v1", CUBEHOOK_COMPLYCUBE_API_KEY=KEY,
+            CUBEHOOK_ALLOW_INSECURE_TRANSPORT="true",  # the simulator and the receiver speak plain HTTP
             CUBEHOOK_COMPLYCUBE_RATE_LIMIT="0", CUBEHOOK_DATABASE_URL=f"sqlite:///{tmp}/audit.db",
             CUBEHOOK_RULES_FILE=str(rules), HOOK_SECRET=HOOK_SECRET, CUBEHOOK_LOG_LEVEL="WARNING",
             CUBEHOOK_LOG_FORMAT="json", CUBEHOOK_EVENT_DEFER_SECONDS=str(args.defer_seconds),

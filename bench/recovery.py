@@ -89,6 +89,7 @@ def main() -> None:
             env = {k: v for k, v in os.environ.items() if not k.startswith("CUBEHOOK_")}
             env.update(
                 CUBEHOOK_REDIS_URL=server.url, CUBEHOOK_COMPLYCUBE_BASE_URL=f"{simulator}/v1",
+                CUBEHOOK_ALLOW_INSECURE_TRANSPORT="true",
                 CUBEHOOK_COMPLYCUBE_API_KEY=API_KEY, CUBEHOOK_COMPLYCUBE_RATE_LIMIT="0",
                 CUBEHOOK_LOG_LEVEL="WARNING", CUBEHOOK_DATABASE_URL=f"sqlite:///{tmp}/audit.db",
                 CUBEHOOK_MAINTENANCE_INTERVAL_SECONDS="0",

@@ -90,6 +90,7 @@ class Bench:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CUBEHOOK_")}
         env.update(
             CUBEHOOK_REDIS_URL=self.redis_url, CUBEHOOK_COMPLYCUBE_BASE_URL=f"{self.simulator}/v1",
+            CUBEHOOK_ALLOW_INSECURE_TRANSPORT="true",
             CUBEHOOK_COMPLYCUBE_API_KEY=API_KEY, CUBEHOOK_COMPLYCUBE_RATE_LIMIT=str(rate),
             CUBEHOOK_WORKER_CLASS=worker_class, CUBEHOOK_LOG_LEVEL="WARNING",
             CUBEHOOK_DATABASE_URL=self.database_url, CUBEHOOK_MAINTENANCE_INTERVAL_SECONDS="0",

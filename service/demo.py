@@ -70,6 +70,9 @@ def run_dev(procfile: Path) -> int:
     web_url = f"http://127.0.0.1:{env['PORT']}"
     simulator_port = free_port()
     simulator_url = f"http://127.0.0.1:{simulator_port}"
+    # Everything here talks plain HTTP on loopback (the simulator, the sink): allowed for these
+    # processes only, never by default.
+    env["CUBEHOOK_ALLOW_INSECURE_TRANSPORT"] = "true"
     # The workers read the simulator, never a real ComplyCube, whatever the environment says.
     env["CUBEHOOK_COMPLYCUBE_BASE_URL"] = f"{simulator_url}/v1"
     env["CUBEHOOK_COMPLYCUBE_API_KEY"] = SIMULATOR_API_KEY

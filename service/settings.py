@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.errors import ConfigError
+
+if TYPE_CHECKING:  # pydantic tells validators with info by their parameters, not this type
+    from pydantic import ValidationInfo
 
 MIB = 1024 * 1024
 DAY = 24 * 60 * 60
@@ -24,6 +27,11 @@ class LogFormat(StrEnum):
     AUTO = "auto"  # console on a terminal, JSON otherwise
     JSON = "json"
     CONSOLE = "console"
+
+
+class SnapshotMode(StrEnum):
+    FULL = "full"  # ComplyCube's session and check JSON as it came
+    MINIMAL = "minimal"  # only what decisions use (workers.privacy): no names, no extracted data
 
 
 class WorkerClass(StrEnum):
@@ -59,6 +67,10 @@ class Settings(BaseSettings):
     job_timeout_seconds: int = Field(default=300, gt=0)
     redis_timeout_seconds: float = Field(default=2.0, gt=0)
 
+    # Development only: lets workers talk plain text (http:// to ComplyCube and to action targets,
+    # SMTP without TLS to another machine), for the local simulator and sink. Declared before the
+    # URLs it governs: validators see the fields declared above them.
+    allow_insecure_transport: bool = False
     # ComplyCube's API. Keys start test_ (sandbox) or live_; sent raw in Authorization.
     complycube_api_key: SecretStr | None = None
     complycube_base_url: str = "https://api.complycube.com/v1"
@@ -105,6 +117,14 @@ class Settings(BaseSettings):
     # The audit trail and action ledger: a SQLite file by default, PostgreSQL in production
     # (postgresql+psycopg://user:password@host/db).
     database_url: str = "sqlite:///var/cubehook.db"
+    # What a snapshot keeps of ComplyCube's JSON (see SnapshotMode).
+    snapshot_mode: SnapshotMode = SnapshotMode.MINIMAL
+    # Maintenance deletes events and snapshots older than this many days, and decision records
+    # older than this and past the legal hold (0: nothing is deleted).
+    audit_retention_days: int = Field(default=0, ge=0)
+    # AML record keeping: a decision record is kept at least this many days after the decision,
+    # whatever a purge or an erasure asks (5 years: the EU AML directives' minimum).
+    legal_hold_days: int = Field(default=5 * 365, ge=0)
     # Which actions run for which decisions (TOML); without one, every outcome is logged.
     rules_file: Path | None = None
     # Seconds between retries of a failed action (each with +-20% jitter); then the dead-letter queue.
@@ -116,6 +136,16 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.AUTO
+
+    @field_validator("complycube_base_url")
+    @classmethod
+    def _https(cls, url: str, info: ValidationInfo) -> str:
+        # The API key travels in every request's Authorization header.
+        if not url.startswith("https://") and not info.data.get("allow_insecure_transport"):
+            raise ValueError(
+                "not an https:// URL (CUBEHOOK_ALLOW_INSECURE_TRANSPORT=true allows http:// in development)"
+            )
+        return url
 
     @field_validator("webhook_secrets", mode="before")
     @classmethod

@@ -42,6 +42,7 @@ from service.errors import (
 )
 from service.metrics import API_CALLS
 from service.settings import Settings
+from workers.http_limits import COMPLYCUBE_ANSWER_MAX_BYTES, bounded_request
 from workers.ratelimit import FleetPaused, RateLimiter
 
 M = TypeVar("M", bound=BaseModel)
@@ -193,7 +194,8 @@ class ComplyCubeClient:
         for attempt in range(1, self._max_attempts + 1):
             self._wait_turn(call, started)
             try:
-                response = self._http.request(method, path, params=params, json=body)
+                response = bounded_request(self._http, method, path, COMPLYCUBE_ANSWER_MAX_BYTES,
+                                           UpstreamMalformed, params=params, json=body)  # fmt: skip
             except httpx2.TransportError as exc:  # timeouts, refused and reset connections
                 API_CALLS.labels(status="error").inc()
                 failure = UpstreamUnavailable(f"{call}: {type(exc).__name__}")

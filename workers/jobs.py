@@ -126,11 +126,12 @@ def record_event(
 
 
 def maintenance() -> dict[str, Any]:
-    """The periodic job: the webhook watchdog, then a backfill since the previous run. The workers'
-    watch queues it every interval (workers.worker), whichever workers are alive."""
+    """The periodic job: the webhook watchdog, a backfill since the previous run, then the audit
+    trail's retention (when CUBEHOOK_AUDIT_RETENTION_DAYS is set). The workers' watch queues it
+    every interval (workers.worker), whichever workers are alive."""
     from datetime import UTC, datetime, timedelta
 
-    from workers import operations
+    from workers import operations, retention
 
     with _job("maintenance"):
         rt = runtime.current()
@@ -151,8 +152,17 @@ def maintenance() -> dict[str, Any]:
             )
             queued = operations.backfill(rt, since).queued
             rt.redis.set(MAINTENANCE_LAST_RUN, now.timestamp())
-        log.info("maintenance.done", disabled_webhooks=disabled, backfilled=len(queued))
-        return {"disabled_webhooks": ",".join(disabled), "backfilled": str(len(queued))}
+        purged = 0
+        if settings.audit_retention_days:  # the audit trail's retention (workers.retention)
+            before = now - timedelta(days=settings.audit_retention_days)
+            gone = retention.purge(rt.audit, before, settings.legal_hold_days, "maintenance")
+            purged = gone.events + gone.snapshots + gone.decisions
+        log.info("maintenance.done", disabled_webhooks=disabled, backfilled=len(queued), purged_rows=purged)
+        return {
+            "disabled_webhooks": ",".join(disabled),
+            "backfilled": str(len(queued)),
+            "purged": str(purged),
+        }
 
 
 MAINTENANCE_LAST_RUN = "cubehook:maintenance:last_run"

@@ -70,6 +70,9 @@ CHECK_OUTCOMES: dict[str, Outcome] = {
     "match_confirmed": Outcome.REJECTED,
     "not_processed": Outcome.ATTENTION,
 }
+# Parts of a check's breakdown that hold what ComplyCube read about the person (name, date of
+# birth, document number), never a finding: ComplyCube's sandbox itself uses the surname "attention".
+PERSONAL_BREAKDOWN = frozenset({"extractedData"})
 NOT_FETCHED = "not_fetched"  # a check's status when the session was looked at without its checks
 SESSION_STATUSES = {status.value: status for status in Status if status is not Status.UNKNOWN}
 
@@ -221,6 +224,8 @@ def _findings(breakdown: Mapping[str, object], path: str = "") -> list[str]:
     found = []
     for key, value in breakdown.items():
         where = f"{path}.{key}" if path else key
+        if key in PERSONAL_BREAKDOWN:
+            continue  # what the document says about the person: a surname can be "attention"
         if isinstance(value, Mapping):
             found += _findings(value, where)
         elif isinstance(value, str) and value in CHECK_OUTCOMES and value != "clear":

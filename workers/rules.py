@@ -23,21 +23,26 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from service.errors import ConfigError
+from workers.action_config import (
+    ALLOWED_IN_DEVELOPMENT,
+    INSECURE,
+    ActionConfig,
+    AnyAction,
+    EmailAction,
+    LogAction,
+    SlackAction,
+    Strict,
+)
 from workers.decide import Decision, Kind
 from workers.reconcile import Issue
 
 OutcomeName = Literal["clear", "attention", "rejected"]
 ALL_OUTCOMES: tuple[OutcomeName, ...] = ("clear", "attention", "rejected")
-PORTAL_URL = "https://portal.complycube.com/workflowSessions/{session_id}"
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class When(Strict):
@@ -54,44 +59,6 @@ class Rule(Strict):
     name: str = Field(min_length=1)
     when: When = Field(default_factory=When)
     actions: list[str] = Field(min_length=1)
-
-
-class WebhookAction(Strict):
-    """POST the decision document, signed per the Standard Webhooks spec."""
-
-    type: Literal["webhook"]
-    url: str = Field(pattern=r"^https?://")
-    secret_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")  # holds a whsec_... secret
-    timeout_seconds: float = Field(default=10.0, gt=0)
-
-
-class SlackAction(Strict):
-    type: Literal["slack"]
-    url_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")  # a Slack incoming-webhook URL is a secret
-    include_personal_data: bool = False  # default: the client id only
-    portal_url: str = PORTAL_URL
-    timeout_seconds: float = Field(default=10.0, gt=0)
-
-
-class EmailAction(Strict):
-    type: Literal["email"]
-    smtp_host: str
-    smtp_port: int = Field(default=25, gt=0, lt=65536)
-    starttls: bool = False
-    username_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
-    password_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
-    sender: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
-    recipients: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(min_length=1)
-    include_personal_data: bool = False
-    portal_url: str = PORTAL_URL
-    timeout_seconds: float = Field(default=10.0, gt=0)
-
-
-class LogAction(Strict):
-    type: Literal["log"]
-
-
-ActionConfig = Annotated[WebhookAction | SlackAction | EmailAction | LogAction, Field(discriminator="type")]
 
 
 class Watchdog(Strict):
@@ -150,7 +117,7 @@ class Rules:
 @dataclass(frozen=True, slots=True)
 class Planned:
     action: str
-    config: WebhookAction | SlackAction | EmailAction | LogAction
+    config: AnyAction
     rules: tuple[str, ...]  # the rules that chose it: the "why"
 
 
@@ -180,37 +147,66 @@ def matches(when: When, decision: Decision) -> bool:
     return when.needs_review is None or when.needs_review == decision.needs_review
 
 
-def parse_rules(text: str, environ: Mapping[str, str], source: str = "<rules>") -> Rules:
-    """Validate a rules file; ConfigError naming the line and field of the first problems."""
+def parse_rules(
+    text: str, environ: Mapping[str, str], source: str = "<rules>", allow_insecure_transport: bool = False
+) -> Rules:
+    """Validate a rules file; ConfigError naming the line and field of the first problems.
+    ``allow_insecure_transport`` (development only) lets actions use http:// and clear-text SMTP."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     try:
-        rules = RulesFile.model_validate(data)
+        rules = RulesFile.model_validate(data, context={INSECURE: allow_insecure_transport})
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors(include_input=False, include_url=False)[:10]:
-            loc = tuple(err["loc"])
-            field = ".".join(str(p) for p in loc) or "file"
-            problems.append(f"{source}:{_line_of(text, loc)}: {field}: {err['msg']}")
-        raise ConfigError("invalid rules file:\n  " + "\n  ".join(problems)) from None
+        errors = exc.errors(include_input=False, include_url=False)[:10]
+        raise _invalid(text, source, [(tuple(err["loc"]), err["msg"]) for err in errors]) from None
     missing = [name for name in rules.env_names() if not environ.get(name)]
     if missing:
         raise ConfigError(
             f"{source}: environment variables named by actions are not set: {', '.join(missing)}"
         )
+    problems = _outside_problems(rules, environ, allow_insecure_transport)
+    if problems:
+        raise _invalid(text, source, problems)
     return Rules(rules, {name: environ[name] for name in rules.env_names()}, source)
 
 
-def load_rules(path: Path | None, environ: Mapping[str, str]) -> Rules:
+def _invalid(text: str, source: str, problems: list[tuple[tuple[str | int, ...], str]]) -> ConfigError:
+    """The error naming each problem's line and field."""
+    lines = [
+        f"{source}:{_line_of(text, loc)}: {'.'.join(str(p) for p in loc) or 'file'}: {why}"
+        for loc, why in problems
+    ]
+    return ConfigError("invalid rules file:\n  " + "\n  ".join(lines))
+
+
+def _outside_problems(
+    rules: RulesFile, environ: Mapping[str, str], allow_insecure: bool
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """What the file itself cannot show: the Slack URL in its variable (named, never shown: it is
+    a secret) must be https; a CA file must be there to read."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for name, config in rules.action.items():
+        plain = isinstance(config, SlackAction) and not environ[config.url_env].startswith("https://")
+        if isinstance(config, SlackAction) and plain and not allow_insecure:
+            why = f"the URL in {config.url_env} is not https:// ({ALLOWED_IN_DEVELOPMENT})"
+            problems.append((("action", name, "url_env"), why))
+        if isinstance(config, EmailAction) and config.ca_file is not None and not config.ca_file.is_file():
+            problems.append((("action", name, "ca_file"), f"no such file: {config.ca_file}"))
+    return problems
+
+
+def load_rules(
+    path: Path | None, environ: Mapping[str, str], allow_insecure_transport: bool = False
+) -> Rules:
     if path is None:
         return Rules(DEFAULT_RULES, {})
     try:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read rules file {path}: {exc.strerror}") from None
-    return parse_rules(text, environ, str(path))
+    return parse_rules(text, environ, str(path), allow_insecure_transport)
 
 
 def _line_of(text: str, loc: tuple[object, ...]) -> int:

@@ -47,13 +47,13 @@ class Runtime:
         cls, settings: Settings, environ: Mapping[str, str], transport: httpx2.BaseTransport | None = None
     ) -> Runtime:
         """Raises ConfigError for a rules file that does not validate or names unset secrets."""
-        rules = load_rules(settings.rules_file, environ)
+        rules = load_rules(settings.rules_file, environ, settings.allow_insecure_transport)
         redis = redis_client(settings)
         rate = settings.complycube_rate()
         limiter = RateLimiter(redis, rate) if rate else None
         client = ComplyCubeClient.from_settings(settings, limiter, transport)
         store = SessionStore(redis, settings.session_lock_seconds)
-        audit = AuditStore.from_url(settings.database_url)
+        audit = AuditStore.from_url(settings.database_url, settings.snapshot_mode)
         # Workers starting together would race to create the schema: one migrates at a time. The
         # lock's short lease frees it soon if its holder dies; an up-to-date schema needs no lock.
         if audit.needs_migration():

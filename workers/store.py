@@ -3,8 +3,10 @@ set up), PostgreSQL by URL in production (``CUBEHOOK_DATABASE_URL``). The schema
 Alembic migrations in ``workers/migrations``; ``AuditStore.migrate()`` brings a database up to date.
 
 What a compliance officer can show a regulator: every event received and what became of it, every
-session snapshot fetched (the raw JSON, as ComplyCube sent it), every decision with its reasons,
-and every action attempt with its result. Rows are only ever added, except the ledger's state.
+session snapshot fetched (ComplyCube's JSON: whole, or only what decisions use with
+CUBEHOOK_SNAPSHOT_MODE=minimal), every decision with its reasons, and every action attempt with
+its result. Rows are only added, except the ledger's state, and what workers.retention removes
+or erases (retention, erasure requests), which it records in ``privacy_log``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from service.settings import SnapshotMode
+from workers import privacy
 from workers.decide import Decision
 
 metadata = MetaData()
@@ -61,6 +65,7 @@ snapshots = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("session_id", String(256), nullable=False, index=True),
+    Column("client_id", String(256), index=True),  # the session's clientId: erasure finds rows by it
     Column("fingerprint", String(64), nullable=False),
     Column("trigger", String(256), nullable=False),
     Column("session", JSON, nullable=False),
@@ -72,6 +77,7 @@ decisions = Table(
     metadata,
     Column("decision_id", String(64), primary_key=True),
     Column("session_id", String(256), nullable=False, index=True),
+    Column("client_id", String(256), index=True),
     Column("kind", String(16), nullable=False),
     Column("outcome", String(16)),
     Column("needs_review", Boolean, nullable=False),
@@ -108,6 +114,18 @@ action_attempts = Table(
     Column("detail", Text, nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True), nullable=False),
+)
+
+# What retention and erasure removed or redacted, when, at whose request: counts, never the data.
+privacy_log = Table(
+    "privacy_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # purge | erase
+    Column("subject", String(64)),  # erase: SHA-256 of the client id (hex); purge: none
+    Column("requested_by", String(256), nullable=False),
+    Column("done_at", DateTime(timezone=True), nullable=False),
+    Column("summary", JSON, nullable=False),
 )
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -151,21 +169,22 @@ def make_engine(url: str) -> Engine:
 
 
 class AuditStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, snapshot_mode: SnapshotMode = SnapshotMode.FULL) -> None:
         self.engine = engine
+        self.snapshot_mode = snapshot_mode
 
     @classmethod
-    def from_url(cls, url: str) -> AuditStore:
-        return cls(make_engine(url))
+    def from_url(cls, url: str, snapshot_mode: SnapshotMode = SnapshotMode.FULL) -> AuditStore:
+        return cls(make_engine(url), snapshot_mode)
 
-    def migrate(self) -> None:
-        """Bring the schema up to the newest migration (Alembic)."""
+    def migrate(self, revision: str = "head") -> None:
+        """Bring the schema up to the newest migration (Alembic), or to ``revision``."""
         from alembic import command
 
         config = _alembic_config()
         with self.engine.begin() as connection:
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            command.upgrade(config, revision)
 
     def needs_migration(self) -> bool:
         """Whether the schema is behind the newest migration (read-only, no lock needed)."""
@@ -212,10 +231,13 @@ class AuditStore:
     def record_snapshot(
         self, session_id: str, fingerprint: str, trigger: str, session: dict[str, Any], checks: dict[str, Any]
     ) -> None:
+        client_id = session.get("clientId") if isinstance(session.get("clientId"), str) else None
+        if self.snapshot_mode is SnapshotMode.MINIMAL:
+            session, checks = privacy.minimal(session, checks)
         with self._tx() as tx:
             tx.execute(
                 insert(snapshots).values(
-                    session_id=session_id, fingerprint=fingerprint, trigger=trigger,
+                    session_id=session_id, client_id=client_id, fingerprint=fingerprint, trigger=trigger,
                     session=session, checks=checks, fetched_at=now(),
                 )
             )  # fmt: skip
@@ -225,6 +247,7 @@ class AuditStore:
         row = {
             "decision_id": decision.decision_id,
             "session_id": decision.session_id,
+            "client_id": decision.client_id,
             "kind": decision.kind.value,
             "outcome": decision.outcome,
             "needs_review": decision.needs_review,

@@ -19,9 +19,10 @@ CUBEHOOK = str(Path(sys.executable).parent / "cubehook")
 
 
 def cubehook_env(**extra: str) -> dict[str, str]:
-    """This environment without any CUBEHOOK_ setting of the developer's, plus ``extra``."""
+    """This environment without any CUBEHOOK_ setting of the developer's, plus ``extra``. Plain
+    HTTP is allowed: the simulator and the receivers the processes talk to are on loopback."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CUBEHOOK_")}
-    env.update(CUBEHOOK_LOG_FORMAT="json", **extra)
+    env.update(CUBEHOOK_LOG_FORMAT="json", CUBEHOOK_ALLOW_INSECURE_TRANSPORT="true", **extra)
     return env
 
 

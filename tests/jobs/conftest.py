@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from redis import Redis
 from rq import Queue, SimpleWorker
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from service.events import resource_of
 from service.log import get_logger
@@ -21,6 +23,7 @@ from workers import backfill, reschedule
 from workers import runtime as worker_runtime
 from workers.decide import Decision
 from workers.runtime import Runtime
+from workers.store import AuditStore
 
 
 @pytest.fixture
@@ -28,6 +31,7 @@ def worker_settings(make_settings: Callable[..., Settings], sim: SimServer, tmp_
     return make_settings(
         database_url=f"sqlite:///{tmp_path}/audit.db",
         complycube_base_url=f"{sim.url}/v1",
+        allow_insecure_transport=True,  # the simulator and the receivers speak plain HTTP
         complycube_api_key=SIM_API_KEY,
         complycube_rate_limit=0,
         complycube_max_attempts=2,
@@ -115,3 +119,40 @@ class Pipeline:
 @pytest.fixture
 def pipeline(runtime: Runtime, worker_settings: Settings, redis: Redis) -> Pipeline:
     return Pipeline(runtime, worker_settings, redis)
+
+
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The audit trail's database: a SQLite file, then a throwaway PostgreSQL database on
+    127.0.0.1:5432 (the test is skipped, visibly, when that is not reachable)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/audit.db"
+        return
+    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    try:
+        with admin.connect() as connection:
+            connection.execute(text("select 1"))
+    except OperationalError:
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    import secrets
+
+    name = f"cubehook_test_{secrets.token_hex(4)}"
+    with admin.connect() as connection:
+        connection.execute(text(f'create database "{name}"'))
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'drop database "{name}" with (force)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[AuditStore]:
+    audit = AuditStore.from_url(database_url)
+    audit.migrate()
+    yield audit
+    audit.engine.dispose()

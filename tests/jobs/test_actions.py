@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from email import message_from_bytes
-from email.message import Message
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 import pytest
-from aiosmtpd.controller import Controller
 from rq.job import JobStatus
 from standardwebhooks import Webhook
 
@@ -20,6 +16,7 @@ from service.devredis import free_port
 from service.settings import Settings
 from tests.conftest import Receiver, SimServer
 from tests.jobs.conftest import Pipeline
+from tests.jobs.mailserver import Inbox, mail_server
 from workers.actions.document import SCHEMA_PATH
 from workers.dispatch import action_job_id, replay
 
@@ -201,23 +198,10 @@ def test_slack_alert_names_the_client_when_the_rule_allows(
     )
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(message_from_bytes(envelope.content))
-        return "250 OK"
-
-
 @pytest.fixture
 def smtp() -> Iterator[tuple[int, Inbox]]:
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield port, inbox
-    controller.stop()
+    with mail_server() as server:
+        yield server.port, server.inbox
 
 
 @pytest.fixture
@@ -233,6 +217,7 @@ def rules_text(request: pytest.FixtureRequest, receiver: Receiver) -> str:
 type = "email"
 smtp_host = "127.0.0.1"
 smtp_port = {port}
+tls = "none"                        # a relay on this machine, no credentials: the one clear-text case
 sender = "cubehook@example.com"
 recipients = ["compliance@example.com", "kyc@example.com"]
 

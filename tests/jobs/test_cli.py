@@ -86,3 +86,29 @@ def test_history_of_an_unknown_session(cli: CliRunner, tmp_path: Path) -> None:
     assert cli.invoke(main, ["db", "upgrade"], env={"CUBEHOOK_DATABASE_URL": url}).exit_code == 0
     result = cli.invoke(main, ["history", "nope"], env={"CUBEHOOK_DATABASE_URL": url})
     assert result.output.strip() == "nothing on record for session nope"
+
+
+def test_a_worker_refuses_to_start_on_plain_http_to_complycube(cli: CliRunner) -> None:
+    env = {
+        "CUBEHOOK_COMPLYCUBE_BASE_URL": "http://api.complycube.example/v1",
+        "CUBEHOOK_COMPLYCUBE_API_KEY": "k",
+    }
+    result = cli.invoke(main, ["worker", "--burst"], env=env)
+    assert result.exit_code == 1
+    assert "CUBEHOOK_COMPLYCUBE_BASE_URL: Value error, not an https:// URL" in result.output
+
+
+def test_rules_check_refuses_a_plain_http_target_unless_development_allows(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[action.a]\ntype = "webhook"\nurl = "http://crm.example/hook"\nsecret_env = "S"\n')
+    result = cli.invoke(main, ["rules", "check", str(rules)], env={"S": "whsec_x"})
+    assert result.exit_code == 1
+    assert f"{rules}:3: action.a.webhook.url: Value error, http:// is refused" in result.output
+    allowed = cli.invoke(
+        main,
+        ["rules", "check", str(rules)],
+        env={"S": "whsec_x", "CUBEHOOK_ALLOW_INSECURE_TRANSPORT": "true"},
+    )
+    assert allowed.exit_code == 0, allowed.output

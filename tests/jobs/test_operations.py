@@ -82,7 +82,9 @@ def test_watchdog_alerts_once_reenables_and_backfills_what_was_missed(
     assert second.enabled == [hook["id"]]
     assert pipeline.runtime.redis.hget("cubehook:watchdog:enabled", hook["id"]) == b"1"
     assert len([r for r in receiver.requests if r[0] == "/alerts"]) == 1
-    assert "disabled webhook" in json.loads(receiver.requests[0][2])["text"]
+    alert = json.loads(receiver.requests[0][2])
+    assert alert["text"] == "cubehook: ComplyCube disabled the webhook"
+    assert f"disabled webhook {hook['id']} ({ours})" in alert["blocks"][0]["text"]["text"]
     listed = sim.control("GET", "/v1/webhooks", headers={"Authorization": SIM_API_KEY})["items"]
     assert {h["url"]: h["enabled"] for h in listed}[ours] is True
     pipeline.work()
@@ -94,7 +96,7 @@ def cli(runtime: object, worker_settings: Settings) -> CliRunner:
     env = {"CUBEHOOK_" + k.upper(): str(v) for k, v in {
         "redis_url": worker_settings.redis_url, "database_url": worker_settings.database_url,
         "complycube_base_url": worker_settings.complycube_base_url,
-        "complycube_api_key": SIM_API_KEY, "rules_file": worker_settings.rules_file,
+        "complycube_api_key": SIM_API_KEY, "allow_insecure_transport": "true", "rules_file": worker_settings.rules_file,
         "complycube_rate_limit": 0,
     }.items()}  # fmt: skip
     env["ALERT_URL"] = os.environ.get("ALERT_URL", "http://127.0.0.1:9/alerts")

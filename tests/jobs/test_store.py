@@ -2,51 +2,13 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
 
 from tests.unit.test_rules import decision
 from workers.store import AuditStore, metadata
-
-POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/audit.db"
-        return
-    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-    try:
-        with admin.connect() as connection:
-            connection.execute(text("select 1"))
-    except OperationalError:
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-    name = f"cubehook_test_{secrets.token_hex(4)}"
-    with admin.connect() as connection:
-        connection.execute(text(f'create database "{name}"'))
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'drop database "{name}" with (force)'))
-        admin.dispose()
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[AuditStore]:
-    audit = AuditStore.from_url(database_url)
-    audit.migrate()
-    yield audit
-    audit.engine.dispose()
 
 
 def test_the_migration_builds_exactly_the_schema_the_code_uses(store: AuditStore) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from service.complycube_models import Check, WorkflowSession
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, fixture_bytes
 from workers.reconcile import CHECK_OUTCOMES, Issue, Outcome, Status, needs_checks, reconcile
 
 SESSION = json.loads((FIXTURES / "workflow-session-complete.json").read_text())
@@ -183,3 +183,19 @@ def test_a_running_session_is_looked_at_without_its_checks() -> None:
     assert needs_checks(session(status="complete"))
     assert needs_checks(session(status="abandoned", outcome=None))
     assert needs_checks(session(status="something-new", outcome=None))  # unknown: look at everything
+
+
+def test_what_the_document_says_about_the_person_is_never_a_finding() -> None:
+    """ComplyCube's sandbox gives the attention outcome to clients named "attention": that name,
+    read off the document into extractedData, must not come out as a finding (nor in alerts)."""
+    raw = json.loads(fixture_bytes("check-document-rejected.json"))
+    raw["result"]["breakdown"]["extractedData"] = {"firstName": "Ben", "lastName": "attention"}
+    session = WorkflowSession.model_validate_json(fixture_bytes("workflow-session-complete.json"))
+    checks = {ref.check_id: None for ref in session.all_related_checks} | {
+        raw["id"]: Check.model_validate(raw)
+    }
+    [document] = [view for view in reconcile(session, checks).checks if view.check_id == raw["id"]]
+    assert document.findings == (
+        "formatAnalysis.documentNumberFormat: rejected",
+        "dataValidation.expiryDate: rejected",
+    )

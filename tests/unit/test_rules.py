@@ -9,20 +9,17 @@ import pytest
 
 from service.errors import ConfigError
 from tests.conftest import ROOT
+from workers.action_config import EmailAction
 from workers.decide import Decision, Kind
 from workers.rules import DEFAULT_RULES, When, load_rules, matches, parse_rules, plan
 
 EXAMPLE = ROOT / "deploy" / "rules.example.toml"
-EXAMPLE_ENV = dict.fromkeys(
-    [
-        "ONBOARDING_WEBHOOK_SECRET",
-        "CRM_WEBHOOK_SECRET",
-        "COMPLIANCE_SLACK_WEBHOOK_URL",
-        "SMTP_USERNAME",
-        "SMTP_PASSWORD",
-    ],
-    "set",
-)
+EXAMPLE_ENV = {
+    **dict.fromkeys(
+        ["ONBOARDING_WEBHOOK_SECRET", "CRM_WEBHOOK_SECRET", "SMTP_USERNAME", "SMTP_PASSWORD"], "set"
+    ),
+    "COMPLIANCE_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/x",
+}
 
 
 def decision(outcome: str | None = "rejected", **overrides: Any) -> Decision:
@@ -136,3 +133,87 @@ def test_missing_secret_variables_stop_the_start() -> None:
 def test_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read rules file"):
         load_rules(tmp_path / "missing.toml", {})
+
+
+MAIL = """\
+[action.mail]
+type = "email"
+smtp_host = "{host}"
+smtp_port = {port}
+{tls}{login}sender = "cubehook@example.com"
+recipients = ["compliance@example.com"]
+"""
+LOGIN = 'username_env = "SMTP_USER"\npassword_env = "SMTP_PASSWORD"\n'
+MAIL_ENV = {"SMTP_USER": "u", "SMTP_PASSWORD": "p"}
+
+
+def mail(tls: str = "", host: str = "smtp.example.com", port: int = 587, login: str = LOGIN) -> str:
+    return MAIL.format(host=host, port=port, tls=tls + "\n" if tls else "", login=login)
+
+
+@pytest.mark.parametrize(
+    ("tls", "port", "mode"),
+    [
+        ("", 587, "starttls"),
+        ("", 25, "starttls"),
+        ("", 465, "implicit"),  # RFC 8314's port: TLS from the first byte
+        ('tls = "implicit"', 2465, "implicit"),
+        ("starttls = true", 587, "starttls"),  # the older spelling, read as tls
+    ],
+)
+def test_mail_tls_defaults_from_the_port_and_reads_the_older_spelling(tls: str, port: int, mode: str) -> None:
+    config = parse_rules(mail(tls, port=port), MAIL_ENV).file.action["mail"]
+    assert isinstance(config, EmailAction)
+    assert config.mode == mode
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "says"),
+    [
+        (mail('tls = "none"'), 5, 'tls = "none" would send the SMTP credentials in clear'),
+        (mail("starttls = false"), 5, "starttls = false would send the SMTP credentials in clear"),
+        (mail('tls = "none"', login=""), 5, 'tls = "none" sends the mail in clear across the network'),
+        (mail('tls = "starttls"\nstarttls = true'), 5, "give tls, or the older starttls, not both"),
+        (mail('tls = "none"\nca_file = "/etc/ssl/relay.pem"', host="127.0.0.1", login=""), 6, "ca_file is for a TLS"),
+        (mail('tls = "starttls"\nca_file = "/nonexistent/relay-ca.pem"'), 6, "no such file: /nonexistent/relay-ca.pem"),
+    ],
+)  # fmt: skip
+def test_clear_text_mail_is_refused_at_start_with_the_line(text: str, line: int, says: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_rules(text, MAIL_ENV, "rules.toml")
+    assert f"rules.toml:{line}: action.mail" in str(caught.value)
+    assert says in str(caught.value)
+
+
+def test_clear_text_mail_without_login_to_this_machine_or_in_development() -> None:
+    for host in ("127.0.0.1", "localhost", "::1"):
+        config = parse_rules(mail('tls = "none"', host=host, login=""), {}).file.action["mail"]
+        assert isinstance(config, EmailAction)
+        assert config.mode == "none"
+    remote = mail('tls = "none"', login="")
+    assert parse_rules(remote, {}, allow_insecure_transport=True).file.action["mail"].type == "email"
+    with pytest.raises(ConfigError, match="credentials in clear"):  # never, even in development
+        parse_rules(mail('tls = "none"'), MAIL_ENV, allow_insecure_transport=True)
+
+
+def test_http_targets_are_refused_unless_development_allows_them() -> None:
+    plain = GOOD.replace("https://x.example/hook", "http://x.example/hook")
+    with pytest.raises(ConfigError) as caught:
+        parse_rules(plain, {"HOOK_SECRET": "whsec_x"}, "rules.toml")
+    assert "rules.toml:3: action.hook.webhook.url: Value error, http:// is refused" in str(caught.value)
+    assert "CUBEHOOK_ALLOW_INSECURE_TRANSPORT" in str(caught.value)
+    allowed = parse_rules(plain, {"HOOK_SECRET": "whsec_x"}, allow_insecure_transport=True)
+    assert allowed.file.action["hook"].type == "webhook"
+
+
+def test_a_slack_url_that_is_not_https_is_named_by_its_variable_never_shown() -> None:
+    text = (
+        '[action.alert]\ntype = "slack"\nurl_env = "ALERT_URL"\n\n[[rule]]\nname = "r"\nactions = ["alert"]\n'
+    )
+    secret_url = "http://hooks.internal.example/T0/B0/very-secret-token"
+    with pytest.raises(ConfigError) as caught:
+        parse_rules(text, {"ALERT_URL": secret_url}, "rules.toml")
+    assert "rules.toml:3: action.alert.url_env: the URL in ALERT_URL is not https://" in str(caught.value)
+    assert "very-secret-token" not in str(caught.value)
+    assert parse_rules(text, {"ALERT_URL": secret_url}, allow_insecure_transport=True).secret("ALERT_URL")
+    assert parse_rules(text, {"ALERT_URL": "https://hooks.slack.com/services/T0/B0/x"}).file.rule

@@ -51,6 +51,18 @@ def test_invalid_settings_never_echo_values(monkeypatch: pytest.MonkeyPatch) -> 
     assert "not-a-port-secret-looking-value" not in str(caught.value)
 
 
+def test_complycube_must_be_reached_over_https_unless_development_allows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CUBEHOOK_COMPLYCUBE_BASE_URL", "http://api.complycube.example/v1")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "CUBEHOOK_COMPLYCUBE_BASE_URL: Value error, not an https:// URL" in str(caught.value)
+    assert "CUBEHOOK_ALLOW_INSECURE_TRANSPORT=true" in str(caught.value)
+    monkeypatch.setenv("CUBEHOOK_ALLOW_INSECURE_TRANSPORT", "true")
+    assert load_settings().complycube_base_url == "http://api.complycube.example/v1"
+
+
 def test_defaults() -> None:
     settings = Settings()
     assert settings.max_body_bytes == 1024 * 1024

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 import httpx2
 
 from service.errors import ActionFailed, ActionRejected
+from workers.action_config import AnyAction
 from workers.decide import Decision
-from workers.rules import EmailAction, LogAction, Rules, SlackAction, WebhookAction
+from workers.http_limits import ACTION_ANSWER_MAX_BYTES, read_at_most
+from workers.rules import Rules
 
-ActionConfig = WebhookAction | SlackAction | EmailAction | LogAction
+ActionConfig = AnyAction
 
 
 @dataclass(frozen=True)
@@ -54,9 +56,14 @@ def check_answer(response: httpx2.Response, target: str) -> str:
     raise ActionRejected(f"{target} refused it: {response.status_code}")
 
 
-def post(context: ActionContext, url: str, target: str, timeout: float, **kwargs: object) -> str:
+def post(http: httpx2.Client, url: str, target: str, timeout: float, **kwargs: object) -> str:
+    """POST, and judge the answer by its status alone. Its body is read only up to a bound (a
+    small one lets the connection be reused; a huge one is left unread and the connection
+    closed), so a target cannot make a worker hold more than that in memory. A 2xx with a long
+    body is still delivered: failing it would send the decision again."""
     try:
-        response = context.http.post(url, timeout=timeout, **kwargs)  # type: ignore[arg-type]
+        with http.stream("POST", url, timeout=timeout, **kwargs) as response:  # type: ignore[arg-type]
+            read_at_most(response, ACTION_ANSWER_MAX_BYTES)
     except httpx2.TransportError as exc:
         raise ActionFailed(f"{target} unreachable: {type(exc).__name__}") from None
     return check_answer(response, target)

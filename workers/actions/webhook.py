@@ -10,9 +10,9 @@ import time
 
 from service import standard_webhooks
 from service.errors import ActionRejected
+from workers.action_config import WebhookAction
 from workers.actions import ActionContext, post
 from workers.actions.document import decision_document, encode
-from workers.rules import WebhookAction
 
 
 def standard_signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
@@ -36,4 +36,6 @@ def send(context: ActionContext) -> str:
         ),
         "idempotency-key": context.idempotency_key,
     }
-    return post(context, config.url, "webhook target", config.timeout_seconds, content=body, headers=headers)
+    return post(
+        context.http, config.url, "webhook target", config.timeout_seconds, content=body, headers=headers
+    )
