@@ -27,7 +27,6 @@ from pathlib import Path
 import httpx2
 import uvicorn
 from redis import Redis
-from rq import Queue
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -35,6 +34,7 @@ from starlette.routing import Route
 
 from service.demo import wait_ready
 from service.devredis import EmbeddedRedis, free_port
+from service.queue import rq_queue
 from workers.state import SessionStore
 
 CUBEHOOK = str(Path(sys.executable).parent / "cubehook")
@@ -158,7 +158,7 @@ def main() -> None:
 
 def _event_results(redis: Redis) -> list[str]:
     """What each finished event job came to: decided, deferred, covered, progress, ..."""
-    queue = Queue("cubehook", connection=redis)
+    queue = rq_queue("cubehook", redis)
     out = []
     for job_id in queue.finished_job_registry.get_job_ids():
         job = queue.fetch_job(job_id)

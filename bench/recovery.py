@@ -28,11 +28,10 @@ import httpx2
 from redis import Redis
 from rq import Queue, Worker
 from rq.executions import Execution
-from rq.job import Job
 
 from service.demo import wait_ready
 from service.devredis import EmbeddedRedis, free_port
-from service.queue import EventQueue, EventRef
+from service.queue import EventQueue, EventRef, rq_queue
 from service.settings import Settings
 
 CUBEHOOK = str(Path(sys.executable).parent / "cubehook")
@@ -94,7 +93,7 @@ def main() -> None:
                 CUBEHOOK_LOG_LEVEL="WARNING", CUBEHOOK_DATABASE_URL=f"sqlite:///{tmp}/audit.db",
                 CUBEHOOK_MAINTENANCE_INTERVAL_SECONDS="0",
             )  # fmt: skip
-            queue = Queue("cubehook", connection=redis)
+            queue = rq_queue("cubehook", redis)
             workers = [start(env), start(env)]
             kills: list[tuple[float, list[str]]] = []
             for n in range(args.kills):
@@ -114,7 +113,7 @@ def main() -> None:
             delays = []
             for killed, held in kills:
                 for job_id in held:
-                    ended = Job.fetch(job_id, connection=redis).ended_at
+                    ended = queue.fetch_job(job_id).ended_at
                     if ended is not None:
                         delays.append(ended.timestamp() - killed)
         finally:

@@ -35,11 +35,10 @@ from pathlib import Path
 
 import httpx2
 from redis import Redis
-from rq import Queue
 
 from service.demo import wait_ready
 from service.devredis import EmbeddedRedis, free_port
-from service.queue import EventQueue, EventRef
+from service.queue import EventQueue, EventRef, rq_queue
 from service.settings import Settings
 from workers.state import SessionStore
 
@@ -96,7 +95,7 @@ class Bench:
             CUBEHOOK_DATABASE_URL=self.database_url, CUBEHOOK_MAINTENANCE_INTERVAL_SECONDS="0",
         )  # fmt: skip
         calls = self.calls()
-        queue = Queue("cubehook", connection=redis)
+        queue = rq_queue("cubehook", redis)
         while True:  # events looked at later run too, so that their calls are counted
             procs = [
                 subprocess.Popen([CUBEHOOK, "worker", "--burst"], env=env, stderr=subprocess.DEVNULL)

@@ -556,12 +556,11 @@ def dlq() -> None:
 
 @dlq.command("list")
 def dlq_list() -> None:
-    from rq import Queue
-
+    from service.queue import rq_queue
     from workers.operations import dead_letters
 
     rt = _runtime()
-    letters = dead_letters(Queue(rt.settings.queue_name, connection=rt.redis))
+    letters = dead_letters(rq_queue(rt.settings.queue_name, rt.redis))
     if not letters:
         click.echo("the dead-letter queue is empty")
     for letter in letters:
@@ -573,12 +572,11 @@ def dlq_list() -> None:
 @dlq.command("show")
 @click.argument("job_id")
 def dlq_show(job_id: str) -> None:
-    from rq import Queue
-
+    from service.queue import rq_queue
     from workers.operations import describe
 
     rt = _runtime()
-    queue = Queue(rt.settings.queue_name, connection=rt.redis)
+    queue = rq_queue(rt.settings.queue_name, rt.redis)
     job = queue.fetch_job(job_id)
     if job is None or job_id not in queue.failed_job_registry:
         raise click.ClickException(f"no failed job {job_id}")
@@ -598,14 +596,13 @@ def dlq_show(job_id: str) -> None:
 @click.option("--all", "replay_all", is_flag=True, help="Replay every failed job.")
 def dlq_replay(job_id: str | None, replay_all: bool) -> None:
     """Re-queue failed jobs; decisions stay once per state and actions once in effect."""
-    from rq import Queue
-
+    from service.queue import rq_queue
     from workers.operations import replay_job
 
     if (job_id is None) == (not replay_all):
         raise click.UsageError("give a JOB_ID or --all")
     rt = _runtime()
-    queue = Queue(rt.settings.queue_name, connection=rt.redis)
+    queue = rq_queue(rt.settings.queue_name, rt.redis)
     ids = queue.failed_job_registry.get_job_ids() if replay_all else [job_id or ""]
     replayed = [i for i in ids if replay_job(rt, queue, i)]
     click.echo(f"{len(replayed)} job(s) re-queued")

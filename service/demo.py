@@ -23,7 +23,7 @@ from rq import Queue
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
 from service.devredis import EmbeddedRedis, free_port
-from service.queue import redis_client
+from service.queue import redis_client, rq_queue
 from service.settings import Settings
 
 SIMULATOR_API_KEY = "test_simulator_key"
@@ -149,7 +149,7 @@ def watch(settings: Settings, simulator_url: str, web_url: str) -> None:
         created = httpx2.post(f"{simulator_url}/_sim/sessions", json=scenario, timeout=5).json()
         click.echo(f"session {created['sessionId']} started: ComplyCube will say {created['sessionOutcome']}")
     redis = redis_client(settings)
-    queue = Queue(settings.queue_name, connection=redis)
+    queue = rq_queue(settings.queue_name, redis)
     seen_deliveries = 0
     seen_jobs: set[str] = set()
     while True:

@@ -15,7 +15,8 @@
     └── PermanentError               give up: the same call will fail the same way
         ├── UpstreamRejected         ComplyCube answered 4xx (not 429): bad key, bad request...
         │   └── UpstreamNotFound     404 resource_not_found
-        └── ActionRejected           an action's target refused it (4xx): dead-lettered at once
+        ├── ActionRejected           an action's target refused it (4xx): dead-lettered at once
+        └── ForeignJob               a job in Redis names a function or callback cubehook never queues
 
 Outcomes that are not failures (duplicate, ignored type, a signed body that cannot be read and is
 quarantined) are return values, not exceptions: a signed delivery is never refused, since a 4xx
@@ -115,3 +116,8 @@ class ActionFailed(TransientError):
 
 class ActionRejected(PermanentError):
     """An action's target refused the request itself; retrying would not help."""
+
+
+class ForeignJob(PermanentError):
+    """A job in the queue names a function or a callback cubehook did not queue (written to Redis
+    by someone else): it is never run."""

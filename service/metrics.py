@@ -15,11 +15,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import Queue
 
 from service import quarantine
 from service.events import Flaw
-from service.queue import LAST_EVENT
+from service.queue import LAST_EVENT, rq_queue
 from service.settings import DAY
 
 WATCHDOG_STATE = "cubehook:watchdog:enabled"  # written by the workers' watchdog
@@ -81,7 +80,7 @@ class QueueCollector(Collector):
         self.quarantine_retention = quarantine_retention
 
     def collect(self) -> Iterator[Metric]:
-        queue = Queue(self.queue_name, connection=self.redis)
+        queue = rq_queue(self.queue_name, self.redis)
         jobs = GaugeMetricFamily("cubehook_jobs", "Jobs by state", labels=["state"])
         try:
             for state, registry_count in (

@@ -24,6 +24,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from enum import Enum, StrEnum
+from typing import Any
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
@@ -31,17 +32,23 @@ from redis.exceptions import RedisError
 from redis.typing import EncodableT
 from rq import Queue, Retry
 from rq.job import Job
+from rq.serializers import JSONSerializer
 from rq.utils import now, utcformat
 
 from service.batching import ScriptBatcher
-from service.errors import QueueUnavailable
+from service.errors import ForeignJob, QueueUnavailable
 from service.log import get_logger
 from service.settings import DAY, Settings
 
 log = get_logger("cubehook.queue")
-# The worker function, named by path so the web process never imports the workers.
+# The job functions, named by path so the web process never imports the workers; the only names a
+# job may call (CubehookJob).
 PROCESS_EVENT = "workers.jobs.process_event"
 RECORD_EVENT = "workers.jobs.record_event"
+PROCESS_SESSION = "workers.jobs.process_session"
+RUN_ACTION = "workers.jobs.run_action"
+MAINTENANCE = "workers.jobs.maintenance"
+JOB_FUNCTIONS = frozenset({PROCESS_EVENT, RECORD_EVENT, PROCESS_SESSION, RUN_ACTION, MAINTENANCE})
 SEEN_PREFIX = "cubehook:seen:"
 COPIES_PREFIX = "cubehook:copies:"  # + job id: copies of one event in the replay window
 COPIES_BY_TYPE = "cubehook:copies_by_type"  # HASH: event type -> copies in the replay window
@@ -101,6 +108,48 @@ def accepted_at(connection: Redis, event_id: str) -> int | None:
     value = connection.get(seen_key(event_id))
     text = value.decode() if isinstance(value, bytes) else value
     return int(text) if text and text.isdigit() else None
+
+
+class CubehookJob(Job):
+    """RQ's job, limited to what cubehook queues: Redis is not a code-execution boundary.
+
+    Jobs are stored as JSON (RQ's JSONSerializer), so their data carries strings and numbers, never
+    pickled objects; and a job runs only one of cubehook's job functions (JOB_FUNCTIONS), with no
+    instance and no callbacks. Anyone able to write to Redis could otherwise make a worker, which
+    holds the API key and the database's credentials, import and call any function.
+    """
+
+    @property
+    def func(self) -> Callable[..., Any] | None:
+        if self.func_name not in JOB_FUNCTIONS or self.instance is not None:
+            raise ForeignJob(f"job {self.id} names {self.func_name!r}, not one of cubehook's job functions")
+        func: Callable[..., Any] | None = super().func
+        return func
+
+    @property
+    def success_callback(self) -> None:
+        return self._no_callback("success", self._success_callback_name)
+
+    @property
+    def failure_callback(self) -> None:
+        return self._no_callback("failure", self._failure_callback_name)
+
+    @property
+    def stopped_callback(self) -> None:
+        return self._no_callback("stopped", self._stopped_callback_name)
+
+    def _no_callback(self, kind: str, name: str | None) -> None:
+        if name:
+            raise ForeignJob(f"job {self.id} names a {kind} callback, {name!r}; cubehook sets none")
+
+
+# What every queue, worker and job fetch of cubehook's is built with.
+JOB_OPTIONS: dict[str, Any] = {"serializer": JSONSerializer, "job_class": CubehookJob}
+
+
+def rq_queue(name: str, connection: Redis) -> Queue:
+    """The cubehook queue, as cubehook's processes and commands must all see it (JOB_OPTIONS)."""
+    return Queue(name, connection=connection, **JOB_OPTIONS)
 
 
 def redis_client(settings: Settings) -> Redis:
@@ -343,7 +392,7 @@ class EventQueue:
     def __init__(self, connection: Redis, settings: Settings, aconnection: AsyncRedis | None = None) -> None:
         self.connection = connection
         self.aconnection = aconnection
-        self.queue = Queue(settings.queue_name, connection=connection)
+        self.queue = rq_queue(settings.queue_name, connection)
         self.retention = settings.dedup_retention_seconds
         self.replay_window = settings.replay_window_seconds
         intervals = list(settings.job_retry_intervals)

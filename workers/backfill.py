@@ -38,9 +38,8 @@ from service.complycube_models import WorkflowSession
 from service.events import format_time, parse_time
 from service.log import get_logger
 from service.metrics import BACKFILL_FILTER_MISSES
-from service.queue import job_id_part
+from service.queue import PROCESS_SESSION, job_id_part, rq_queue
 from service.settings import DAY
-from workers.pipeline import PROCESS_SESSION
 from workers.runtime import Runtime
 
 log = get_logger("cubehook.backfill")
@@ -75,7 +74,7 @@ def backfill(rt: Runtime, since: datetime, page_size: int = PAGE_SIZE) -> Backfi
         )  # fmt: skip
     union = {**in_window, **filtered}
     report.listed = len(union)
-    queue = Queue(rt.settings.queue_name, connection=rt.redis)
+    queue = rq_queue(rt.settings.queue_name, rt.redis)
     for summary in union.values():
         if _needs_look(rt, summary) and _enqueue(queue, summary):
             report.queued.append(summary.id)

@@ -27,13 +27,12 @@ from rq.job import Job
 from service.errors import ActionRejected
 from service.log import get_logger
 from service.metrics import ACTIONS
-from service.queue import job_id_part
+from service.queue import RUN_ACTION, job_id_part
 from workers.actions import ActionContext, PersonalData, senders
 from workers.decide import Decision
 from workers.rules import Planned, Rules, plan
 from workers.store import AuditStore, now
 
-RUN_ACTION = "workers.jobs.run_action"
 log = get_logger("cubehook.dispatch")
 
 

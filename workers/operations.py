@@ -23,15 +23,23 @@ from service import quarantine
 from service.events import format_time
 from service.log import get_logger
 from service.metrics import WATCHDOG_STATE
-from service.queue import COPIES_BY_TYPE, LAST_EVENT
+from service.queue import (
+    COPIES_BY_TYPE,
+    LAST_EVENT,
+    MAINTENANCE,
+    PROCESS_EVENT,
+    PROCESS_SESSION,
+    RECORD_EVENT,
+    RUN_ACTION,
+    rq_queue,
+)
 from workers.actions.notice import notify
 from workers.backfill import BackfillReport as BackfillReport  # re-exported: maintenance and the
 from workers.backfill import backfill as backfill  # CLI find backfill here, where it used to live
-from workers.dispatch import RUN_ACTION, replay
+from workers.dispatch import replay
 from workers.runtime import Runtime
 
 log = get_logger("cubehook.operations")
-MAINTENANCE = "workers.jobs.maintenance"
 WATCHDOG_ALERTED = "cubehook:watchdog:alerted:"
 
 
@@ -89,10 +97,10 @@ class DeadLetter:
 
 
 KINDS = {
-    "workers.jobs.process_event": "event",
-    "workers.jobs.process_session": "session",
+    PROCESS_EVENT: "event",
+    PROCESS_SESSION: "session",
     RUN_ACTION: "action",
-    "workers.jobs.record_event": "record",
+    RECORD_EVENT: "record",
     MAINTENANCE: "maintenance",
 }
 
@@ -131,7 +139,7 @@ def replay_job(rt: Runtime, queue: Queue, job_id: str) -> bool:
 
 
 def status(rt: Runtime) -> dict[str, Any]:
-    queue = Queue(rt.settings.queue_name, connection=rt.redis)
+    queue = rq_queue(rt.settings.queue_name, rt.redis)
     oldest = queue.get_jobs(0, 1)
     last = rt.redis.get(LAST_EVENT)
     return {

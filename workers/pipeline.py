@@ -23,7 +23,7 @@ from rq.exceptions import DuplicateJobError
 from service.events import format_time
 from service.log import get_logger
 from service.metrics import DECISIONS
-from service.queue import job_id_part
+from service.queue import PROCESS_SESSION, job_id_part
 from service.settings import DAY
 from workers.complycube import ComplyCubeClient
 from workers.decide import Decision, Step, judge, make_decision
@@ -33,7 +33,6 @@ from workers.state import Committed, HandedOff, Lease, SessionStore
 from workers.store import AuditStore
 
 log = get_logger("cubehook.pipeline")
-PROCESS_SESSION = "workers.jobs.process_session"
 MAX_CLIENT_SESSIONS_SEARCHED = 5
 FOLLOW_UP = "follow-up"  # the trigger of a look scheduled by a job that handed off to a holder
 

@@ -23,13 +23,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ParamSpec
 
-from rq import Queue, Retry, get_current_job
+from rq import Retry, get_current_job
 from rq.exceptions import DuplicateJobError
 from rq.job import Job
 
 from service.errors import UpstreamRateLimited
 from service.events import format_time
 from service.log import get_logger
+from service.queue import rq_queue
 
 log = get_logger("cubehook.reschedule")
 P = ParamSpec("P")
@@ -57,7 +58,7 @@ def put_back(job: Job, delay: float, **meta: int | bool) -> PutBack:
     retries = job.retries_left or 0
     # A copy exists already when a run of this job was cut short after putting it back.
     with contextlib.suppress(DuplicateJobError):
-        Queue(job.origin, connection=job.connection).enqueue_in(
+        rq_queue(job.origin, job.connection).enqueue_in(
             timedelta(seconds=delay), job.func_name or "", args=job.args, kwargs=job.kwargs, job_id=job_id,
             unique=True, meta={**job.meta, FIRST_ID: first, PUT_BACK: count, **meta},
             retry=Retry(max=retries, interval=job.retry_intervals or 0) if retries else None,

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 
 import httpx2
 from redis import Redis
-from rq import Queue
 
-from service.queue import redis_client
+from service.queue import redis_client, rq_queue
 from service.settings import Settings, load_settings
 from workers.actions import PersonalData
 from workers.complycube import ComplyCubeClient
@@ -61,7 +60,7 @@ class Runtime:
                 audit.migrate()
         # A session's checks come from one list call; any it did not return are fetched at once.
         executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cubehook-fetch")
-        queue = Queue(settings.queue_name, connection=redis)
+        queue = rq_queue(settings.queue_name, redis)
         dispatcher = Dispatcher(rules, queue, settings.action_retry_intervals, random.Random())  # noqa: S311
         processor = SessionProcessor(
             client, store, queue, settings.pending_recheck_intervals, executor, audit, dispatcher

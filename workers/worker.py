@@ -19,10 +19,9 @@ from rq import Queue, SimpleWorker, Worker
 from rq.job import Job
 
 from service.log import get_logger
-from service.queue import redis_client
+from service.queue import JOB_OPTIONS, MAINTENANCE, redis_client, rq_queue
 from service.settings import DAY, Settings, WorkerClass
 from workers.leases import KEEPER
-from workers.operations import MAINTENANCE
 from workers.recovery import WORKER_PREFIX, Recovery, alive_key
 from workers.runtime import Runtime
 
@@ -91,7 +90,7 @@ class Watch(threading.Thread):
 
 
 def build_recovery(settings: Settings, redis: Redis) -> Recovery:
-    queue = Queue(settings.queue_name, connection=redis)
+    queue = rq_queue(settings.queue_name, redis)
     overdue = max(OVERDUE_SECONDS, 2 * settings.recovery_interval_seconds)
     return Recovery(redis, queue, settings.recovery_interval_seconds, overdue)
 
@@ -101,12 +100,13 @@ def run(settings: Settings, built: Runtime, burst: bool) -> None:
     # RQ raises its connection's socket timeout to suit its blocking dequeue; the leases and the
     # watch keep their own connection, with the short timeouts, so an outage is noticed in seconds.
     rq_redis, own_redis = redis_client(settings), redis_client(settings)
-    queue = Queue(settings.queue_name, connection=rq_redis)
-    own_queue = Queue(settings.queue_name, connection=own_redis)
+    queue = rq_queue(settings.queue_name, rq_redis)
+    own_queue = rq_queue(settings.queue_name, own_redis)
     watch = Watch(build_recovery(settings, own_redis), settings, own_queue)
     worker_class = LeasedSimpleWorker if settings.worker_class is WorkerClass.SIMPLE else LeasedForkWorker
     options: dict[str, Any] = {"maintenance_interval": settings.worker_maintenance_seconds}
-    worker = worker_class([queue], connection=rq_redis, name=WORKER_PREFIX + secrets.token_hex(8), **options)
+    name = WORKER_PREFIX + secrets.token_hex(8)
+    worker = worker_class([queue], connection=rq_redis, name=name, **options, **JOB_OPTIONS)
     worker.leases, worker.lease_ms = own_redis, settings.job_lease_seconds * 1000
     watch.start()
     log.info(

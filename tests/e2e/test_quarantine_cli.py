@@ -9,10 +9,10 @@ import subprocess
 import httpx2
 import pytest
 from redis import Redis
-from rq import Queue
 
 from service.events import Flaw, Unreadable
 from service.intake import run_with_intake
+from service.queue import rq_queue
 from service.settings import Settings
 from service.signature import sign
 from tests.conftest import OTHER_SECRET, SECRET, signature
@@ -75,7 +75,7 @@ def test_list_show_replay(web: str, redis_url: str, redis: Redis) -> None:
     out = everything.stdout.decode()
     assert f"{legacy}  accepted" in out
     assert "1 of 3 item(s) replayed and out of the quarantine" in out
-    assert Queue("cubehook", connection=redis).job_ids == ["evt-evt-legacy-1"]
+    assert rq_queue("cubehook", redis).job_ids == ["evt-evt-legacy-1"]
     remaining = quarantine(redis_url, "list").stdout.decode()
     assert {row.split()[0] for row in remaining.splitlines()} == {not_json, no_payload_id}
 

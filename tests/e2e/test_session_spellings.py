@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx2
 import pytest
 from redis import Redis
-from rq import Queue
 
+from service.queue import rq_queue
 from tests.conftest import SIM_API_KEY, SimServer, signature
 from tests.e2e.conftest import CUBEHOOK, cubehook_env
 from workers.state import SessionStore
@@ -99,7 +99,7 @@ def test_every_spelling_and_name_is_processed_by_a_real_worker(
     assert worker.returncode == 0, worker.stderr
 
     redis = Redis.from_url(redis_url)
-    queue = Queue("cubehook", connection=redis)
+    queue = rq_queue("cubehook", redis)
     store = SessionStore(redis, 60)
     audit = AuditStore.from_url(database)
     assert queue.failed_job_registry.count == 0

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx2
 import pytest
 from redis import Redis
-from rq import Queue
 
 from service.devredis import free_port
+from service.queue import rq_queue
 from tests.conftest import FIXTURES, SECRET
 from tests.e2e.conftest import CUBEHOOK, cubehook_env, running
 from workers.state import SessionStore
@@ -51,7 +51,7 @@ def test_a_simulated_session_travels_to_a_decision(
     )
     assert worker.returncode == 0, worker.stderr
     redis = Redis.from_url(redis_url)
-    queue = Queue("cubehook", connection=redis)
+    queue = rq_queue("cubehook", redis)
     assert queue.finished_job_registry.count == 7  # six events, and the default rules' log action
     [decision] = SessionStore(redis, 60).history(created["sessionId"])
     assert (decision.outcome, decision.client_id) == ("rejected", created["clientId"])

@@ -16,7 +16,7 @@ from rq import Queue
 from rq.job import Job
 from rq.registry import StartedJobRegistry
 
-from service.queue import EventQueue, EventRef
+from service.queue import EventQueue, EventRef, rq_queue
 from service.settings import Settings
 from tests.conftest import SIM_API_KEY, Receiver, SimServer
 from tests.e2e.conftest import CUBEHOOK, cubehook_env
@@ -88,7 +88,7 @@ def test_two_workers_racing_on_one_session_decide_once(
     for worker in workers:
         _, err = worker.communicate(timeout=120)
         assert worker.returncode == 0, err.decode()
-    queue = Queue("cubehook", connection=redis)
+    queue = rq_queue("cubehook", redis)
     jobs = event_jobs(queue)
     assert len(jobs) == 12
     assert len({job.worker_name for job in jobs}) == 2  # both took part
@@ -105,7 +105,7 @@ def test_a_worker_killed_mid_job_is_rerun_without_a_second_decision(
     sid = sim.create(preset="attention", mode="settled")["sessionId"]
     submit(settings_for, redis, sid)
     worker = start_worker(env)
-    queue = Queue("cubehook", connection=redis)
+    queue = rq_queue("cubehook", redis)
     started = StartedJobRegistry(queue=queue)
     wait_for(lambda: started.count == 1, what="the job to start")
     # Into its first API call (5 s long): RQ has finished marking the job started by then, so its
@@ -179,7 +179,7 @@ def test_a_worker_killed_between_sending_and_recording_sends_once_in_effect(
     os.killpg(worker.pid, signal.SIGKILL)
     worker.wait(timeout=10)
     [decision] = history(redis, sid)
-    queue = Queue("cubehook", connection=redis)
+    queue = rq_queue("cubehook", redis)
     StartedJobRegistry(queue=queue).cleanup(timestamp=time.time() + 3600)  # RQ's maintenance, as above
     receiver.delay = 0
     rerun = start_worker(env, "--burst")

@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 from redis import Redis
-from rq import Queue
 from starlette.testclient import TestClient
 
 from service.app import create_app
 from service.errors import UpstreamMalformed
+from service.queue import rq_queue
 from service.settings import Settings
 from tests.conftest import SECRET, event_body, signature
 from workers.complycube import ComplyCubeClient
@@ -47,7 +47,7 @@ def client(redis_url: str) -> Iterator[TestClient]:
 
 
 def jobs(redis: Redis) -> int:
-    return Queue("cubehook", connection=redis).count
+    return rq_queue("cubehook", redis).count
 
 
 @FUZZ

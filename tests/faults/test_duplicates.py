@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx2
 import pytest
 from redis import Redis
-from rq import Queue
 
 from service.devredis import free_port
+from service.queue import rq_queue
 from tests.conftest import SECRET, Receiver, SimServer, event_body, signature
 from tests.e2e.conftest import CUBEHOOK, running
 from tests.faults.conftest import check_once, setup
@@ -72,7 +72,7 @@ def decide(
     done = subprocess.run([CUBEHOOK, "worker", "--burst"], env=env, capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     redis = Redis.from_url(redis_url)
-    queue = Queue("cubehook", connection=redis)
+    queue = rq_queue("cubehook", redis)
     processed = [
         job for job_id in queue.finished_job_registry.get_job_ids()
         if (job := queue.fetch_job(job_id)) is not None and job.func_name == "workers.jobs.process_event"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 from redis import Redis
-from rq import Queue
 
 from service.metrics import WATCHDOG_STATE
+from service.queue import rq_queue
 from tests.conftest import SIM_API_KEY, Receiver, SimServer
 from tests.e2e.conftest import CUBEHOOK
 from tests.faults.conftest import setup
@@ -26,7 +26,7 @@ INTERVAL = 2
 
 def maintenance_runs(redis: Redis) -> list[int]:
     """The slots of the maintenance runs that finished, in order."""
-    queue = Queue("cubehook", connection=redis)
+    queue = rq_queue("cubehook", redis)
     ids = queue.finished_job_registry.get_job_ids()
     return sorted(
         int(job_id.removeprefix("maintenance-")) for job_id in ids if job_id.startswith("maintenance-")

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx2
 import pytest
 from redis import Redis
-from rq import Queue
 
 from service.devredis import EmbeddedRedis, free_port
+from service.queue import rq_queue
 from tests.conftest import SECRET
 from tests.e2e.conftest import CUBEHOOK, cubehook_env, running
 
@@ -56,7 +56,7 @@ def test_events_survive_a_redis_outage_mid_stream(durable_redis: EmbeddedRedis, 
     assert ok == everything  # nothing left undelivered
     assert not any(d["outcome"] in ("disabled", "skipped: disabled") for d in deliveries)
     redis = Redis.from_url(durable_redis.url)
-    queue = Queue("cubehook", connection=redis)
+    queue = rq_queue("cubehook", redis)
     queued = {
         job.kwargs["event_id"] for job in queue.get_jobs() if job.func_name == "workers.jobs.process_event"
     }

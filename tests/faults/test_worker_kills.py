@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 from redis import Redis
-from rq import Queue
 
 from service.devredis import free_port
-from service.queue import EventQueue, EventRef
+from service.queue import EventQueue, EventRef, rq_queue
 from service.settings import Settings
 from tests.conftest import SECRET, Receiver, SimServer
 from tests.e2e.conftest import CUBEHOOK, running
@@ -57,7 +56,7 @@ def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 def all_done(redis: Redis, sessions: dict[str, str], receiver: Receiver, events: int) -> bool:
     """Every event's job finished, every session decided, every decision at the target."""
-    queue = Queue("cubehook", connection=redis)
+    queue = rq_queue("cubehook", redis)
     if (
         queue.count
         or queue.started_job_registry.get_job_ids(cleanup=False)
@@ -138,7 +137,7 @@ def test_complycube_and_the_target_failing_for_a_while(
                  "CUBEHOOK_EVENT_DEFER_SECONDS": "0"}  # every event looks at once, into the outage  # fmt: skip
     first = subprocess.run([CUBEHOOK, "worker", "--burst"], env=impatient, capture_output=True, timeout=300)
     assert first.returncode == 0
-    queue = Queue("cubehook", connection=Redis.from_url(redis_url))
+    queue = rq_queue("cubehook", Redis.from_url(redis_url))
     assert queue.failed_job_registry.count > 0  # the outages dead-lettered work
     sim.faults()
     receiver.status = 200

@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from service.events import resource_of
 from service.log import get_logger
-from service.queue import EventQueue, EventRef, Submitted
+from service.queue import JOB_OPTIONS, EventQueue, EventRef, Submitted, rq_queue
 from service.settings import Settings
 from tests.conftest import SIM_API_KEY, SimServer
 from workers import backfill, reschedule
@@ -79,7 +79,7 @@ class Pipeline:
 
     @property
     def queue(self) -> Queue:
-        return Queue(self.settings.queue_name, connection=self.redis)
+        return rq_queue(self.settings.queue_name, self.redis)
 
     def submit(
         self,
@@ -97,7 +97,7 @@ class Pipeline:
         return event_id
 
     def work(self) -> None:
-        SimpleWorker([self.queue], connection=self.redis).work(burst=True)
+        SimpleWorker([self.queue], connection=self.redis, **JOB_OPTIONS).work(burst=True)
 
     def decisions(self, session_id: str) -> list[Decision]:
         return self.runtime.store.history(session_id)

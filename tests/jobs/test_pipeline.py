@@ -8,7 +8,7 @@ import pytest
 from rq import SimpleWorker
 from rq.job import JobStatus
 
-from service.queue import Submitted
+from service.queue import JOB_OPTIONS, Submitted
 from tests.conftest import SimServer
 from tests.jobs.conftest import Pipeline
 from workers.state import Lease
@@ -276,7 +276,7 @@ def test_a_decisions_actions_go_ahead_of_waiting_events(pipeline: Pipeline, sim:
     first, second = (sim.create(preset="clear", mode="settled")["sessionId"] for _ in range(2))
     pipeline.submit(first)
     waiting = pipeline.submit(second)
-    SimpleWorker([pipeline.queue], connection=pipeline.redis).work(burst=True, max_jobs=1)
+    SimpleWorker([pipeline.queue], connection=pipeline.redis, **JOB_OPTIONS).work(burst=True, max_jobs=1)
     [decision] = pipeline.decisions(first)
     queued = pipeline.queue.get_job_ids()
     assert queued == [f"act-{decision.decision_id}-log", f"evt-{waiting}"]

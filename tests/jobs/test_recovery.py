@@ -11,6 +11,7 @@ from redis import Redis
 from rq import Queue, SimpleWorker
 from rq.job import Job, JobStatus
 
+from service.queue import JOB_OPTIONS, rq_queue
 from workers.recovery import MAINTENANCE_NEXT, MAX_RECOVERIES, RECOVERIES, Recovery, alive_key
 
 FUNC = "workers.jobs.process_session"
@@ -18,7 +19,7 @@ FUNC = "workers.jobs.process_session"
 
 @pytest.fixture
 def queue(redis: Redis) -> Queue:
-    return Queue("cubehook", connection=redis)
+    return rq_queue("cubehook", redis)
 
 
 @pytest.fixture
@@ -28,14 +29,14 @@ def recovery(redis: Redis, queue: Queue) -> Recovery:
 
 @pytest.fixture
 def worker(redis: Redis, queue: Queue) -> SimpleWorker:
-    dead = SimpleWorker([queue], connection=redis, name="cubehook-deadbeef")
+    dead = SimpleWorker([queue], connection=redis, name="cubehook-deadbeef", **JOB_OPTIONS)
     dead.register_birth()  # type: ignore[no-untyped-call]
     return dead
 
 
 def dequeue(queue: Queue) -> Job:
     """RQ's dequeue: the job's id moves from the queue to the intermediate list."""
-    result = Queue.dequeue_any([queue], None, connection=queue.connection)
+    result = Queue.dequeue_any([queue], None, connection=queue.connection, **JOB_OPTIONS)
     assert result is not None
     return result[0]
 
@@ -66,7 +67,8 @@ def test_a_started_job_whose_lease_lapsed_goes_back_to_the_front(
     assert queue.get_job_ids()[0] == job.id  # at the front, before the one that waited
     assert started(queue) == []
     assert not in_limbo(queue, job)
-    again = Job.fetch(job.id, connection=queue.connection)
+    again = queue.fetch_job(job.id)
+    assert again is not None
     assert again.get_status() == JobStatus.QUEUED
     assert again.meta[RECOVERIES] == 1
 
@@ -127,7 +129,7 @@ def test_a_job_whose_worker_keeps_its_lease_is_left_alone(
 def test_a_job_of_another_kind_of_worker_is_left_to_rq(
     queue: Queue, recovery: Recovery, redis: Redis
 ) -> None:
-    plain = SimpleWorker([queue], connection=redis, name="plain-rq-worker")
+    plain = SimpleWorker([queue], connection=redis, name="plain-rq-worker", **JOB_OPTIONS)
     job = queue.enqueue(FUNC, session_id="s1", trigger="t")
     claimed = dequeue(queue)
     plain.prepare_execution(claimed)
@@ -172,7 +174,8 @@ def test_a_job_that_keeps_killing_its_worker_is_failed_with_the_reason(
     assert report.requeued == []
     assert queue.get_job_ids() == []
     assert job.id in queue.failed_job_registry
-    failed = Job.fetch(job.id, connection=queue.connection)
+    failed = queue.fetch_job(job.id)
+    assert failed is not None
     assert failed.get_status() == JobStatus.FAILED
     result = failed.latest_result()
     assert result is not None

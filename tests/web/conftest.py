@@ -8,6 +8,7 @@ from rq import Queue
 from starlette.testclient import TestClient
 
 from service.app import create_app
+from service.queue import rq_queue
 from service.settings import Settings
 
 
@@ -19,4 +20,4 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 @pytest.fixture
 def queue(redis: Redis, settings: Settings) -> Queue:
-    return Queue(settings.queue_name, connection=redis)
+    return rq_queue(settings.queue_name, redis)

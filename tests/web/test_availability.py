@@ -8,12 +8,11 @@ from collections.abc import Iterator
 import httpx2
 import pytest
 from redis import Redis
-from rq import Queue
 from starlette.testclient import TestClient
 
 from service.app import create_app
 from service.devredis import EmbeddedRedis
-from service.queue import seen_key
+from service.queue import rq_queue, seen_key
 from service.settings import Settings
 from tests.conftest import SECRET, event_body, signature
 
@@ -54,7 +53,7 @@ def test_redis_down_is_503_then_accepted_once_back(own_redis: EmbeddedRedis) -> 
         assert client.get("/readyz").status_code == 200
         again = client.post(URL, content=body, headers=signature(body))
         assert again.status_code == 202
-        assert Queue("cubehook", connection=redis).job_ids == ["evt-outage-1"]
+        assert rq_queue("cubehook", redis).job_ids == ["evt-outage-1"]
         redis.close()
 
 

@@ -11,11 +11,20 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from redis import Redis
-from rq import Queue
 from rq.job import Job
+from rq.serializers import JSONSerializer
 from rq.utils import utcformat
 
-from service.queue import PROCESS_EVENT, EventQueue, EventRef, JobTemplate, Submitted, job_id_for, rq_commands
+from service.queue import (
+    PROCESS_EVENT,
+    EventQueue,
+    EventRef,
+    JobTemplate,
+    Submitted,
+    job_id_for,
+    rq_commands,
+    rq_queue,
+)
 from service.settings import Settings
 
 texts = st.text(min_size=1, max_size=80)  # any text: unsafe ids take the digest path
@@ -87,7 +96,7 @@ def test_a_job_queued_through_the_template_is_an_rq_job(intake: EventQueue, redi
         "evt-é/ü:1", "workflowSession.completed", "workflowSession", "sess1", "2026-01-01T00:00:00.000Z"
     )
     assert intake.submit(ref) is Submitted.ACCEPTED
-    job = Job.fetch(job_id_for(ref.event_id), connection=redis)
+    job = Job.fetch(job_id_for(ref.event_id), connection=redis, serializer=JSONSerializer)
     assert job.func_name == PROCESS_EVENT
     assert job.kwargs == {"event_id": "evt-é/ü:1", "event_type": "workflowSession.completed",
                           "resource_type": "workflowSession", "resource_id": "sess1",
@@ -96,7 +105,7 @@ def test_a_job_queued_through_the_template_is_an_rq_job(intake: EventQueue, redi
     assert job.retries_left == 3
     assert job.created_at is not None
     assert job.enqueued_at is not None
-    assert Queue("cubehook", connection=redis).get_job_ids() == [job.id]
+    assert rq_queue("cubehook", redis).get_job_ids() == [job.id]
     assert intake.submit(ref) is Submitted.DUPLICATE
 
 
@@ -109,4 +118,7 @@ def test_a_template_that_does_not_match_rq_is_not_used(
     ref = EventRef("evt-fallback", "workflowSession.completed", "workflowSession", "s", "t")
     assert intake.submit(ref) is Submitted.ACCEPTED  # RQ builds the job, as before
     assert intake._template is None
-    assert Job.fetch("evt-evt-fallback", connection=redis).kwargs["event_id"] == "evt-fallback"
+    assert (
+        Job.fetch("evt-evt-fallback", connection=redis, serializer=JSONSerializer).kwargs["event_id"]
+        == "evt-fallback"
+    )

@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from redis import Redis
-from rq import Queue
 
 from service.app import create_app
+from service.queue import rq_queue
 from service.settings import Settings
 from tests.conftest import event_body, serving, signature
 
@@ -77,7 +77,7 @@ def test_event_is_accepted_over_a_real_connection(server_port: int, redis_url: s
         sock.sendall(_headers(f"Content-Length: {len(body)}", body_for_signature=body) + body)
         assert _read_status(sock) == "HTTP/1.1 202 Accepted"
     redis = Redis.from_url(redis_url)
-    assert Queue("cubehook", connection=redis).job_ids == ["evt-live-1"]
+    assert rq_queue("cubehook", redis).job_ids == ["evt-live-1"]
     redis.close()
 
 
@@ -102,5 +102,5 @@ def test_a_slow_client_gets_408_and_holds_nobody_up(server_port: int, redis_url:
         assert _read_status(slow) == "HTTP/1.1 408 Request Timeout"
         assert time.monotonic() - started < BODY_TIMEOUT + 2
     redis = Redis.from_url(redis_url)
-    assert Queue("cubehook", connection=redis).job_ids == ["evt-fast-client-1"]  # the slow one: none
+    assert rq_queue("cubehook", redis).job_ids == ["evt-fast-client-1"]  # the slow one: none
     redis.close()

@@ -15,12 +15,12 @@ import schemathesis
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from redis import Redis
-from rq import Queue
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 from starlette.routing import Route
 
 from service.app import create_app
 from service.health import OPENAPI
+from service.queue import rq_queue
 from service.settings import Settings
 from tests.conftest import SECRET, serving, signature
 
@@ -77,7 +77,7 @@ def send(kwargs: dict[str, Any]) -> tuple[httpx2.Response, bool]:
 def test_generated_requests_get_documented_answers(
     case: schemathesis.Case[Any], live: str, redis: Redis
 ) -> None:
-    jobs_before = Queue("cubehook", connection=redis).count
+    jobs_before = rq_queue("cubehook", redis).count
     response, signed = send(case.as_transport_kwargs(base_url=live))
     assert response.status_code < 500 or response.status_code == 503, response.text
     # Unsigned, a valid event is refused (401) on purpose: not a failure to accept valid data.
@@ -88,4 +88,4 @@ def test_generated_requests_get_documented_answers(
         response, excluded_checks=[negative_data_rejection] if signed else [positive_data_acceptance]
     )
     if not signed:
-        assert Queue("cubehook", connection=redis).count == jobs_before  # nothing queued
+        assert rq_queue("cubehook", redis).count == jobs_before  # nothing queued

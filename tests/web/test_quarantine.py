@@ -13,7 +13,6 @@ from typing import TypeVar
 import pytest
 from prometheus_client import REGISTRY
 from redis import Redis
-from rq import Queue
 from starlette.testclient import TestClient
 
 from service import quarantine
@@ -22,6 +21,7 @@ from service.devredis import EmbeddedRedis
 from service.events import Flaw, Unreadable
 from service.intake import Intake, Replayed, run_with_intake
 from service.quarantine import INDEX, ITEM, Item
+from service.queue import rq_queue
 from service.settings import MIB, Settings
 from service.signature import sign
 from tests.conftest import OTHER_SECRET, SECRET, event_body, signature
@@ -64,7 +64,7 @@ def sample(name: str, labels: dict[str, str] | None = None) -> float:
 
 
 def assert_nothing_queued(redis: Redis) -> None:
-    assert Queue("cubehook", connection=redis).count == 0
+    assert rq_queue("cubehook", redis).count == 0
     assert redis.keys("cubehook:seen:*") == []
 
 
@@ -256,7 +256,7 @@ def test_after_an_upgrade_a_replay_queues_it_and_empties_the_quarantine(
     body = b'{"id": "evt-upgrade-1", "type": "workflow.session.completed", "payload": {"id": "sess-1"}}'
     item_id = keep_as_an_older_version_did(settings, body, "resourceType: Field required")
     assert replay(settings, item_id) == Replayed(item_id, "accepted")
-    job = Queue("cubehook", connection=redis).fetch_job("evt-evt-upgrade-1")
+    job = rq_queue("cubehook", redis).fetch_job("evt-evt-upgrade-1")
     assert job is not None
     assert (job.kwargs["resource_type"], job.kwargs["resource_id"]) == ("session", "sess-1")
     assert held(redis) == []
@@ -273,7 +273,7 @@ def test_a_replay_of_an_event_already_accepted_is_a_duplicate_and_leaves(
     item_id = keep_as_an_older_version_did(settings, body, "createdAt: Field required")
     assert replay(settings, item_id) == Replayed(item_id, "duplicate")
     assert held(redis) == []
-    assert len([j for j in Queue("cubehook", connection=redis).jobs if j.id == "evt-evt-twice"]) == 1
+    assert len([j for j in rq_queue("cubehook", redis).jobs if j.id == "evt-evt-twice"]) == 1
 
 
 def test_a_replay_of_an_event_cubehook_does_not_act_on_is_ignored_and_leaves(
@@ -332,7 +332,7 @@ def test_replaying_everything_leaves_only_what_still_cannot_be_read(
     results = intake_run(settings, replay_all)
     assert {r.item_id: r.result for r in results} == {stays: "kept", **dict.fromkeys(readable, "accepted")}
     assert held(redis) == [stays]
-    assert sorted(Queue("cubehook", connection=redis).job_ids) == [f"evt-evt-all-{n}" for n in range(3)]
+    assert sorted(rq_queue("cubehook", redis).job_ids) == [f"evt-evt-all-{n}" for n in range(3)]
 
 
 def test_concurrent_deliveries_never_overshoot_the_bounds(

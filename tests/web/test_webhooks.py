@@ -56,7 +56,7 @@ def test_accepted_event_is_queued_with_identifiers_only(client: TestClient, queu
     job = queue.fetch_job("evt-68a0c2f1e4b0a1000812ab34")
     assert job is not None
     assert job.func_name == PROCESS_EVENT
-    assert job.args == ()
+    assert list(job.args) == []  # JSON: no positional arguments
     assert job.kwargs == {
         "event_id": "68a0c2f1e4b0a1000812ab34",
         "event_type": "workflowSession.completed",
