@@ -123,6 +123,10 @@ class CubehookJob(Job):
     def func(self) -> Callable[..., Any] | None:
         if self.func_name not in JOB_FUNCTIONS or self.instance is not None:
             raise ForeignJob(f"job {self.id} names {self.func_name!r}, not one of cubehook's job functions")
+        # Refused before the job runs, not only when RQ reaches for the callback after it.
+        self._no_callback("success", self._success_callback_name)
+        self._no_callback("failure", self._failure_callback_name)
+        self._no_callback("stopped", self._stopped_callback_name)
         func: Callable[..., Any] | None = super().func
         return func
 
