@@ -38,7 +38,7 @@ from rq.utils import now, utcformat
 from service.batching import ScriptBatcher
 from service.errors import ForeignJob, QueueUnavailable
 from service.log import get_logger
-from service.settings import DAY, Settings
+from service.settings import Settings
 
 log = get_logger("cubehook.queue")
 # The job functions, named by path so the web process never imports the workers; the only names a
@@ -402,6 +402,7 @@ class EventQueue:
         intervals = list(settings.job_retry_intervals)
         self.retry = Retry(max=len(intervals), interval=intervals) if intervals else None
         self.job_timeout = settings.job_timeout_seconds
+        self.result_ttl = settings.result_ttl_seconds
         self._template: JobTemplate | object | None = _UNRECORDED  # once RQ knows the server version
         self._accept = connection.register_script(_ACCEPT)
         self._accept_async = ScriptBatcher(aconnection, _ACCEPT) if aconnection is not None else None
@@ -424,7 +425,7 @@ class EventQueue:
             job_id=None if duplicate_or_ignored else job_id or job_id_for(ref.event_id),
             description=f"event {ref.event_id} ({ref.event_type})",
             timeout=self.job_timeout,
-            result_ttl=0 if duplicate_or_ignored else 7 * DAY,
+            result_ttl=0 if duplicate_or_ignored else self.result_ttl,
             failure_ttl=self.retention,
             retry=self.retry,
         )

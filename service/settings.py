@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     # Seconds between RQ's retries of a failed job; the count of retries is the length of the list.
     job_retry_intervals: Annotated[tuple[int, ...], NoDecode] = (10, 60, 300, 900, 3600)
     job_timeout_seconds: int = Field(default=300, gt=0)
+    # How long RQ keeps a finished job and its result. cubehook reads neither (decisions and action
+    # results are in Redis's session state and the audit trail); an operator may, for a while.
+    result_ttl_seconds: int = Field(default=600, ge=0)
+    # A session's state in Redis (its current decision, history, fence, check index) lives this
+    # long after its last write; then only the audit trail holds it, and a late event recalls the
+    # session's latest decision from there.
+    session_state_ttl_seconds: int = Field(default=7 * DAY, gt=0)
     redis_timeout_seconds: float = Field(default=2.0, gt=0)
 
     # Development only: lets workers talk plain text (http:// to ComplyCube and to action targets,

@@ -57,6 +57,7 @@ class Dispatcher:
     queue: Queue
     retry_intervals: tuple[int, ...]
     rng: random.Random
+    result_ttl: int = 600  # the ledger holds what became of an action; RQ's result is not read
 
     def planned(self, decision: Decision) -> tuple[Planned, ...]:
         return plan(decision, self.rules.file)
@@ -75,7 +76,7 @@ class Dispatcher:
                 job_id=action_job_id(decision.decision_id, planned.action),
                 description=f"action {planned.action} for {decision.decision_id}",
                 retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
-                result_ttl=7 * 24 * 3600,
+                result_ttl=self.result_ttl,
                 failure_ttl=365 * 24 * 3600,  # the dead-letter queue keeps a year
             )
             # At the front: the decision is made, and its actions should not wait behind the

@@ -155,7 +155,9 @@ class SessionProcessor:
                 trigger=trigger,
             )
 
-        committed, decision = self.store.commit(lease, rec.fingerprint, make, on_new=self.dispatcher.enqueue)
+        committed, decision = self.store.commit(
+            lease, rec.fingerprint, make, on_new=self.dispatcher.enqueue, recall=self.audit.latest_decision
+        )
         if committed is Committed.STALE or decision is None:
             bound.warning("session.stale", fence=lease.fence)
             return Outcome(rec.session_id, "stale", status=rec.status.value)

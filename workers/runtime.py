@@ -21,6 +21,7 @@ from service.queue import redis_client, rq_queue
 from service.settings import Settings, load_settings
 from workers.actions import PersonalData
 from workers.complycube import ComplyCubeClient
+from workers.decide import Decision
 from workers.dispatch import ActionRunner, Dispatcher
 from workers.pipeline import SessionProcessor
 from workers.ratelimit import RateLimiter
@@ -51,7 +52,7 @@ class Runtime:
         rate = settings.complycube_rate()
         limiter = RateLimiter(redis, rate) if rate else None
         client = ComplyCubeClient.from_settings(settings, limiter, transport)
-        store = SessionStore(redis, settings.session_lock_seconds)
+        store = SessionStore(redis, settings.session_lock_seconds, settings.session_state_ttl_seconds)
         audit = AuditStore.from_url(settings.database_url, settings.snapshot_mode)
         # Workers starting together would race to create the schema: one migrates at a time. The
         # lock's short lease frees it soon if its holder dies; an up-to-date schema needs no lock.
@@ -61,7 +62,10 @@ class Runtime:
         # A session's checks come from one list call; any it did not return are fetched at once.
         executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cubehook-fetch")
         queue = rq_queue(settings.queue_name, redis)
-        dispatcher = Dispatcher(rules, queue, settings.action_retry_intervals, random.Random())  # noqa: S311
+        rng = random.Random()  # noqa: S311 - retry jitter, not secrets
+        dispatcher = Dispatcher(
+            rules, queue, settings.action_retry_intervals, rng, settings.result_ttl_seconds
+        )
         processor = SessionProcessor(
             client, store, queue, settings.pending_recheck_intervals, executor, audit, dispatcher
         )
@@ -70,7 +74,12 @@ class Runtime:
             person = client.get_client(client_id).model
             return PersonalData(person.entity_name, person.email)
 
-        actions = ActionRunner(rules, audit, store.find, personal_data, httpx2.Client())
+        def load_decision(session_id: str, decision_id: str) -> Decision | None:
+            # Redis first (a decision the worker died before recording in SQL is only there),
+            # then the audit trail (the session's Redis state expired).
+            return store.find(session_id, decision_id) or audit.decision(decision_id)
+
+        actions = ActionRunner(rules, audit, load_decision, personal_data, httpx2.Client())
         return cls(settings, redis, client, store, audit, rules, processor, actions, executor)
 
     def close(self) -> None:

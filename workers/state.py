@@ -48,19 +48,22 @@ from workers.leases import DROP, KEEPER
 
 PREFIX = "cubehook:session:"
 CHECK_PREFIX = "cubehook:check:"
-CHECK_INDEX_TTL = 365 * DAY
 
 # Times are Redis's own clock (REDIS_NOW_US), the one the web side stamps each event with as it
 # accepts it (service.queue).
 
 # Take the lock: {1, fence, covered}, where covered is when the last completed look at the session
 # started; or leave the holder a request: {0, the holder's fence}. A request keeps the latest time
-# it was asked for (ARGV[4], or now). KEYS: lock, request, fence, covered.
+# it was asked for (ARGV[4], or now). KEYS: lock, request, fence, covered. ARGV: token, lease (ms),
+# the request's life (ms), asked (µs, or ''), the fence's life (s: longer than the state's, so that
+# a fence never restarts under a stored decision that names a higher one).
 _HAND_OFF = (
     REDIS_NOW_US
     + """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return {1, redis.call('INCR', KEYS[3]), redis.call('GET', KEYS[4]) or '0'}
+  local fence = redis.call('INCR', KEYS[3])
+  redis.call('EXPIRE', KEYS[3], ARGV[5])
+  return {1, fence, redis.call('GET', KEYS[4]) or '0'}
 end
 local asked = ARGV[4] ~= '' and ARGV[4] or now
 local previous = redis.call('GET', KEYS[2])
@@ -125,9 +128,12 @@ class Committed(StrEnum):
 
 
 class SessionStore:
-    def __init__(self, redis: Redis, lock_seconds: int) -> None:
+    def __init__(self, redis: Redis, lock_seconds: int, state_ttl: int = 7 * DAY) -> None:
         self.redis = redis
         self.lock_ms = lock_seconds * 1000
+        # Every key of a session lives this long after its last write: an idle session's state
+        # leaves Redis; its decisions stay in the audit trail, which ``commit`` falls back on.
+        self.state_ttl = state_ttl
         self._release_if_idle = redis.register_script(_RELEASE_IF_IDLE)
         self._release = redis.register_script(DROP)  # the lock, when still ours
         self._hand_off = redis.register_script(_HAND_OFF)
@@ -151,7 +157,9 @@ class SessionStore:
         None means now."""
         token = secrets.token_hex(8)
         keys = [self.key(session_id, p) for p in ("lock", "dirty", "fence", "covered")]
-        args: list[EncodableT] = [token, self.lock_ms, self._request_ms, "" if asked_at is None else asked_at]
+        args: list[EncodableT] = [
+            token, self.lock_ms, self._request_ms, "" if asked_at is None else asked_at, self.state_ttl + DAY,
+        ]  # fmt: skip
         answer = self._hand_off(keys=keys, args=args)
         if int(answer[0]):
             # Renewed while held (workers.leases), so a holder that works longer keeps it and a
@@ -174,7 +182,7 @@ class SessionStore:
         """True when released; False when a request asked after the round started (look again,
         lease renewed). Requests made before it are answered by the round."""
         keys = [self.key(lease.session_id, p) for p in ("lock", "dirty", "covered")]
-        args: list[EncodableT] = [lease.token, self.lock_ms, round_started, 30 * DAY]
+        args: list[EncodableT] = [lease.token, self.lock_ms, round_started, self.state_ttl]
         released = int(self._release_if_idle(keys=keys, args=args)) != 0
         if released:
             KEEPER.forget(keys[0], lease.token)
@@ -205,9 +213,12 @@ class SessionStore:
         fingerprint: str,
         make: Callable[[Decision | None], Decision],
         on_new: Callable[[Pipeline, Decision], object] | None = None,
+        recall: Callable[[str], Decision | None] | None = None,
     ) -> tuple[Committed, Decision | None]:
         """Write ``make(current)`` unless this state was decided already or a later holder wrote.
-        ``on_new`` adds its own writes (the action jobs) to the same transaction."""
+        ``on_new`` adds its own writes (the action jobs) to the same transaction. ``recall`` gives
+        the current decision when Redis no longer holds it (the session was idle past the state's
+        time to live): the audit trail's latest."""
         state, history = self.key(lease.session_id, "state"), self.key(lease.session_id, "history")
         with self.redis.pipeline() as pipe:
             while True:
@@ -217,15 +228,20 @@ class SessionStore:
                     if stored_fence is not None and int(stored_fence) > lease.fence:
                         return Committed.STALE, None
                     current = Decision.from_dict(json.loads(raw)) if raw else None
+                    if current is None and recall is not None:
+                        current = recall(lease.session_id)
                     pipe.multi()
                     pipe.hset(state, "fence", lease.fence)
+                    pipe.expire(state, self.state_ttl)
                     if current is not None and current.fingerprint == fingerprint:
+                        if not raw:  # recalled: Redis holds it again
+                            pipe.hset(state, mapping=_stored(current))
                         pipe.execute()
                         return Committed.UNCHANGED, current
                     decision = make(current)
-                    document = json.dumps(decision.to_dict(), separators=(",", ":"))
-                    pipe.hset(state, mapping={"decision": document, "fingerprint": fingerprint})
-                    pipe.rpush(history, document)
+                    pipe.hset(state, mapping=_stored(decision))
+                    pipe.rpush(history, _stored(decision)["decision"])
+                    pipe.expire(history, self.state_ttl)
                     if on_new is not None:
                         on_new(pipe, decision)
                     pipe.execute()
@@ -234,14 +250,18 @@ class SessionStore:
                     continue
 
     def record_progress(self, session_id: str, status: str) -> None:
-        self.redis.hset(self.key(session_id, "state"), mapping={"status": status, "seen_at": time.time()})
+        state = self.key(session_id, "state")
+        with self.redis.pipeline() as pipe:
+            pipe.hset(state, mapping={"status": status, "seen_at": time.time()})
+            pipe.expire(state, self.state_ttl)
+            pipe.execute()
 
     # --- pending checks ------------------------------------------------------------------------
 
     def pending_since(self, session_id: str, now: float) -> float:
         """When the session was first seen complete with checks pending (``now`` the first time)."""
         key = self.key(session_id, "pending_since")
-        self.redis.set(key, repr(now), nx=True, ex=30 * DAY)
+        self.redis.set(key, repr(now), nx=True, ex=self.state_ttl)
         return float(self.redis.get(key) or now)
 
     def clear_pending(self, session_id: str) -> None:
@@ -252,9 +272,17 @@ class SessionStore:
     def index_checks(self, session_id: str, check_ids: Iterable[str]) -> None:
         pipe = self.redis.pipeline(transaction=False)
         for check_id in check_ids:
-            pipe.set(CHECK_PREFIX + check_id, session_id, ex=CHECK_INDEX_TTL)
+            pipe.set(CHECK_PREFIX + check_id, session_id, ex=self.state_ttl)
         pipe.execute()
 
     def session_for_check(self, check_id: str) -> str | None:
         value = self.redis.get(CHECK_PREFIX + check_id)
         return value.decode() if isinstance(value, bytes) else value
+
+
+def _stored(decision: Decision) -> dict[EncodableT, EncodableT]:
+    """A decision as the state hash holds it."""
+    return {
+        "decision": json.dumps(decision.to_dict(), separators=(",", ":")),
+        "fingerprint": decision.fingerprint,
+    }

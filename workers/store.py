@@ -260,6 +260,18 @@ class AuditStore:
         with contextlib.suppress(IntegrityError), self._tx() as tx:
             tx.execute(insert(decisions).values(**row))
 
+    def latest_decision(self, session_id: str) -> Decision | None:
+        """The session's current decision: the latest made (None when it has none)."""
+        query = (
+            select(decisions.c.document)
+            .where(decisions.c.session_id == session_id)
+            .order_by(decisions.c.decided_at.desc())
+            .limit(1)
+        )
+        with self._tx() as tx:
+            document = tx.execute(query).scalar()
+        return Decision.from_dict(document) if document else None
+
     def decision(self, decision_id: str) -> Decision | None:
         with self._tx() as tx:
             document = tx.execute(

@@ -280,3 +280,49 @@ def test_a_decisions_actions_go_ahead_of_waiting_events(pipeline: Pipeline, sim:
     [decision] = pipeline.decisions(first)
     queued = pipeline.queue.get_job_ids()
     assert queued == [f"act-{decision.decision_id}-log", f"evt-{waiting}"]
+
+
+def test_every_key_a_session_leaves_in_redis_expires(pipeline: Pipeline, sim: SimServer) -> None:
+    """Redis stays bounded: after a decided session and its action, every key cubehook or RQ left
+    either expires or is one of a fixed few (queues and registries, whose entries expire)."""
+    sid = sim.create(preset="rejected", mode="settled")["sessionId"]
+    pipeline.submit(sid, "workflowSession.started")
+    pipeline.submit(sid)
+    pipeline.work()
+    redis = pipeline.redis
+    assert [d.outcome for d in pipeline.decisions(sid)] == ["rejected"]
+    fixed = {
+        "rq:queues", "rq:workers", "rq:workers:cubehook", "cubehook:last_event_at", "cubehook:ratelimit:pause",
+    }  # fmt: skip
+    forever = sorted(
+        name
+        for key in redis.keys("*")
+        if redis.ttl(key) == -1
+        and (name := key.decode()) not in fixed
+        and not name.startswith(("rq:wip:", "rq:finished:", "rq:failed:", "rq:scheduled:", "rq:registry:"))
+        and not name.startswith(("rq:queue:", "rq:worker:", "rq:executions:", "rq:results:"))
+    )
+    assert forever == []
+    state_ttl = pipeline.settings.session_state_ttl_seconds
+    for key in redis.keys(f"cubehook:session:{sid}:*") + redis.keys("cubehook:check:*"):
+        assert 0 < redis.ttl(key) <= state_ttl + 86400, key
+    assert 0 < redis.ttl(f"cubehook:session:{sid}:state") <= state_ttl
+    for job_id in pipeline.queue.finished_job_registry.get_job_ids():
+        assert 0 < redis.ttl(f"rq:job:{job_id}") <= pipeline.settings.result_ttl_seconds, job_id
+
+
+def test_a_session_whose_redis_state_expired_is_recalled_from_the_audit_trail(
+    pipeline: Pipeline, sim: SimServer
+) -> None:
+    sid = sim.create(preset="rejected", mode="settled")["sessionId"]
+    pipeline.submit(sid)
+    pipeline.work()
+    [first] = pipeline.decisions(sid)
+    actions_before = pipeline.queue.finished_job_registry.count
+    pipeline.redis.delete(*pipeline.redis.keys(f"cubehook:session:{sid}:*"))  # as after its TTL
+    pipeline.submit(sid)  # a late event, the same state
+    pipeline.work()
+    assert pipeline.results()[-1]["result"] in ("unchanged", "covered")
+    assert pipeline.runtime.audit.latest_decision(sid) == first  # no second decision...
+    assert pipeline.queue.finished_job_registry.count == actions_before + 1  # ...nor action: the event's job only
+    assert pipeline.runtime.store.current(sid) == first  # Redis holds it again
