@@ -39,11 +39,13 @@ class RejectedRequest(CubehookError):
 
     status_code = 400
     code = "bad_request"
+    public = "the request was refused"  # what the answer says; the exception's text is for the log
 
 
 class PayloadTooLarge(RejectedRequest):
     status_code = 413
     code = "payload_too_large"
+    public = "the body is over the size limit"
 
 
 class BodyTimeout(RejectedRequest):
@@ -51,6 +53,7 @@ class BodyTimeout(RejectedRequest):
 
     status_code = 408
     code = "body_timeout"
+    public = "the body did not arrive in time"
 
 
 class SignatureError(RejectedRequest):

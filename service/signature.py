@@ -25,6 +25,20 @@ def sign(body: bytes, secret: bytes) -> str:
     return hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
+def well_formed(header: str | None) -> bytes:
+    """The header's signature, stripped of surrounding white space, when it can be one (64 lowercase
+    hex digits); else SignatureError ``missing`` or ``malformed``. Needs no body: the endpoint
+    checks it before reading one."""
+    if not header or not header.strip():
+        raise SignatureError("missing")
+    # Encode before matching: a str regex would accept non-ASCII digits, and compare_digest
+    # refuses non-ASCII str. Latin-1 maps every header byte one to one.
+    given = header.strip().encode("latin-1", errors="replace")
+    if not _HEX64.fullmatch(given):
+        raise SignatureError("malformed")
+    return given
+
+
 def verify(body: bytes, header: str | None, secrets: Sequence[bytes]) -> None:
     """Return when ``header`` is a valid signature of ``body`` under any one secret; raise otherwise.
 
@@ -33,13 +47,7 @@ def verify(body: bytes, header: str | None, secrets: Sequence[bytes]) -> None:
     """
     if not secrets:
         raise ValueError("verify() needs at least one secret")
-    if not header:
-        raise SignatureError("missing")
-    # Encode before matching: a str regex would accept non-ASCII digits, and compare_digest
-    # refuses non-ASCII str. Latin-1 maps every header byte one to one.
-    given = header.encode("latin-1", errors="replace")
-    if not _HEX64.fullmatch(given):
-        raise SignatureError("malformed")
+    given = well_formed(header)
     matched = False
     for secret in secrets:
         expected = sign(body, secret).encode("ascii")

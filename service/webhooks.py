@@ -3,7 +3,8 @@ with its own answer.
 
 1. body over the limit          413  (Content-Length checked first, then counted while streaming)
    body not all sent in time    408  (a stalled or trickling client)
-2. signature missing or wrong   401  (on the raw bytes, constant time, any configured secret)
+2. signature missing or wrong   401  (missing or malformed: before the body is read; else on the
+                                     raw bytes, constant time, any configured secret)
 3. cannot be read               202  quarantined: kept whole for a replay (a 4xx would make
                                      ComplyCube retry and, after the 10th failed retry, disable
                                      the webhook)
@@ -26,7 +27,7 @@ from service.intake import Intake, Outcome, Status
 from service.log import get_logger
 from service.metrics import SIGNATURE_FAILURES, WEBHOOKS
 from service.queue import job_id_for
-from service.signature import HEADER
+from service.signature import HEADER, well_formed
 
 log = get_logger("cubehook.webhooks")
 
@@ -51,9 +52,11 @@ async def read_body(request: Request, limit: int, timeout: float) -> bytes:
 
 async def receive_complycube(request: Request) -> JSONResponse:
     intake: Intake = request.app.state.intake
+    signature = request.headers.get(HEADER)
     try:
+        well_formed(signature)  # no signature that could verify: 401 before reading any body
         body = await read_body(request, intake.max_body_bytes, intake.body_timeout_seconds)
-        outcome = await intake.receive(body, request.headers.get(HEADER))
+        outcome = await intake.receive(body, signature)
     except RejectedRequest as exc:
         return _answer(_rejected(exc), "rejected")
     except QueueUnavailable as exc:
@@ -102,5 +105,6 @@ def _rejected(exc: RejectedRequest) -> JSONResponse:
         SIGNATURE_FAILURES.labels(reason=exc.reason).inc()
         log.warning("webhook.rejected", status=exc.status_code, reason=exc.reason)
         return JSONResponse({"error": exc.code}, status_code=exc.status_code)
+    # The log says how much came and what the limit is; the answer does not tell a prober either.
     log.warning("webhook.rejected", status=exc.status_code, reason=str(exc))
-    return JSONResponse({"error": exc.code, "detail": str(exc)}, status_code=exc.status_code)
+    return JSONResponse({"error": exc.code, "detail": exc.public}, status_code=exc.status_code)

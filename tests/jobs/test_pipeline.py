@@ -8,6 +8,7 @@ import pytest
 from rq import SimpleWorker
 from rq.job import JobStatus
 
+from service.quarantine import text
 from service.queue import JOB_OPTIONS, Submitted
 from tests.conftest import SimServer
 from tests.jobs.conftest import Pipeline
@@ -298,7 +299,7 @@ def test_every_key_a_session_leaves_in_redis_expires(pipeline: Pipeline, sim: Si
         name
         for key in redis.keys("*")
         if redis.ttl(key) == -1
-        and (name := key.decode()) not in fixed
+        and (name := text(key)) not in fixed
         and not name.startswith(("rq:wip:", "rq:finished:", "rq:failed:", "rq:scheduled:", "rq:registry:"))
         and not name.startswith(("rq:queue:", "rq:worker:", "rq:executions:", "rq:results:"))
     )
@@ -324,5 +325,7 @@ def test_a_session_whose_redis_state_expired_is_recalled_from_the_audit_trail(
     pipeline.work()
     assert pipeline.results()[-1]["result"] in ("unchanged", "covered")
     assert pipeline.runtime.audit.latest_decision(sid) == first  # no second decision...
-    assert pipeline.queue.finished_job_registry.count == actions_before + 1  # ...nor action: the event's job only
+    assert (
+        pipeline.queue.finished_job_registry.count == actions_before + 1
+    )  # ...nor action: the event's job only
     assert pipeline.runtime.store.current(sid) == first  # Redis holds it again

@@ -39,7 +39,8 @@ def test_any_one_of_several_secrets_is_enough() -> None:
         ("z" * 64, "malformed"),
         ("sha256=" + VECTOR_SIGNATURE, "malformed"),
         ("é" * 64, "malformed"),
-        (" " + VECTOR_SIGNATURE, "malformed"),
+        ("   ", "missing"),
+        (VECTOR_SIGNATURE[:32] + " " + VECTOR_SIGNATURE[32:], "malformed"),
         ("0" * 64, "mismatch"),
     ],
 )
@@ -68,3 +69,10 @@ def test_one_changed_byte_is_a_mismatch() -> None:
 def test_verify_refuses_to_run_without_secrets() -> None:
     with pytest.raises(ValueError, match="secret"):
         verify(VECTOR_BODY, VECTOR_SIGNATURE, [])
+
+
+@pytest.mark.parametrize(
+    "padded", [" " + VECTOR_SIGNATURE, VECTOR_SIGNATURE + "\t", f"  {VECTOR_SIGNATURE} \r"]
+)
+def test_white_space_around_the_signature_is_stripped(padded: str) -> None:
+    verify(VECTOR_BODY, padded, [VECTOR_SECRET])  # does not raise

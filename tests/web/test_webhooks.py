@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import socket
 from collections.abc import Callable, Iterator
 
 import httpx2
@@ -278,3 +279,37 @@ def test_logs_carry_no_secret_signature_or_personal_data(client: TestClient, log
     text = log_output.getvalue()
     for forbidden in (SECRET, good, bad, "Johanna", "Doemeister", "johanna@example.com", "1990-02-03"):
         assert forbidden not in text
+
+
+def test_the_signature_header_is_read_with_its_surrounding_white_space_stripped(client: TestClient) -> None:
+    body = event_body(event_id="padded")
+    padded = {"ComplyCube-Signature": f"  {sign(body, SECRET.encode())}\t"}
+    assert client.post(URL, content=body, headers=padded).status_code == 202
+
+
+@pytest.mark.parametrize("header", [None, "", "   ", "not-a-signature"])
+def test_no_signature_that_could_verify_is_refused_before_the_body_is_read(
+    make_settings: Callable[..., Settings], header: str | None
+) -> None:
+    """The body never comes: a 401 all the same, at once, instead of the 408 after the body's
+    timeout (an hour here). Only a well-formed signature makes the endpoint wait for a body."""
+    from tests.conftest import serving
+
+    lines = ["POST /webhooks/complycube HTTP/1.1", "Host: test", "Content-Length: 1000"]
+    if header is not None:
+        lines.append(f"ComplyCube-Signature: {header}")
+    with (
+        serving(create_app(make_settings(body_timeout_seconds=3600))) as port,
+        socket.create_connection(("127.0.0.1", port), timeout=30) as sock,
+    ):
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        answer = sock.recv(4096).decode()
+    assert answer.startswith("HTTP/1.1 401"), answer
+
+
+def test_refusals_for_size_and_time_do_not_tell_the_limits(make_settings: Callable[..., Settings]) -> None:
+    with TestClient(create_app(make_settings(max_body_bytes=1234))) as small:
+        body = b"{" + b" " * 2000 + b"}"
+        refused = small.post(URL, content=body, headers=signature(body))
+    assert refused.status_code == 413
+    assert not any(ch.isdigit() for ch in refused.text)
