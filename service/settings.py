@@ -94,8 +94,13 @@ class Settings(BaseSettings):
     # Seconds between retries of a failed action (each with +-20% jitter); then the dead-letter queue.
     action_retry_intervals: Annotated[tuple[int, ...], NoDecode] = (10, 30, 120, 600, 1800)
 
+    # The public listener: POST /webhooks/complycube (and /healthz), the one route ComplyCube needs.
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    # The admin listener: /healthz, /readyz, /metrics, /openapi.json, for the probes and Prometheus,
+    # never exposed to the internet (0: not at all). A worker's metrics bind admin_host too.
+    admin_host: str = "127.0.0.1"
+    admin_port: int = Field(default=9000, ge=0, le=65535)
     access_log: bool = False
 
     log_level: str = "INFO"

@@ -19,9 +19,11 @@ CUBEHOOK = str(Path(sys.executable).parent / "cubehook")
 
 
 def cubehook_env(**extra: str) -> dict[str, str]:
-    """This environment without any CUBEHOOK_ setting of the developer's, plus ``extra``."""
+    """This environment without any CUBEHOOK_ setting of the developer's, plus ``extra``; a free
+    admin port unless ``extra`` names one (the default one may be taken by a test running alongside)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CUBEHOOK_")}
-    env.update(CUBEHOOK_LOG_FORMAT="json", **extra)
+    env.update(CUBEHOOK_LOG_FORMAT="json", CUBEHOOK_ADMIN_PORT=str(free_port()))
+    env.update(extra)
     return env
 
 

@@ -39,7 +39,15 @@ def test_the_validator_does_catch_mistakes() -> None:
 def test_web_has_a_readiness_probe_and_workers_scale_on_queue_depth() -> None:
     docs = {(d["kind"], d["metadata"]["name"]): d for d in manifests()}
     web = docs[("Deployment", "cubehook-web")]["spec"]["template"]["spec"]["containers"][0]
-    assert web["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert web["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}
+    assert web["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "admin"}
+    ports = {p["name"]: p["containerPort"] for p in web["ports"]}
+    config = docs[("ConfigMap", "cubehook")]["data"]
+    assert ports == {"http": 8000, "admin": int(config["CUBEHOOK_ADMIN_PORT"])}
+    annotations = docs[("Deployment", "cubehook-web")]["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == config["CUBEHOOK_ADMIN_PORT"]  # scraped on admin
+    service = docs[("Service", "cubehook-web")]["spec"]
+    assert [p["targetPort"] for p in service["ports"]] == ["http"]  # the public port alone
     hpa = docs[("HorizontalPodAutoscaler", "cubehook-worker")]["spec"]
     assert hpa["metrics"][0]["external"]["metric"]["name"] == "cubehook_jobs"
 

@@ -1,4 +1,4 @@
-"""/metrics: what the web process counted, and the queue as Redis holds it."""
+"""/metrics, on the admin app: what the web process counted, and the queue as Redis holds it."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ def sample(name: str, labels: dict[str, str] | None = None) -> float:
     return REGISTRY.get_sample_value(name, labels or {}) or 0.0
 
 
-def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    response = client.get("/metrics")
+def scrape(admin: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = admin.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     return {
@@ -24,7 +24,7 @@ def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], 
     }
 
 
-def test_webhook_answers_and_queue_depth(client: TestClient) -> None:
+def test_webhook_answers_and_queue_depth(client: TestClient, admin: TestClient) -> None:
     accepted = {"status": "accepted", "code": "202"}
     duplicate = {"status": "duplicate", "code": "200"}
     before = (sample("cubehook_webhooks_total", accepted), sample("cubehook_webhooks_total", duplicate),
@@ -34,7 +34,7 @@ def test_webhook_answers_and_queue_depth(client: TestClient) -> None:
     client.post("/webhooks/complycube", content=body, headers=signature(body))
     client.post("/webhooks/complycube", content=body, headers=signature(body))
     client.post("/webhooks/complycube", content=body, headers=signature(body, "wrong"))
-    metrics = scrape(client)
+    metrics = scrape(admin)
     assert metrics[("cubehook_webhooks_total", (("code", "202"), ("status", "accepted")))] == before[0] + 1
     assert metrics[("cubehook_webhooks_total", (("code", "200"), ("status", "duplicate")))] == before[1] + 1
     assert metrics[("cubehook_signature_failures_total", (("reason", "mismatch"),))] == before[2] + 1
