@@ -25,6 +25,9 @@ WEBHOOKS = Counter("cubehook_webhooks", "Webhook deliveries by answer", ["status
 SIGNATURE_FAILURES = Counter(
     "cubehook_signature_failures", "Webhook signatures refused, by reason", ["reason"]
 )
+HTTP_REFUSED = Counter(
+    "cubehook_http_refused", "Connections closed before their request reached the app, by reason", ["reason"]
+)
 ENQUEUE_SECONDS = Histogram(
     "cubehook_enqueue_seconds", "Time to make an event durable in Redis",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),

@@ -16,6 +16,7 @@ from typing import Any
 import uvicorn
 
 from service.app import Apps, create_apps
+from service.http_limits import LimitedHttpToolsProtocol
 from service.settings import Settings
 
 # The admin listener serves the kubelet's probes and a Prometheus or two: a few at a time.
@@ -37,9 +38,18 @@ def configs(settings: Settings, apps: Apps) -> list[uvicorn.Config]:
         "log_config": None,  # logging is ours (service.log): one format, redacted
         "access_log": settings.access_log,
         "loop": "auto",
-        "http": "httptools",
+        "http": LimitedHttpToolsProtocol.with_limits(settings.max_head_bytes, settings.head_timeout_seconds),
+        "timeout_keep_alive": settings.keep_alive_timeout_seconds,
     }
-    found = [uvicorn.Config(apps.public, host=settings.host, port=settings.port, **common)]
+    found = [
+        uvicorn.Config(
+            apps.public,
+            host=settings.host,
+            port=settings.port,
+            limit_concurrency=settings.limit_concurrency,
+            **common,
+        )
+    ]
     if settings.admin_port:
         found.append(
             uvicorn.Config(

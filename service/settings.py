@@ -102,6 +102,15 @@ class Settings(BaseSettings):
     admin_host: str = "127.0.0.1"
     admin_port: int = Field(default=9000, ge=0, le=65535)
     access_log: bool = False
+    # Limits of the listeners, against slow or greedy clients (a reverse proxy in front has its own):
+    # a request head (request line and headers) over max_head_bytes gets 431, one not all received
+    # head_timeout_seconds after its first byte 408; an idle keep-alive connection is closed after
+    # keep_alive_timeout_seconds; past limit_concurrency connections or requests at once, a new
+    # request gets 503. ComplyCube sends small requests at once and retries a 503.
+    max_head_bytes: int = Field(default=16 * 1024, ge=1024)
+    head_timeout_seconds: float = Field(default=5.0, gt=0)
+    keep_alive_timeout_seconds: int = Field(default=5, ge=1)
+    limit_concurrency: int = Field(default=512, ge=1)
 
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.AUTO

@@ -129,7 +129,14 @@ class SimServer:
 def serving(app: ASGIApp) -> Iterator[int]:
     """Serve ``app`` with uvicorn in a thread on a free port for the block; yield the port."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
+    with serving_config(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None)):
+        yield port
+
+
+@contextmanager
+def serving_config(config: uvicorn.Config) -> Iterator[None]:
+    """Serve with uvicorn, as ``config`` says, in a thread for the block."""
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -137,7 +144,7 @@ def serving(app: ASGIApp) -> Iterator[int]:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.02)
     try:
-        yield port
+        yield
     finally:
         server.should_exit = True
         thread.join(timeout=10)
