@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.errors import ConfigError
 
-MIB = 1024 * 1024
+KIB = 1024
 DAY = 24 * 60 * 60
 
 
@@ -37,7 +37,9 @@ class Settings(BaseSettings):
     # Comma-separated; any one valid. Two are valid at once while a ComplyCube webhook is rotated
     # (create the new webhook, switch, delete the old one).
     webhook_secrets: Annotated[tuple[SecretStr, ...], NoDecode] = ()
-    max_body_bytes: int = Field(default=MIB, gt=0)
+    # A ComplyCube event is about 2 KB: 64 KiB is 30 times that, and what a reverse proxy in front
+    # should allow too (deploy/nginx). It bounds what the web process holds per request.
+    max_body_bytes: int = Field(default=64 * KIB, gt=0)
     # A body not received in full within this time gets 408: a stalled or trickling client must not
     # hold a request open for ever. ComplyCube's deliveries are small and sent at once.
     body_timeout_seconds: float = Field(default=10.0, gt=0)
@@ -107,7 +109,7 @@ class Settings(BaseSettings):
     # head_timeout_seconds after its first byte 408; an idle keep-alive connection is closed after
     # keep_alive_timeout_seconds; past limit_concurrency connections or requests at once, a new
     # request gets 503. ComplyCube sends small requests at once and retries a 503.
-    max_head_bytes: int = Field(default=16 * 1024, ge=1024)
+    max_head_bytes: int = Field(default=16 * KIB, ge=KIB)
     head_timeout_seconds: float = Field(default=5.0, gt=0)
     keep_alive_timeout_seconds: int = Field(default=5, ge=1)
     limit_concurrency: int = Field(default=512, ge=1)

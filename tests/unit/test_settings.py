@@ -51,5 +51,5 @@ def test_invalid_settings_never_echo_values(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_defaults() -> None:
     settings = Settings()
-    assert settings.max_body_bytes == 1024 * 1024
+    assert settings.max_body_bytes == 64 * 1024
     assert settings.dedup_retention_seconds == 30 * 24 * 3600
