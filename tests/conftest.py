@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -123,6 +124,24 @@ class SimServer:
 
     def faults(self, **config: Any) -> None:
         self.control("PUT", "/_sim/faults", json=config)
+
+
+def received(sock: socket.socket, timeout: float = 10.0, pause: float = 1.0) -> bytes:
+    """What a server sends on ``sock`` until it closes the connection (``<closed>`` appended, or
+    ``<reset>``), or until nothing comes for ``timeout`` seconds (``pause`` once something has)."""
+    sock.settimeout(timeout)
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            return data
+        except ConnectionResetError:
+            return data + b"<reset>"
+        if not chunk:
+            return data + b"<closed>"
+        data += chunk
+        sock.settimeout(pause)
 
 
 @contextmanager

@@ -14,16 +14,21 @@ from redis import Redis
 
 from service.cli import main
 from service.metrics import QueueCollector
+from service.settings import Settings
 from tests.conftest import ROOT
 
 DEPLOY = ROOT / "deploy"
 
 
-def manifests() -> list[dict[str, Any]]:
-    return [doc for doc in yaml.safe_load_all((DEPLOY / "kubernetes" / "cubehook.yaml").read_text()) if doc]
+def manifests(name: str = "cubehook.yaml") -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all((DEPLOY / "kubernetes" / name).read_text()) if doc]
 
 
-@pytest.mark.parametrize("doc", manifests(), ids=lambda d: f"{d['kind']}/{d['metadata']['name']}")
+@pytest.mark.parametrize(
+    "doc",
+    manifests() + manifests("ingress-nginx-controller.yaml"),
+    ids=lambda d: f"{d['kind']}/{d['metadata']['name']}",
+)
 def test_kubernetes_manifests_match_the_api_schema(doc: dict[str, Any]) -> None:
     kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
 
@@ -92,3 +97,69 @@ def test_dashboard_and_alerts_use_metrics_that_exist(redis: Redis) -> None:
     assert {r["alert"] for g in alerts["groups"] for r in g["rules"]} >= {
         "CubehookWebhookDisabled", "CubehookDeadLettersGrowing", "CubehookNoEvents", "CubehookComplyCubeErrors",
     }  # fmt: skip
+
+
+def nginx_directives(name: str = "cubehook.conf") -> dict[str, list[str]]:
+    """The directives of a deploy/nginx file, by name: their arguments, as written."""
+    found: dict[str, list[str]] = {}
+    for line in (DEPLOY / "nginx" / name).read_text().splitlines():
+        match = re.match(r"\s*([a-z_]+)\s+([^;{#]*);", line)
+        if match:
+            found.setdefault(match[1], []).append(match[2].strip())
+    return found
+
+
+def test_the_ingress_routes_the_webhook_alone_to_the_public_port() -> None:
+    ingress = {d["kind"]: d for d in manifests()}["Ingress"]["spec"]
+    paths = [p for rule in ingress["rules"] for p in rule["http"]["paths"]]
+    assert paths == [
+        {
+            "path": "/webhooks/complycube",
+            "pathType": "Exact",
+            "backend": {"service": {"name": "cubehook-web", "port": {"name": "http"}}},
+        }
+    ]
+
+
+def test_nginx_and_the_ingress_agree_with_each_other_and_with_the_app() -> None:
+    """The same limits wherever the webhook is exposed, and cubehook's own body limit and
+    keep-alive consistent with them: none can drift alone."""
+    nginx = nginx_directives()
+    annotations = {
+        key.removeprefix("nginx.ingress.kubernetes.io/"): value
+        for key, value in {d["kind"]: d for d in manifests()}["Ingress"]["metadata"]["annotations"].items()
+    }
+    controller = manifests("ingress-nginx-controller.yaml")[0]["data"]
+    defaults = Settings()
+
+    def kib(value: str) -> int:
+        assert value.endswith("k")
+        return int(value[:-1]) * 1024
+
+    assert (
+        kib(nginx["client_max_body_size"][0])
+        == kib(annotations["proxy-body-size"])
+        == defaults.max_body_bytes
+    )
+    assert nginx["client_body_buffer_size"][0] == annotations["client-body-buffer-size"] == "64k"
+    assert nginx["proxy_request_buffering"] == [annotations["proxy-request-buffering"]] == ["on"]
+    assert nginx["limit_conn"] == [f"cubehook_conn {annotations['limit-connections']}"]
+    rate = int(annotations["limit-rps"])
+    assert f"rate={rate}r/s" in nginx["limit_req_zone"][0]
+    assert nginx["limit_req"] == [
+        f"zone=cubehook_req burst={rate * int(annotations['limit-burst-multiplier'])} nodelay"
+    ]
+    for directive in ("proxy_connect_timeout", "proxy_send_timeout", "proxy_read_timeout"):
+        assert nginx[directive] == [f"{annotations[directive.replace('_', '-')]}s"]
+    assert nginx["proxy_next_upstream"] == [annotations["proxy-next-upstream"]] == ["off"]
+    assert nginx["client_header_buffer_size"] == [controller["client-header-buffer-size"]]
+    assert nginx["large_client_header_buffers"] == [controller["large-client-header-buffers"]]
+    for directive in ("client_header_timeout", "client_body_timeout"):
+        assert nginx[directive] == [f"{controller[directive.replace('_', '-')]}s"]
+    assert controller["limit-req-status-code"] == controller["limit-conn-status-code"] == "429"
+    assert nginx["limit_req_status"] == nginx["limit_conn_status"] == ["429"]
+    # The proxies let an idle connection to cubehook go before cubehook closes it.
+    upstream_idle = int(nginx_directives("cubehook/upstream.conf")["keepalive_timeout"][0].removesuffix("s"))
+    assert (
+        upstream_idle == int(controller["upstream-keepalive-timeout"]) < defaults.keep_alive_timeout_seconds
+    )

@@ -20,7 +20,7 @@ from service.app import create_apps
 from service.devredis import free_port
 from service.serve import configs
 from service.settings import Settings
-from tests.conftest import event_body, serving_config, signature
+from tests.conftest import event_body, received, serving_config, signature
 
 HEAD_TIMEOUT = 0.5
 
@@ -50,23 +50,6 @@ def delivery(event_id: str, **payload: str) -> bytes:
     ).encode() + body
 
 
-def answer(sock: socket.socket, timeout: float = 10) -> bytes:
-    """Everything the server sends until it closes the connection or pauses for a second."""
-    sock.settimeout(timeout)
-    data = b""
-    while True:
-        try:
-            chunk = sock.recv(65536)
-        except TimeoutError:
-            return data
-        except ConnectionResetError:
-            return data + b"<reset>"
-        if not chunk:
-            return data + b"<closed>"
-        data += chunk
-        sock.settimeout(1)
-
-
 def status_line(data: bytes) -> str:
     return data.split(b"\r\n", 1)[0].decode()
 
@@ -87,7 +70,7 @@ def test_an_oversized_head_gets_431_and_is_not_read_further(listener: Callable[.
                 sent += 65536
         except (BrokenPipeError, ConnectionResetError):
             pass
-        data = answer(sock)
+        data = received(sock)
     assert status_line(data) in ("HTTP/1.1 431 Request Header Fields Too Large", "<reset>")
     assert sent < 16 * 1024 * 1024  # refused long before the 64 MiB the client meant to send
     assert refused("head_too_large") == before + 1
@@ -105,7 +88,7 @@ def test_a_head_sent_slowly_gets_408_and_is_logged(
             except (BrokenPipeError, ConnectionResetError):
                 break
             time.sleep(0.05)
-        data = answer(sock)
+        data = received(sock)
     assert status_line(data) == "HTTP/1.1 408 Request Timeout"
     assert data.endswith(b"<closed>")
     lines = [json.loads(line) for line in log_output.getvalue().splitlines()]
@@ -115,7 +98,7 @@ def test_a_head_sent_slowly_gets_408_and_is_logged(
 def test_a_connection_that_sends_nothing_is_closed(listener: Callable[..., int]) -> None:
     port = listener()
     with socket.create_connection(("127.0.0.1", port)) as sock:
-        assert answer(sock) == b"<closed>"
+        assert received(sock) == b"<closed>"
 
 
 def test_keep_alive_requests_each_get_their_own_head_deadline(
@@ -126,10 +109,10 @@ def test_keep_alive_requests_each_get_their_own_head_deadline(
     port = listener(max_head_bytes=4096, keep_alive_timeout_seconds=5)
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(delivery("keep-1"))
-        assert status_line(answer(sock)) == "HTTP/1.1 202 Accepted"
+        assert status_line(received(sock)) == "HTTP/1.1 202 Accepted"
         time.sleep(HEAD_TIMEOUT * 2)
         sock.sendall(delivery("keep-2", notes="n" * 20_000))  # 20 KB of body in the head's packet
-        assert status_line(answer(sock)) == "HTTP/1.1 202 Accepted"
+        assert status_line(received(sock)) == "HTTP/1.1 202 Accepted"
     assert Queue("cubehook", connection=redis).job_ids == ["evt-keep-1", "evt-keep-2"]
 
 
@@ -137,8 +120,8 @@ def test_an_idle_keep_alive_connection_is_closed(listener: Callable[..., int]) -
     port = listener(keep_alive_timeout_seconds=1, head_timeout_seconds=30)
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(delivery("idle-1"))
-        assert status_line(answer(sock)) == "HTTP/1.1 202 Accepted"
-        assert answer(sock, timeout=15) == b"<closed>"  # by the server, not by the head timeout
+        assert status_line(received(sock)) == "HTTP/1.1 202 Accepted"
+        assert received(sock, timeout=15) == b"<closed>"  # by the server, not by the head timeout
 
 
 def test_requests_past_the_concurrency_limit_get_503(listener: Callable[..., int]) -> None:
@@ -150,7 +133,7 @@ def test_requests_past_the_concurrency_limit_get_503(listener: Callable[..., int
         socket.create_connection(address) as third,
     ):
         third.sendall(delivery("over-limit-1"))
-        assert status_line(answer(third)) == "HTTP/1.1 503 Service Unavailable"
+        assert status_line(received(third)) == "HTTP/1.1 503 Service Unavailable"
     with socket.create_connection(("127.0.0.1", port)) as later:
         later.sendall(delivery("over-limit-2"))
-        assert status_line(answer(later)) == "HTTP/1.1 202 Accepted"
+        assert status_line(received(later)) == "HTTP/1.1 202 Accepted"
