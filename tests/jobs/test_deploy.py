@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import re
+import tomllib
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
@@ -64,6 +67,57 @@ def test_compose_file() -> None:
     assert "--appendonly" in redis_command
     assert redis_command[redis_command.index("--appendonly") + 1] == "yes"
     assert "noeviction" in redis_command
+
+
+def test_compose_binds_loopback_and_takes_the_database_password_from_the_environment() -> None:
+    text = (DEPLOY / "compose.yaml").read_text()
+    services = yaml.safe_load(text)["services"]
+    published = [port for service in services.values() for port in service.get("ports", [])]
+    assert published
+    assert all(port.startswith("127.0.0.1:") for port in published), published
+    required = "${POSTGRES_PASSWORD:?"
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith(required)
+    for name in ("web", "worker"):
+        env = services[name]["environment"]
+        assert env["PGPASSWORD"].startswith(required)  # libpq's; the URL carries no password
+        assert urlsplit(env["CUBEHOOK_DATABASE_URL"]).password is None
+        assert services[name]["read_only"] is True
+        assert services[name]["cap_drop"] == ["ALL"]
+    assert "cubehook:cubehook@" not in text
+
+
+PROJECT_VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+
+def deployments() -> list[dict[str, Any]]:
+    return [doc["spec"]["template"]["spec"] for doc in manifests() if doc["kind"] == "Deployment"]
+
+
+@pytest.mark.parametrize("pod", deployments(), ids=lambda p: p["containers"][0]["name"])
+def test_every_pod_and_container_is_locked_down(pod: dict[str, Any]) -> None:
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001  # the image's user
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    scratch = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
+    for container in pod["containers"]:
+        context = container["securityContext"]
+        assert context["runAsNonRoot"] is True
+        assert context["allowPrivilegeEscalation"] is False
+        assert context["capabilities"] == {"drop": ["ALL"]}
+        assert context["readOnlyRootFilesystem"] is True
+        assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert container["image"] == f"cubehook:{PROJECT_VERSION}"
+        assert {m["name"] for m in container["volumeMounts"] if m["mountPath"] == "/tmp"} <= scratch
+        assert any(m["mountPath"] == "/tmp" for m in container["volumeMounts"])
+
+
+def test_images_are_pinned_to_the_project_version() -> None:
+    assert importlib.metadata.version("cubehook") == PROJECT_VERSION
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+    assert {compose["web"]["image"], compose["worker"]["image"]} == {f"cubehook:{PROJECT_VERSION}"}
+    everywhere = (DEPLOY / "compose.yaml").read_text() + (DEPLOY / "kubernetes" / "cubehook.yaml").read_text()
+    assert ":latest" not in everywhere
 
 
 def test_image_and_procfile_run_real_commands() -> None:
