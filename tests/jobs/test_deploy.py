@@ -217,3 +217,12 @@ def test_nginx_and_the_ingress_agree_with_each_other_and_with_the_app() -> None:
     assert (
         upstream_idle == int(controller["upstream-keepalive-timeout"]) < defaults.keep_alive_timeout_seconds
     )
+
+
+def test_prometheus_scrapes_the_admin_port_never_the_public_one() -> None:
+    jobs = yaml.safe_load((DEPLOY / "prometheus" / "scrape.yaml").read_text())["scrape_configs"]
+    static = [t for job in jobs for c in job.get("static_configs", []) for t in c["targets"]]
+    defaults = Settings()
+    assert static == [f"127.0.0.1:{defaults.admin_port}"]
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]["web"]
+    assert f"127.0.0.1:{defaults.admin_port}:{defaults.admin_port}" in compose["ports"]
