@@ -16,6 +16,8 @@ from prometheus_client.registry import Collector
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
+from rq.job import Job
+from rq.utils import str_to_date
 
 from service.queue import LAST_EVENT
 
@@ -43,7 +45,10 @@ EVENT_TO_DECISION = Histogram(
 
 
 class QueueCollector(Collector):
-    """Queue depth, registry sizes, the oldest waiting job's age and the last event seen."""
+    """Queue depth, registry sizes, the oldest waiting job's age and the last event seen.
+
+    Read-only, in two round trips: RQ's ``registry.count`` would first clean the registry up (a
+    write, and the workers' business), and fetching the oldest job reads all of it."""
 
     def __init__(self, redis: Redis, queue_name: str) -> None:
         self.redis = redis
@@ -51,25 +56,31 @@ class QueueCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         queue = Queue(self.queue_name, connection=self.redis)
+        registries = (
+            ("started", queue.started_job_registry),
+            ("scheduled", queue.scheduled_job_registry),
+            ("failed", queue.failed_job_registry),
+        )
         jobs = GaugeMetricFamily("cubehook_jobs", "Jobs by state", labels=["state"])
         try:
-            for state, registry_count in (
-                ("queued", queue.count),
-                ("started", queue.started_job_registry.count),
-                ("scheduled", queue.scheduled_job_registry.count),
-                ("failed", queue.failed_job_registry.count),
-            ):
-                jobs.add_metric([state], registry_count)
-            oldest = queue.get_jobs(0, 1)
-            enqueued = oldest[0].enqueued_at if oldest else None
-            last_event = self.redis.get(LAST_EVENT)
-            hooks = self.redis.hgetall(WATCHDOG_STATE)
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.llen(queue.key)
+            for _state, registry in registries:
+                pipe.zcard(registry.key)
+            pipe.lindex(queue.key, 0)  # the next job out (jobs put at the front aside, the oldest)
+            pipe.get(LAST_EVENT)
+            pipe.hgetall(WATCHDOG_STATE)
+            queued, *sizes, oldest, last_event, hooks = pipe.execute()
+            enqueued = self.redis.hget(Job.key_for(oldest.decode()), "enqueued_at") if oldest else None
         except RedisError:
             yield GaugeMetricFamily("cubehook_redis_up", "Redis answered the scrape", value=0)
             return
+        jobs.add_metric(["queued"], queued)
+        for (state, _registry), size in zip(registries, sizes, strict=True):
+            jobs.add_metric([state], size)
         yield GaugeMetricFamily("cubehook_redis_up", "Redis answered the scrape", value=1)
         yield jobs
-        age = time.time() - enqueued.timestamp() if enqueued else 0.0
+        age = time.time() - str_to_date(enqueued).timestamp() if enqueued else 0.0
         yield GaugeMetricFamily("cubehook_oldest_queued_seconds", "Age of the oldest waiting job", value=age)
         yield GaugeMetricFamily(
             "cubehook_last_event_timestamp_seconds", "When the last event was accepted (0: never)",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
+from redis import Redis
+from rq import Queue
 from starlette.testclient import TestClient
 
 from tests.conftest import event_body, signature
@@ -44,3 +46,15 @@ def test_webhook_answers_and_queue_depth(client: TestClient, admin: TestClient) 
     assert metrics[("cubehook_jobs", (("state", "failed"),))] == 0.0
     assert metrics[("cubehook_last_event_timestamp_seconds", ())] > 0
     assert metrics[("cubehook_oldest_queued_seconds", ())] >= 0
+
+
+def test_a_scrape_reads_redis_and_writes_nothing(admin: TestClient, redis: Redis) -> None:
+    """RQ's registry.count would clean an expired entry up (a write, and the workers' job); the
+    scrape counts it as it is."""
+    started = Queue("cubehook", connection=redis).started_job_registry
+    redis.zadd(started.key, {"evt-long-gone": 1})  # expired in 1970
+    before = {key: redis.type(key) for key in redis.keys("*")}
+    metrics = scrape(admin)
+    assert metrics[("cubehook_jobs", (("state", "started"),))] == 1.0
+    assert redis.zscore(started.key, "evt-long-gone") == 1.0
+    assert {key: redis.type(key) for key in redis.keys("*")} == before
