@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,15 @@ BENCHMARKS := bench/ingest.py bench/worker_throughput.py bench/recovery.py bench
 bench: $(VENV)/.installed-test
 	for script in $(BENCHMARKS); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 	echo "== bench/worker_throughput.py --mode rate"; $(BIN)/python bench/worker_throughput.py --mode rate
+
+# The image's dependencies, every one pinned with its hashes (deploy/Dockerfile installs them with
+# --require-hashes): the runtime tree from pyproject.toml, and the build backend it names. Run
+# after changing a dependency; a test fails while requirements.lock disagrees with pyproject.toml.
+LOCK := $(BIN)/uv pip compile --universal --python-version 3.11 --generate-hashes --custom-compile-command "make lock"
+lock: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet uv==0.13.9
+	$(LOCK) --quiet pyproject.toml -o requirements.lock
+	printf 'setuptools>=75\n' | $(LOCK) --quiet - -o requirements-build.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

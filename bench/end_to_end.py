@@ -76,7 +76,7 @@ def main() -> None:
     target = Starlette(routes=[Route("/d", decision, methods=["POST"])])
     receiver = uvicorn.Server(uvicorn.Config(target, port=receiver_port, log_config=None, access_log=False))
     threading.Thread(target=receiver.run, daemon=True).start()
-    web_port, sim_port = free_port(), free_port()
+    web_port, admin_port, sim_port = free_port(), free_port(), free_port()
     with EmbeddedRedis() as redis_server, tempfile.TemporaryDirectory() as tmp:
         rules = Path(tmp) / "rules.toml"
         url = f"http://127.0.0.1:{receiver_port}/d"
@@ -87,6 +87,7 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CUBEHOOK_")}
         env.update(
             CUBEHOOK_REDIS_URL=redis_server.url, CUBEHOOK_WEBHOOK_SECRETS=SECRET, CUBEHOOK_PORT=str(web_port),
+            CUBEHOOK_ADMIN_PORT=str(admin_port),
             CUBEHOOK_COMPLYCUBE_BASE_URL=f"http://127.0.0.1:{sim_port}/v1", CUBEHOOK_COMPLYCUBE_API_KEY=KEY,
             CUBEHOOK_ALLOW_INSECURE_TRANSPORT="true",  # the simulator and the receiver speak plain HTTP
             CUBEHOOK_COMPLYCUBE_RATE_LIMIT="0", CUBEHOOK_DATABASE_URL=f"sqlite:///{tmp}/audit.db",
@@ -111,7 +112,7 @@ def main() -> None:
         workers = [subprocess.Popen([CUBEHOOK, "worker"], env=env, **quiet) for _ in range(args.workers)]  # type: ignore[call-overload]
         try:
             wait_ready(f"http://127.0.0.1:{sim_port}/_sim/health")
-            wait_ready(f"http://127.0.0.1:{web_port}/readyz")
+            wait_ready(f"http://127.0.0.1:{admin_port}/readyz")
             time.sleep(2)  # workers up and migrated
             started = time.time()
             with httpx2.Client(timeout=10) as http:

@@ -1,6 +1,7 @@
-"""The server the ingest benchmark loads: cubehook's real app, plus two baselines on the same
-process and event loop: ``/bench/onekey`` writes one Redis key (with redis-py's asyncio client, the
-cheapest honest way), ``/bench/noop`` answers at once."""
+"""The server the ingest benchmark loads: cubehook's public app on its real listener configuration
+(limits included), plus two baselines on the same process and event loop: ``/bench/onekey`` writes
+one Redis key (with redis-py's asyncio client, the cheapest honest way), ``/bench/noop`` answers at
+once."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from service.app import create_app
+from service.app import create_apps
 from service.log import configure_logging
+from service.serve import configs
 from service.settings import Settings
 
 
@@ -25,9 +27,12 @@ def main() -> None:
     parser.add_argument("--secret", required=True)
     args = parser.parse_args()
     # As in production: INFO lines, as JSON (the benchmark sends them to /dev/null).
-    settings = Settings(redis_url=args.redis_url, webhook_secrets=args.secret, log_format="json")
+    settings = Settings(
+        redis_url=args.redis_url, webhook_secrets=args.secret, log_format="json", port=args.port, admin_port=0
+    )
     configure_logging(settings)
-    app = create_app(settings)
+    apps = create_apps(settings)
+    app = apps.public
     client = aioredis.Redis.from_url(args.redis_url)
     counter = itertools.count()
 
@@ -43,15 +48,9 @@ def main() -> None:
     app.router.routes.extend(
         [Route("/bench/onekey", onekey, methods=["POST"]), Route("/bench/noop", noop, methods=["POST"])]
     )
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=args.port,
-        log_config=None,
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-    )
+    # The public listener exactly as `cubehook web` configures it (its limits included).
+    (config,) = configs(settings, apps)
+    uvicorn.Server(config).run()
 
 
 if __name__ == "__main__":

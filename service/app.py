@@ -1,12 +1,21 @@
-"""create_app(settings): the routes, and a lifespan that closes the Redis client it owns."""
+"""The two web applications of `cubehook web`, on two listeners of one process.
+
+- ``create_app(settings)``: the public app, what ComplyCube reaches: ``POST /webhooks/complycube``
+  and ``/healthz``, nothing else. It owns the Redis clients (closed by its lifespan).
+- ``create_admin_app(settings, redis)``: the operators' app, never exposed to the internet:
+  ``/healthz``, ``/readyz``, ``/metrics``, ``/openapi.json``. It reads Redis through the public
+  app's blocking client, in threads, so a scrape never touches the intake's asyncio connections.
+"""
 
 from __future__ import annotations
 
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import NamedTuple
 
 from prometheus_client import CollectorRegistry
+from redis import Redis
 from starlette.applications import Starlette
 from starlette.routing import Route
 
@@ -14,13 +23,18 @@ from service.health import healthz, metrics, openapi, readyz
 from service.intake import Intake
 from service.metrics import QueueCollector
 from service.queue import async_redis_client, redis_client
-from service.settings import Settings, load_settings
+from service.settings import Settings
 from service.webhooks import receive_complycube
 
 
+class Apps(NamedTuple):
+    public: Starlette
+    admin: Starlette
+
+
 def create_app(settings: Settings) -> Starlette:
-    """The web application. Raises ConfigError when no webhook secret is configured."""
-    redis = redis_client(settings)  # connects lazily; blocking: only for metrics, in a thread
+    """The public application. Raises ConfigError when no webhook secret is configured."""
+    redis = redis_client(settings)  # connects lazily; blocking: RQ's job template, the admin app
     aredis = async_redis_client(settings)  # the request path's client
     intake = Intake.build(settings, redis, aredis)  # no secret, no start (ConfigError)
 
@@ -41,26 +55,34 @@ def create_app(settings: Settings) -> Starlette:
         routes=[
             Route("/webhooks/complycube", receive_complycube, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
-            Route("/openapi.json", openapi, methods=["GET"]),
         ],
         lifespan=lifespan,
     )
-    app.state.redis = aredis
+    app.state.redis = redis
+    app.state.intake = intake
+    return app
+
+
+def create_admin_app(settings: Settings, redis: Redis) -> Starlette:
+    """The admin application, reading Redis through ``redis`` (a blocking client) in threads."""
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
+        ]
+    )
+    app.state.redis = redis
     # Per app, so that tests may build several; the process-wide counters live in REGISTRY.
     app.state.metrics_registry = CollectorRegistry()
     app.state.metrics_registry.register(
         QueueCollector(redis, settings.queue_name, settings.quarantine_retention_seconds)
     )
-    app.state.intake = intake
     return app
 
 
-def app_from_env() -> Starlette:
-    """Factory for ``uvicorn --factory`` and multi-process serving: one Settings per process."""
-    from service.log import configure_logging
-
-    settings = load_settings()
-    configure_logging(settings)
-    return create_app(settings)
+def create_apps(settings: Settings) -> Apps:
+    """Both applications, the admin one on the public one's Redis client."""
+    public = create_app(settings)
+    return Apps(public, create_admin_app(settings, public.state.redis))

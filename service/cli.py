@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 PROCFILE = Path(__file__).resolve().parent.parent / "Procfile"
+PORT = click.IntRange(0, 65535)
 
 
 def _settings() -> Settings:
@@ -41,34 +42,22 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--host", default=None, help="Interface to bind [CUBEHOOK_HOST, 127.0.0.1].")
-@click.option("--port", type=int, default=None, help="Port to listen on [CUBEHOOK_PORT, 8000].")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Processes.")
-def web(host: str | None, port: int | None, workers: int) -> None:
-    """Serve POST /webhooks/complycube, /healthz and /readyz."""
-    import uvicorn
+@click.option("--host", default=None, help="Public interface [CUBEHOOK_HOST, 127.0.0.1].")
+@click.option("--port", type=PORT, default=None, help="Public port [CUBEHOOK_PORT, 8000].")
+@click.option("--admin-host", default=None, help="Admin interface [CUBEHOOK_ADMIN_HOST, 127.0.0.1].")
+@click.option("--admin-port", type=PORT, help="Admin port, 0: off [CUBEHOOK_ADMIN_PORT, 9000].")
+def web(host: str | None, port: int | None, admin_host: str | None, admin_port: int | None) -> None:
+    """Serve POST /webhooks/complycube (and /healthz) on the public listener, and /healthz,
+    /readyz, /metrics and /openapi.json on the admin listener. One process: scale with replicas."""
+    from service.serve import run
 
-    from service.app import create_app
-
-    settings = _settings()
+    options = {"host": host, "port": port, "admin_host": admin_host, "admin_port": admin_port}
+    settings = _settings().model_copy(update={k: v for k, v in options.items() if v is not None})
     configure_logging(settings)
     try:
-        app = create_app(settings)  # fails here, before binding, when no secret is set
+        run(settings)  # fails before binding when no secret is set
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    options = {
-        "host": host or settings.host,
-        "port": settings.port if port is None else port,
-        "log_config": None,  # logging is ours (service.log): one format, redacted
-        "access_log": settings.access_log,
-        "loop": "auto",
-        "http": "auto",
-    }
-    if workers == 1:
-        uvicorn.run(app, **options)  # type: ignore[arg-type]
-    else:
-        # Each process builds its own Settings and app from the environment.
-        uvicorn.run("service.app:app_from_env", factory=True, workers=workers, **options)  # type: ignore[arg-type]
 
 
 @main.command()
@@ -89,7 +78,7 @@ def worker(burst: bool) -> None:
     if settings.worker_metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(settings.worker_metrics_port, addr=settings.host)
+        start_http_server(settings.worker_metrics_port, addr=settings.admin_host)
     try:
         run(settings, built, burst)
     finally:
@@ -254,12 +243,12 @@ def dev() -> None:
 
 @main.command(hidden=True)
 @click.option("--simulator", "simulator_url", required=True)
-@click.option("--web", "web_url", required=True)
-def demo(simulator_url: str, web_url: str) -> None:
+@click.option("--admin", "admin_url", required=True, help="The web process's admin listener.")
+def demo(simulator_url: str, admin_url: str) -> None:
     """Play the demo scenarios and print what happens (run by `cubehook dev`)."""
     from service.demo import watch
 
-    watch(_settings(), simulator_url, web_url)
+    watch(_settings(), simulator_url, admin_url)
 
 
 def _rules_from(path: Path | None, settings: Settings) -> Rules:

@@ -68,6 +68,9 @@ def run_dev(procfile: Path) -> int:
     env.setdefault("CUBEHOOK_LOG_FORMAT", "console")
     env.setdefault("PORT", env.get("CUBEHOOK_PORT", "8000"))
     web_url = f"http://127.0.0.1:{env['PORT']}"
+    # A free admin port unless one is set: several `cubehook dev` (tests) may run at once.
+    env.setdefault("CUBEHOOK_ADMIN_PORT", str(free_port()))
+    admin_url = f"http://127.0.0.1:{env['CUBEHOOK_ADMIN_PORT']}"
     simulator_port = free_port()
     simulator_url = f"http://127.0.0.1:{simulator_port}"
     # Everything here talks plain HTTP on loopback (the simulator, the sink): allowed for these
@@ -98,6 +101,7 @@ def run_dev(procfile: Path) -> int:
         f"cubehook dev\n"
         f"  redis:     {env['CUBEHOOK_REDIS_URL']}{' (embedded)' if embedded else ''}\n"
         f"  endpoint:  {web_url}/webhooks/complycube\n"
+        f"  admin:     {admin_url}  (/readyz, /metrics, /openapi.json)\n"
         f"  simulator: {simulator_url}/v1 (ComplyCube API), {simulator_url}/_sim (control)\n"
         f"  secret:    {shown}\n"
         f"  rules:     {env['CUBEHOOK_RULES_FILE']}\n"
@@ -114,7 +118,7 @@ def run_dev(procfile: Path) -> int:
          "--retry-scale", "0.05", "--webhook-url", f"{web_url}/webhooks/complycube"]
     )  # fmt: skip
     processes["sink"] = shlex.join(["cubehook", "sink", "--port", str(sink_port)])
-    processes["demo"] = shlex.join(["cubehook", "demo", "--simulator", simulator_url, "--web", web_url])
+    processes["demo"] = shlex.join(["cubehook", "demo", "--simulator", simulator_url, "--admin", admin_url])
     manager = Manager()
     for name, command in processes.items():
         manager.add_process(name, command, env=env)
@@ -141,9 +145,9 @@ def wait_ready(url: str, timeout: float = 60.0) -> None:
         time.sleep(0.2)
 
 
-def watch(settings: Settings, simulator_url: str, web_url: str) -> None:
+def watch(settings: Settings, simulator_url: str, admin_url: str) -> None:
     """Play the demo scenarios, then print deliveries and processed jobs as they happen, forever."""
-    wait_ready(f"{web_url}/readyz")
+    wait_ready(f"{admin_url}/readyz")
     wait_ready(f"{simulator_url}/_sim/health")
     for scenario in DEMO_SCENARIOS:
         created = httpx2.post(f"{simulator_url}/_sim/sessions", json=scenario, timeout=5).json()

@@ -1,11 +1,12 @@
-"""Liveness and readiness probes, the Prometheus metrics and the OpenAPI document."""
+"""Liveness and readiness probes, the Prometheus metrics and the OpenAPI document: the admin
+listener's routes (the public one has /healthz alone beside the webhook)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
-from redis.asyncio import Redis as AsyncRedis
+from redis import Redis
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -26,9 +27,9 @@ async def healthz(_request: Request) -> JSONResponse:
 
 async def readyz(request: Request) -> JSONResponse:
     """Ready when Redis answers: without it no event can be accepted (the endpoint would 503)."""
-    redis: AsyncRedis = request.app.state.redis
+    redis: Redis = request.app.state.redis
     try:
-        await redis.ping()
+        await run_in_threadpool(redis.ping)
     except RedisError as exc:
         return JSONResponse({"status": "unavailable", "redis": type(exc).__name__}, status_code=503)
     return JSONResponse({"status": "ready"})

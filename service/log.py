@@ -2,9 +2,14 @@
 
 Secrets, signatures and customers' personal data never reach a log line, whatever a call site
 passes: the ``redact`` processor masks values under sensitive keys (at any depth), SecretStr
-values, and anything in free text that looks like an e-mail address or an HMAC-SHA256 hex digest.
-It runs last before rendering, after exceptions are formatted, and on the standard library's
-records too (uvicorn, RQ), so every line leaves through it.
+values, and in free text anything that looks like an e-mail address, an HMAC-SHA256 hex digest, a
+``whsec_`` secret, a Slack webhook URL's secret path, or the password in a URL
+(``redis://user:password@...``, ``postgresql+psycopg://user:password@...``). It runs last before
+rendering, after exceptions are formatted, and on the standard library's records too (uvicorn,
+RQ), so every line leaves through it.
+
+It runs for every line, the intake's included: each pattern is looked for only after a cheap
+substring test, and a key's verdict is remembered.
 """
 
 from __future__ import annotations
@@ -29,27 +34,60 @@ SENSITIVE_KEYS = frozenset(
         # secrets and credentials
         "secret", "secrets", "webhooksecret", "webhooksecrets", "signature", "complycubesignature",
         "apikey", "complycubeapikey", "authorization", "password", "token", "idempotencykey",
-        # customers' personal data (ComplyCube client and check fields)
+        # customers' personal data (ComplyCube client, check and document fields)
         "name", "entityname", "fullname", "firstname", "middlename", "lastname", "maidenname",
-        "email", "mobile", "telephone", "phone", "dob", "dateofbirth", "birthdate",
+        "surname", "givenname", "givennames", "familyname",
+        "email", "mobile", "telephone", "phone", "dob", "dateofbirth", "birthdate", "placeofbirth",
+        "nationality", "documentnumber", "passportnumber", "personalnumber",
         "address", "line", "line1", "line2", "postalcode", "ssn", "nationalidentitynumber",
         "extracteddata", "persondetails",
     }
 )  # fmt: skip
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# Any key ending so is a credential too (POSTGRES_PASSWORD, slack_token, client_secret, ...).
+SENSITIVE_SUFFIXES = ("password", "secret", "secrets", "token", "apikey")
+_KEYS_REMEMBERED = 4096  # a bound: keys may come from data that is logged
+
+# Not right after "//": that is a URL's user name (redis://cubehook@redis.internal:6379).
+_EMAIL = re.compile(r"(?<![\w.+/-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _HEX_DIGEST = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{64}(?![0-9A-Fa-f])")
+_WHSEC = re.compile(r"whsec_[A-Za-z0-9+/=_-]*")
+_SLACK_HOOK = re.compile(r"(hooks\.slack\.com/)[^\s\"'<>]+")
+# scheme://[user]:password@ : the password alone is masked, the user and host stay readable.
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s:/?#@]*:)[^\s@/]+@")
+
+_verdicts: dict[str, bool] = {}
 
 
 def _sensitive(key: object) -> bool:
-    return isinstance(key, str) and key.lower().replace("_", "").replace("-", "") in SENSITIVE_KEYS
+    if not isinstance(key, str):
+        return False
+    verdict = _verdicts.get(key)
+    if verdict is None:
+        normal = key.lower().replace("_", "").replace("-", "")
+        verdict = normal in SENSITIVE_KEYS or normal.endswith(SENSITIVE_SUFFIXES)
+        if len(_verdicts) < _KEYS_REMEMBERED:
+            _verdicts[key] = verdict
+    return verdict
+
+
+def _scrub_text(value: str) -> str:
+    # The cheap tests first: most values are short identifiers with none of these.
+    if "@" in value:
+        if "://" in value:  # before the e-mail pattern, which would take "password@host.tld"
+            value = _URL_PASSWORD.sub(rf"\1{MASK}@", value)
+        value = _EMAIL.sub(MASK, value)
+    if "whsec_" in value:
+        value = _WHSEC.sub(MASK, value)
+    if "hooks.slack.com/" in value:
+        value = _SLACK_HOOK.sub(rf"\1{MASK}", value)
+    return _HEX_DIGEST.sub(MASK, value) if len(value) >= 64 else value
 
 
 def _scrub(value: object) -> object:
     if isinstance(value, str):
-        # The cheap tests first: most values are short identifiers with neither.
-        if "@" in value:
-            value = _EMAIL.sub(MASK, value)
-        return _HEX_DIGEST.sub(MASK, value) if len(value) >= 64 else value
+        return _scrub_text(value)
+    if value is None or isinstance(value, int | float):
+        return value
     if isinstance(value, SecretStr):
         return MASK
     if isinstance(value, bytes | bytearray):

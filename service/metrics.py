@@ -15,6 +15,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from redis import Redis
 from redis.exceptions import RedisError
+from rq.job import Job
+from rq.utils import str_to_date
 
 from service import quarantine
 from service.events import Flaw
@@ -26,6 +28,9 @@ WATCHDOG_STATE = "cubehook:watchdog:enabled"  # written by the workers' watchdog
 WEBHOOKS = Counter("cubehook_webhooks", "Webhook deliveries by answer", ["status", "code"])
 SIGNATURE_FAILURES = Counter(
     "cubehook_signature_failures", "Webhook signatures refused, by reason", ["reason"]
+)
+HTTP_REFUSED = Counter(
+    "cubehook_http_refused", "Connections closed before their request reached the app, by reason", ["reason"]
 )
 ENQUEUE_SECONDS = Histogram(
     "cubehook_enqueue_seconds", "Time to make an event durable in Redis",
@@ -56,7 +61,8 @@ def count_ignored(event_type: str) -> None:
     counter.inc()
 
 
-JOB_SECONDS = Histogram("cubehook_job_seconds", "Job run time", ["job", "result"])
+# "function", not "job": Prometheus sets "job" on every series (the scrape job) and renames ours.
+JOB_SECONDS = Histogram("cubehook_job_seconds", "Job run time", ["function", "result"])
 API_CALLS = Counter("cubehook_complycube_calls", "ComplyCube API calls by answer", ["status"])
 DECISIONS = Counter("cubehook_decisions", "Decisions made", ["kind", "outcome"])
 ACTIONS = Counter("cubehook_actions", "Action attempts by result", ["action", "result"])
@@ -72,7 +78,14 @@ EVENT_TO_DECISION = Histogram(
 
 class QueueCollector(Collector):
     """Queue depth, registry sizes, the oldest waiting job's age, the last event seen and what the
-    quarantine holds."""
+    quarantine holds.
+
+    Read-only, in two round trips: RQ's ``registry.count`` would first clean the registry up (a
+    write, and the workers' business), and fetching the oldest job reads all of it; the
+    quarantine's totals are read as they stand (``cubehook status`` prunes expired items first)."""
+
+    # Every web replica exports these (they read the one Redis): aggregate them with max(), never
+    # sum(). A Redis that hangs answers "down" within the client's timeout, inside any scrape's.
 
     def __init__(self, redis: Redis, queue_name: str, quarantine_retention: int = 30 * DAY) -> None:
         self.redis = redis
@@ -81,31 +94,46 @@ class QueueCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         queue = rq_queue(self.queue_name, self.redis)
+        registries = (
+            ("started", queue.started_job_registry),
+            ("scheduled", queue.scheduled_job_registry),
+            ("failed", queue.failed_job_registry),
+        )
         jobs = GaugeMetricFamily("cubehook_jobs", "Jobs by state", labels=["state"])
         try:
-            for state, registry_count in (
-                ("queued", queue.count),
-                ("started", queue.started_job_registry.count),
-                ("scheduled", queue.scheduled_job_registry.count),
-                ("failed", queue.failed_job_registry.count),
-            ):
-                jobs.add_metric([state], registry_count)
-            oldest = queue.get_jobs(0, 1)
-            enqueued = oldest[0].enqueued_at if oldest else None
-            last_event = self.redis.get(LAST_EVENT)
-            hooks = self.redis.hgetall(WATCHDOG_STATE)
-            held = quarantine.totals(self.redis, self.quarantine_retention)
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.llen(queue.key)
+            for _state, registry in registries:
+                pipe.zcard(registry.key)
+            pipe.lindex(queue.key, 0)  # the next job out (jobs put at the front aside, the oldest)
+            pipe.get(LAST_EVENT)
+            pipe.hgetall(WATCHDOG_STATE)
+            pipe.zcard(quarantine.INDEX)
+            pipe.get(quarantine.TOTAL)
+            pipe.info("memory")
+            queued, *sizes, oldest, last_event, hooks, held_items, held_bytes, memory = pipe.execute()
+            enqueued = self.redis.hget(Job.key_for(oldest.decode()), "enqueued_at") if oldest else None
         except RedisError:
             yield GaugeMetricFamily("cubehook_redis_up", "Redis answered the scrape", value=0)
             return
+        jobs.add_metric(["queued"], queued)
+        for (state, _registry), size in zip(registries, sizes, strict=True):
+            jobs.add_metric([state], size)
         yield GaugeMetricFamily("cubehook_redis_up", "Redis answered the scrape", value=1)
         yield jobs
-        age = time.time() - enqueued.timestamp() if enqueued else 0.0
+        age = time.time() - str_to_date(enqueued).timestamp() if enqueued else 0.0
         yield GaugeMetricFamily("cubehook_oldest_queued_seconds", "Age of the oldest waiting job", value=age)
+        if last_event:  # never: no series (a 0 would read as "the last event was in 1970")
+            yield GaugeMetricFamily(
+                "cubehook_last_event_timestamp_seconds", "When the last event was accepted",
+                value=float(last_event),
+            )  # fmt: skip
         yield GaugeMetricFamily(
-            "cubehook_last_event_timestamp_seconds", "When the last event was accepted (0: never)",
-            value=float(last_event or 0),
-        )  # fmt: skip
+            "cubehook_redis_used_memory_bytes", "Memory Redis uses (INFO memory)", value=memory["used_memory"]
+        )
+        yield GaugeMetricFamily(
+            "cubehook_redis_maxmemory_bytes", "Redis's maxmemory (0: none set)", value=memory["maxmemory"]
+        )
         enabled = GaugeMetricFamily(
             "cubehook_webhook_enabled", "ComplyCube webhook subscriptions as the watchdog last saw them",
             labels=["webhook_id"],
@@ -115,8 +143,10 @@ class QueueCollector(Collector):
             enabled.add_metric([name], float(flag))
         yield enabled
         yield GaugeMetricFamily(
-            "cubehook_quarantine_items", "Signed deliveries held in the quarantine", value=held.items
+            "cubehook_quarantine_items", "Signed deliveries held in the quarantine", value=int(held_items)
         )
         yield GaugeMetricFamily(
-            "cubehook_quarantine_bytes", "Bytes of the bodies held in the quarantine", value=held.bytes
+            "cubehook_quarantine_bytes",
+            "Bytes of the bodies held in the quarantine",
+            value=int(held_bytes or 0),
         )

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # pydantic tells validators with info by their parameters, no
     from pydantic import ValidationInfo
 
 MIB = 1024 * 1024
+KIB = 1024
 DAY = 24 * 60 * 60
 LIVE_RATE, SANDBOX_RATE = 10.0, 5.0  # ComplyCube's requests/s per key
 
@@ -46,7 +47,9 @@ class Settings(BaseSettings):
     # Comma-separated; any one valid. Two are valid at once while a ComplyCube webhook is rotated
     # (create the new webhook, switch, delete the old one).
     webhook_secrets: Annotated[tuple[SecretStr, ...], NoDecode] = ()
-    max_body_bytes: int = Field(default=MIB, gt=0)
+    # A ComplyCube event is about 2 KB: 64 KiB is 30 times that, and what a reverse proxy in front
+    # should allow too (deploy/nginx). It bounds what the web process holds per request.
+    max_body_bytes: int = Field(default=64 * KIB, gt=0)
     # A body not received in full within this time gets 408: a stalled or trickling client must not
     # hold a request open for ever. ComplyCube's deliveries are small and sent at once.
     body_timeout_seconds: float = Field(default=10.0, gt=0)
@@ -137,9 +140,23 @@ class Settings(BaseSettings):
     # Seconds between retries of a failed action (each with +-20% jitter); then the dead-letter queue.
     action_retry_intervals: Annotated[tuple[int, ...], NoDecode] = (10, 30, 120, 600, 1800)
 
+    # The public listener: POST /webhooks/complycube (and /healthz), the one route ComplyCube needs.
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    # The admin listener: /healthz, /readyz, /metrics, /openapi.json, for the probes and Prometheus,
+    # never exposed to the internet (0: not at all). A worker's metrics bind admin_host too.
+    admin_host: str = "127.0.0.1"
+    admin_port: int = Field(default=9000, ge=0, le=65535)
     access_log: bool = False
+    # Limits of the listeners, against slow or greedy clients (a reverse proxy in front has its own):
+    # a request head (request line and headers) over max_head_bytes gets 431, one not all received
+    # head_timeout_seconds after its first byte 408; an idle keep-alive connection is closed after
+    # keep_alive_timeout_seconds; past limit_concurrency connections or requests at once, a new
+    # request gets 503. ComplyCube sends small requests at once and retries a 503.
+    max_head_bytes: int = Field(default=16 * KIB, ge=KIB)
+    head_timeout_seconds: float = Field(default=5.0, gt=0)
+    keep_alive_timeout_seconds: int = Field(default=5, ge=1)
+    limit_concurrency: int = Field(default=512, ge=1)
 
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.AUTO

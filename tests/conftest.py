@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -125,11 +126,36 @@ class SimServer:
         self.control("PUT", "/_sim/faults", json=config)
 
 
+def received(sock: socket.socket, timeout: float = 10.0, pause: float = 1.0) -> bytes:
+    """What a server sends on ``sock`` until it closes the connection (``<closed>`` appended, or
+    ``<reset>``), or until nothing comes for ``timeout`` seconds (``pause`` once something has)."""
+    sock.settimeout(timeout)
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            return data
+        except ConnectionResetError:
+            return data + b"<reset>"
+        if not chunk:
+            return data + b"<closed>"
+        data += chunk
+        sock.settimeout(pause)
+
+
 @contextmanager
 def serving(app: ASGIApp) -> Iterator[int]:
     """Serve ``app`` with uvicorn in a thread on a free port for the block; yield the port."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
+    with serving_config(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None)):
+        yield port
+
+
+@contextmanager
+def serving_config(config: uvicorn.Config) -> Iterator[None]:
+    """Serve with uvicorn, as ``config`` says, in a thread for the block."""
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -137,7 +163,7 @@ def serving(app: ASGIApp) -> Iterator[int]:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.02)
     try:
-        yield port
+        yield
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -53,7 +53,7 @@ def _job(name: str, **context: object) -> Iterator[None]:
             result = "failed"
             raise
         finally:
-            JOB_SECONDS.labels(job=name, result=result).observe(time.perf_counter() - started)
+            JOB_SECONDS.labels(function=name, result=result).observe(time.perf_counter() - started)
 
 
 def _is_check(resource_type: str) -> bool:

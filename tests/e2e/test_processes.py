@@ -66,7 +66,10 @@ def test_dev_runs_the_whole_system_and_stops_it_all() -> None:
             assert line, output
             output += line
         secret = re.search(r"secret:\s+(dev_[0-9a-f]{32})", output).group(1)  # type: ignore[union-attr]
-        wait_ready(f"http://127.0.0.1:{port}/readyz", timeout=30)
+        admin = re.search(r"admin:\s+(http://127\.0\.0\.1:\d+)", output).group(1)  # type: ignore[union-attr]
+        wait_ready(f"{admin}/readyz", timeout=30)
+        # The probes are on the admin listener, not on the public one.
+        assert httpx2.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 404
         body = event_body(event_id="dev-1", session_id="sess-dev")
         response = httpx2.post(
             f"http://127.0.0.1:{port}/webhooks/complycube",
@@ -99,6 +102,7 @@ def test_dev_runs_the_whole_system_and_stops_it_all() -> None:
     for outcome in ("clear", "attention", "rejected"):
         assert f"ComplyCube will say {outcome}" in output
     assert not _port_open(port), "web still listening after Ctrl-C"
+    assert not _port_open(int(admin.rsplit(":", 1)[1])), "web's admin listener still open after Ctrl-C"
     assert not _port_open(redis_port), "embedded Redis still running after Ctrl-C"
     assert process.returncode is not None
 
@@ -116,7 +120,7 @@ def test_dev_never_prints_a_secret_it_was_given(redis_url: str) -> None:
         start_new_session=True,
     )
     try:
-        wait_ready(f"http://127.0.0.1:{port}/readyz", timeout=30)
+        wait_ready(f"http://127.0.0.1:{port}/healthz", timeout=30)
     finally:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=30)

@@ -48,7 +48,7 @@ def test_memory_stays_bounded_under_heavy_and_hostile_input(redis_url: str) -> N
     url = f"http://127.0.0.1:{port}"
     env = cubehook_env(
         CUBEHOOK_REDIS_URL=redis_url, CUBEHOOK_WEBHOOK_SECRETS=SECRET, CUBEHOOK_PORT=str(port),
-        CUBEHOOK_LOG_LEVEL="WARNING",
+        CUBEHOOK_LOG_LEVEL="WARNING", CUBEHOOK_MAX_BODY_BYTES=str(1024 * 1024),  # 16 times the default
     )  # fmt: skip
     with running([CUBEHOOK, "web"], env, f"{url}/healthz") as web, httpx2.Client(timeout=30) as http:
         for n in range(200):  # warm up: every code path once, caches filled

@@ -65,7 +65,7 @@ def test_complycube_must_be_reached_over_https_unless_development_allows(
 
 def test_defaults() -> None:
     settings = Settings()
-    assert settings.max_body_bytes == 1024 * 1024
+    assert settings.max_body_bytes == 64 * 1024
     assert settings.dedup_retention_seconds == 30 * 24 * 3600
     assert (settings.quarantine_max_items, settings.quarantine_max_bytes) == (10_000, 64 * 1024 * 1024)
     assert settings.quarantine_retention_seconds == 30 * 24 * 3600

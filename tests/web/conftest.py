@@ -7,14 +7,27 @@ from redis import Redis
 from rq import Queue
 from starlette.testclient import TestClient
 
-from service.app import create_app
+from service.app import Apps, create_apps
 from service.queue import rq_queue
 from service.settings import Settings
 
 
 @pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as test_client:
+def apps(settings: Settings) -> Apps:
+    return create_apps(settings)
+
+
+@pytest.fixture
+def client(apps: Apps) -> Iterator[TestClient]:
+    """The public app (the webhook, /healthz)."""
+    with TestClient(apps.public) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def admin(apps: Apps) -> Iterator[TestClient]:
+    """The admin app (/healthz, /readyz, /metrics, /openapi.json), on the public app's Redis client."""
+    with TestClient(apps.admin) as test_client:
         yield test_client
 
 

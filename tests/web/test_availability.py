@@ -10,7 +10,7 @@ import pytest
 from redis import Redis
 from starlette.testclient import TestClient
 
-from service.app import create_app
+from service.app import create_app, create_apps
 from service.devredis import EmbeddedRedis
 from service.queue import rq_queue, seen_key
 from service.settings import Settings
@@ -32,7 +32,8 @@ def _settings(url: str) -> Settings:
 
 def test_redis_down_is_503_then_accepted_once_back(own_redis: EmbeddedRedis) -> None:
     body = event_body(event_id="outage-1")
-    with TestClient(create_app(_settings(own_redis.url))) as client:
+    apps = create_apps(_settings(own_redis.url))
+    with TestClient(apps.public) as client, TestClient(apps.admin) as admin:
         assert (
             client.post(
                 URL, content=event_body(event_id="before"), headers=signature(event_body(event_id="before"))
@@ -44,13 +45,14 @@ def test_redis_down_is_503_then_accepted_once_back(own_redis: EmbeddedRedis) -> 
         assert down.status_code == 503
         assert down.json()["error"] == "queue_unavailable"
         assert down.headers["retry-after"] == "60"
-        assert client.get("/readyz").status_code == 503
+        assert admin.get("/readyz").status_code == 503
+        assert admin.get("/healthz").status_code == 200
         assert client.get("/healthz").status_code == 200
 
         own_redis.start()  # empty again: it keeps nothing on disk, like a fresh replacement
         redis = Redis.from_url(own_redis.url)
         assert redis.exists(seen_key("outage-1")) == 0  # the refused event was never marked seen
-        assert client.get("/readyz").status_code == 200
+        assert admin.get("/readyz").status_code == 200
         again = client.post(URL, content=body, headers=signature(body))
         assert again.status_code == 202
         assert rq_queue("cubehook", redis).job_ids == ["evt-outage-1"]

@@ -1,11 +1,18 @@
-"""/metrics: what the web process counted, and the queue as Redis holds it."""
+"""/metrics, on the admin app: what the web process counted, and the queue as Redis holds it."""
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Callable
+
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
+from redis import Redis
+from rq import Queue
 from starlette.testclient import TestClient
 
+from service.app import create_apps
+from service.settings import Settings
 from tests.conftest import event_body, signature
 
 
@@ -13,8 +20,8 @@ def sample(name: str, labels: dict[str, str] | None = None) -> float:
     return REGISTRY.get_sample_value(name, labels or {}) or 0.0
 
 
-def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    response = client.get("/metrics")
+def scrape(admin: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = admin.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     return {
@@ -24,7 +31,7 @@ def scrape(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], 
     }
 
 
-def test_webhook_answers_and_queue_depth(client: TestClient) -> None:
+def test_webhook_answers_and_queue_depth(client: TestClient, admin: TestClient) -> None:
     accepted = {"status": "accepted", "code": "202"}
     duplicate = {"status": "duplicate", "code": "200"}
     before = (sample("cubehook_webhooks_total", accepted), sample("cubehook_webhooks_total", duplicate),
@@ -34,7 +41,7 @@ def test_webhook_answers_and_queue_depth(client: TestClient) -> None:
     client.post("/webhooks/complycube", content=body, headers=signature(body))
     client.post("/webhooks/complycube", content=body, headers=signature(body))
     client.post("/webhooks/complycube", content=body, headers=signature(body, "wrong"))
-    metrics = scrape(client)
+    metrics = scrape(admin)
     assert metrics[("cubehook_webhooks_total", (("code", "202"), ("status", "accepted")))] == before[0] + 1
     assert metrics[("cubehook_webhooks_total", (("code", "200"), ("status", "duplicate")))] == before[1] + 1
     assert metrics[("cubehook_signature_failures_total", (("reason", "mismatch"),))] == before[2] + 1
@@ -44,3 +51,34 @@ def test_webhook_answers_and_queue_depth(client: TestClient) -> None:
     assert metrics[("cubehook_jobs", (("state", "failed"),))] == 0.0
     assert metrics[("cubehook_last_event_timestamp_seconds", ())] > 0
     assert metrics[("cubehook_oldest_queued_seconds", ())] >= 0
+
+
+def test_a_scrape_reads_redis_and_writes_nothing(admin: TestClient, redis: Redis) -> None:
+    """RQ's registry.count would clean an expired entry up (a write, and the workers' job); the
+    scrape counts it as it is."""
+    started = Queue("cubehook", connection=redis).started_job_registry
+    redis.zadd(started.key, {"evt-long-gone": 1})  # expired in 1970
+    before = {key: redis.type(key) for key in redis.keys("*")}
+    metrics = scrape(admin)
+    assert metrics[("cubehook_jobs", (("state", "started"),))] == 1.0
+    assert redis.zscore(started.key, "evt-long-gone") == 1.0
+    assert {key: redis.type(key) for key in redis.keys("*")} == before
+
+
+def test_a_hung_redis_is_reported_down_within_the_scrape(make_settings: Callable[..., Settings]) -> None:
+    """A Redis that accepts connections and never answers: the scrape still answers, in the
+    client's timeout, saying so (the series stays: the Redis-down alert can fire)."""
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)  # accepts (the kernel does), never answers
+        url = f"redis://127.0.0.1:{hung.getsockname()[1]}/0"
+        apps = create_apps(make_settings(redis_url=url, redis_timeout_seconds=0.5))
+        with TestClient(apps.admin) as admin:
+            metrics = scrape(admin)
+    assert metrics[("cubehook_redis_up", ())] == 0.0
+    assert not any(name == "cubehook_jobs" for name, _labels in metrics)
+
+
+def test_no_last_event_series_before_the_first_event(admin: TestClient) -> None:
+    """Never: no series, rather than a 0 that reads as an event in 1970 (and fires the alert)."""
+    assert not any(name == "cubehook_last_event_timestamp_seconds" for name, _labels in scrape(admin))

@@ -1,4 +1,4 @@
-"""The OpenAPI document (service/openapi.json) against the app: every route documented, and
+"""The OpenAPI document (service/openapi.json) against the public app: every route documented, and
 requests generated from it by schemathesis (valid and invalid ones, signed and not) answered only
 as it documents, never with a 5xx other than 503, never queuing a job without a valid signature."""
 
@@ -18,7 +18,7 @@ from redis import Redis
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 from starlette.routing import Route
 
-from service.app import create_app
+from service.app import create_app, create_apps
 from service.health import OPENAPI
 from service.queue import rq_queue
 from service.settings import Settings
@@ -28,7 +28,7 @@ SCHEMA = schemathesis.openapi.from_path(OPENAPI)
 DOCUMENT = json.loads(OPENAPI.read_text())
 
 
-def test_every_route_is_documented_and_every_documented_route_exists(settings: Settings) -> None:
+def test_every_public_route_is_documented_and_every_documented_route_exists(settings: Settings) -> None:
     app = create_app(settings)
     served = {
         (r.path, m) for r in app.routes if isinstance(r, Route) for m in (r.methods or ()) if m != "HEAD"
@@ -37,8 +37,8 @@ def test_every_route_is_documented_and_every_documented_route_exists(settings: S
     assert served == documented
 
 
-def test_the_served_document_is_the_file(settings: Settings) -> None:
-    with serving(create_app(settings)) as port:
+def test_the_admin_app_serves_the_document(settings: Settings) -> None:
+    with serving(create_apps(settings).admin) as port:
         assert httpx2.get(f"http://127.0.0.1:{port}/openapi.json").json() == DOCUMENT
 
 
