@@ -59,10 +59,52 @@ def test_web_has_a_readiness_probe_and_workers_scale_on_queue_depth() -> None:
 def test_compose_file() -> None:
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     assert set(compose["services"]) == {"web", "worker", "redis", "postgres"}
-    redis_command = compose["services"]["redis"]["command"]
-    assert "--appendonly" in redis_command
-    assert redis_command[redis_command.index("--appendonly") + 1] == "yes"
-    assert "noeviction" in redis_command
+    redis = compose["services"]["redis"]
+    assert "redis-server /etc/redis/redis.conf" in redis["command"][2]
+    assert "./redis/redis.conf:/etc/redis/redis.conf:ro" in redis["volumes"]
+    conf = dict(
+        line.split(None, 1) for line in (DEPLOY / "redis" / "redis.conf").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )  # fmt: skip
+    assert (conf["appendonly"], conf["appendfsync"], conf["maxmemory-policy"]) == (
+        "yes",
+        "everysec",
+        "noeviction",
+    )
+    assert (conf["port"], conf["tls-port"]) == ("0", "6380")  # TLS only
+
+
+def test_every_component_reaches_redis_over_tls_as_its_own_user() -> None:
+    services = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+    secrets = {d["metadata"]["name"]: d["stringData"] for d in manifests() if d["kind"] == "Secret"}
+    for name in ("web", "worker"):
+        for url in (
+            services[name]["environment"]["CUBEHOOK_REDIS_URL"],
+            secrets[f"cubehook-{name}"]["CUBEHOOK_REDIS_URL"],
+        ):
+            parts = urlsplit(re.sub(r"\$\{[^}]*\}", "password", url))  # compose's ${VAR:?message}
+            assert parts.scheme == "rediss", url
+            assert parts.username == f"cubehook-{name}", url
+            assert "ssl_ca_certs=" in parts.query, url
+    assert "CUBEHOOK_REDIS_URL" not in {d["metadata"]["name"]: d for d in manifests()}["cubehook"]["data"]
+    deployments = {d["metadata"]["name"]: d for d in manifests() if d["kind"] == "Deployment"}
+    for name, deployment in deployments.items():
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        assert {"secretRef": {"name": name}} in container["envFrom"], name
+
+
+def test_network_policies_fence_every_pod_and_the_data_stores() -> None:
+    policies = {d["metadata"]["name"]: d["spec"] for d in manifests() if d["kind"] == "NetworkPolicy"}
+    for component in ("web", "worker"):
+        spec = policies[f"cubehook-{component}"]
+        assert spec["podSelector"]["matchLabels"] == {"app": "cubehook", "component": component}
+        assert spec["policyTypes"] == ["Ingress", "Egress"]
+    for store in ("redis-only-cubehook", "postgres-only-cubehook"):
+        [rule] = policies[store]["ingress"]
+        [peer] = rule["from"]
+        assert peer["podSelector"]["matchLabels"]["app"] == "cubehook"
+    web_out = {p["port"] for rule in policies["cubehook-web"]["egress"] for p in rule["ports"]}
+    assert web_out == {53, 6380}  # the web never reaches PostgreSQL nor the internet
 
 
 def test_compose_binds_loopback_and_takes_the_database_password_from_the_environment() -> None:
