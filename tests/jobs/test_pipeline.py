@@ -193,7 +193,7 @@ def test_workers_count_api_calls_decisions_and_actions(pipeline: Pipeline, sim: 
     before = (value("cubehook_complycube_calls_total", {"status": "200"}),
               value("cubehook_decisions_total", {"kind": "outcome", "outcome": "attention"}),
               value("cubehook_actions_total", {"action": "log", "result": "sent"}),
-              value("cubehook_job_seconds_count", {"job": "process_event", "result": "ok"}))  # fmt: skip
+              value("cubehook_job_seconds_count", {"function": "process_event", "result": "ok"}))  # fmt: skip
     sid = sim.create(preset="attention", mode="settled")["sessionId"]
     pipeline.submit(sid)
     pipeline.work()
@@ -201,7 +201,7 @@ def test_workers_count_api_calls_decisions_and_actions(pipeline: Pipeline, sim: 
     assert value("cubehook_complycube_calls_total", {"status": "200"}) == before[0] + 2
     assert value("cubehook_decisions_total", {"kind": "outcome", "outcome": "attention"}) == before[1] + 1
     assert value("cubehook_actions_total", {"action": "log", "result": "sent"}) == before[2] + 1
-    assert value("cubehook_job_seconds_count", {"job": "process_event", "result": "ok"}) == before[3] + 1
+    assert value("cubehook_job_seconds_count", {"function": "process_event", "result": "ok"}) == before[3] + 1
 
 
 def _api_calls() -> float:
