@@ -34,7 +34,7 @@ from starlette.routing import Route
 
 from service.demo import wait_ready
 from service.devredis import EmbeddedRedis, free_port
-from service.queue import rq_queue
+from service.rq_jobs import rq_queue
 from workers.state import SessionStore
 
 CUBEHOOK = str(Path(sys.executable).parent / "cubehook")

@@ -31,7 +31,8 @@ from rq.executions import Execution
 
 from service.demo import wait_ready
 from service.devredis import EmbeddedRedis, free_port
-from service.queue import EventQueue, EventRef, rq_queue
+from service.queue import EventQueue
+from service.rq_jobs import EventRef, rq_queue
 from service.settings import Settings
 
 CUBEHOOK = str(Path(sys.executable).parent / "cubehook")

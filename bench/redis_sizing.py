@@ -26,7 +26,8 @@ from redis import Redis
 
 from service.demo import wait_ready
 from service.devredis import EmbeddedRedis, free_port
-from service.queue import EventQueue, EventRef
+from service.queue import EventQueue
+from service.rq_jobs import EventRef
 from service.settings import DAY, Settings
 
 CUBEHOOK = str(Path(sys.executable).parent / "cubehook")

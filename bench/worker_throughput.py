@@ -38,7 +38,8 @@ from redis import Redis
 
 from service.demo import wait_ready
 from service.devredis import EmbeddedRedis, free_port
-from service.queue import EventQueue, EventRef, rq_queue
+from service.queue import EventQueue
+from service.rq_jobs import EventRef, rq_queue
 from service.settings import Settings
 from workers.state import SessionStore
 

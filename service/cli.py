@@ -545,7 +545,7 @@ def dlq() -> None:
 
 @dlq.command("list")
 def dlq_list() -> None:
-    from service.queue import rq_queue
+    from service.rq_jobs import rq_queue
     from workers.operations import dead_letters
 
     rt = _runtime()
@@ -561,7 +561,7 @@ def dlq_list() -> None:
 @dlq.command("show")
 @click.argument("job_id")
 def dlq_show(job_id: str) -> None:
-    from service.queue import rq_queue
+    from service.rq_jobs import rq_queue
     from workers.operations import describe
 
     rt = _runtime()
@@ -585,7 +585,7 @@ def dlq_show(job_id: str) -> None:
 @click.option("--all", "replay_all", is_flag=True, help="Replay every failed job.")
 def dlq_replay(job_id: str | None, replay_all: bool) -> None:
     """Re-queue failed jobs; decisions stay once per state and actions once in effect."""
-    from service.queue import rq_queue
+    from service.rq_jobs import rq_queue
     from workers.operations import replay_job
 
     if (job_id is None) == (not replay_all):

@@ -23,7 +23,8 @@ from rq import Queue
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
 from service.devredis import EmbeddedRedis, free_port
-from service.queue import redis_client, rq_queue
+from service.queue import redis_client
+from service.rq_jobs import rq_queue
 from service.settings import Settings
 
 SIMULATOR_API_KEY = "test_simulator_key"

@@ -18,12 +18,10 @@ from redis.exceptions import RedisError
 from rq.job import Job
 from rq.utils import str_to_date
 
-from service import quarantine
+from service import keys, quarantine
 from service.events import Flaw
-from service.queue import LAST_EVENT, rq_queue
+from service.rq_jobs import rq_queue
 from service.settings import DAY
-
-WATCHDOG_STATE = "cubehook:watchdog:enabled"  # written by the workers' watchdog
 
 WEBHOOKS = Counter("cubehook_webhooks", "Webhook deliveries by answer", ["status", "code"])
 SIGNATURE_FAILURES = Counter(
@@ -106,10 +104,10 @@ class QueueCollector(Collector):
             for _state, registry in registries:
                 pipe.zcard(registry.key)
             pipe.lindex(queue.key, 0)  # the next job out (jobs put at the front aside, the oldest)
-            pipe.get(LAST_EVENT)
-            pipe.hgetall(WATCHDOG_STATE)
-            pipe.zcard(quarantine.INDEX)
-            pipe.get(quarantine.TOTAL)
+            pipe.get(keys.LAST_EVENT)
+            pipe.hgetall(keys.WATCHDOG_ENABLED)
+            pipe.zcard(keys.QUARANTINE_INDEX)
+            pipe.get(keys.QUARANTINE_BYTES)
             pipe.info("memory")
             queued, *sizes, oldest, last_event, hooks, held_items, held_bytes, memory = pipe.execute()
             enqueued = self.redis.hget(Job.key_for(oldest.decode()), "enqueued_at") if oldest else None

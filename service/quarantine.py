@@ -28,90 +28,16 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import RedisError
 
+from service import keys, scripts
 from service.errors import QueueUnavailable
 from service.events import Unreadable
 
-INDEX = "cubehook:quarantine:index"  # ZSET: item id -> when it was kept (µs, Redis's clock)
-SIZES = "cubehook:quarantine:sizes"  # HASH: item id -> bytes of its body
-TOTAL = "cubehook:quarantine:bytes"  # bytes of the bodies held
-EVICTED = "cubehook:quarantine:evicted"  # items evicted to keep within the bounds, ever
-ITEM = "cubehook:quarantine:item:"  # + id, HASH: body, signature, flaw, reason, at, replayed_at
-IGNORED_TYPES = "cubehook:ignored_types"  # HASH: event type -> deliveries of it ignored
+# Its keys (service.keys), by their short names here.
+INDEX, SIZES, TOTAL = keys.QUARANTINE_INDEX, keys.QUARANTINE_SIZES, keys.QUARANTINE_BYTES
+EVICTED, ITEM, IGNORED_TYPES = keys.QUARANTINE_EVICTED, keys.QUARANTINE_ITEM, keys.IGNORED_TYPES
 MAX_IGNORED_TYPES = 100  # distinct types counted by name; the others as OTHER_TYPES
 OTHER_TYPES = "(other)"
 
-# Shared head of the scripts. KEYS[1] index, KEYS[2] sizes, KEYS[3] total; ARGV[1] the item key
-# prefix, ARGV[2] retention seconds. Sets ``now`` (µs, Redis's clock) and ``forget(id)``, and
-# forgets the items past their retention (their keys have expired already). Numbers passed to
-# redis.call keep all their digits.
-_HEAD = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local function forget(id)
-  local size = tonumber(redis.call('HGET', KEYS[2], id) or '0')
-  redis.call('DEL', ARGV[1] .. id)
-  redis.call('HDEL', KEYS[2], id)
-  redis.call('DECRBY', KEYS[3], size)
-  return redis.call('ZREM', KEYS[1], id)
-end
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]) * 1000000)) do
-  forget(id)
-end
-"""
-# KEYS: index, sizes, total, evicted. ARGV: item key prefix, retention seconds, item id, body,
-# signature, flaw, reason, max items, max bytes. Keeps the item, then evicts the oldest others
-# while over a bound (the new one always fits: the settings keep max bytes >= the body limit).
-# Returns {when kept (µs), items evicted}.
-_KEEP = (
-    _HEAD
-    + """
-local id, body = ARGV[3], ARGV[4]
-redis.call('HSET', ARGV[1] .. id, 'body', body, 'signature', ARGV[5], 'flaw', ARGV[6], 'reason', ARGV[7],
-           'at', now)
-redis.call('EXPIRE', ARGV[1] .. id, ARGV[2])
-redis.call('ZADD', KEYS[1], now, id)
-redis.call('HSET', KEYS[2], id, #body)
-local total = redis.call('INCRBY', KEYS[3], #body)
-local evicted = 0
-while redis.call('ZCARD', KEYS[1]) > tonumber(ARGV[8]) or total > tonumber(ARGV[9]) do
-  -- the oldest but the new one (items kept in the same microsecond tie, ordered by id)
-  local two = redis.call('ZRANGE', KEYS[1], 0, 1)
-  local oldest = two[1] == id and two[2] or two[1]
-  if not oldest then break end
-  total = total - tonumber(redis.call('HGET', KEYS[2], oldest) or '0')
-  forget(oldest)
-  evicted = evicted + 1
-end
-if evicted > 0 then redis.call('INCRBY', KEYS[4], evicted) end
-return {now, evicted}
-"""
-)
-# KEYS: index, sizes, total. ARGV: item key prefix, retention seconds, item id. Returns 1 when the
-# item was held.
-_FORGET = _HEAD + "return forget(ARGV[3])\n"
-# KEYS: index, sizes, total, evicted. ARGV: item key prefix, retention seconds. Returns {items,
-# bytes, evicted ever}, after forgetting the items past their retention.
-_TOTALS = (
-    _HEAD
-    + "return {redis.call('ZCARD', KEYS[1]), tonumber(redis.call('GET', KEYS[3]) or '0'),"
-    + " tonumber(redis.call('GET', KEYS[4]) or '0')}\n"
-)
-# KEYS[1]: an item's key. ARGV: flaw, reason, when (ISO). Updates a held item after a replay that
-# left it where it was; 0 when it is gone (an HSET would make a key without a TTL).
-_NOTE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'flaw', ARGV[1], 'reason', ARGV[2], 'replayed_at', ARGV[3])
-return 1
-"""
-# KEYS[1]: the ignored-types hash. ARGV: the event type, the most distinct names kept, the name the
-# others are counted under. Returns {the name counted, its count now}: 1 means seen first now.
-_COUNT_IGNORED = """
-local name = ARGV[1]
-if redis.call('HEXISTS', KEYS[1], name) == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[2]) then
-  name = ARGV[3]
-end
-return {name, redis.call('HINCRBY', KEYS[1], name, 1)}
-"""
 _ITEM_FIELDS = ("flaw", "reason", "at", "replayed_at")
 
 
@@ -147,9 +73,9 @@ class Quarantine:
         self.redis = redis
         self.bounds = (max_items, max_bytes)
         self.retention = retention
-        self._keep = redis.register_script(_KEEP)
-        self._forget = redis.register_script(_FORGET)
-        self._note = redis.register_script(_NOTE)
+        self._keep = redis.register_script(scripts.QUARANTINE_KEEP)
+        self._forget = redis.register_script(scripts.QUARANTINE_FORGET)
+        self._note = redis.register_script(scripts.QUARANTINE_NOTE)
 
     async def keep(self, body: bytes, signature: str, unreadable: Unreadable) -> Kept:
         item_id = "q-" + secrets.token_hex(8)
@@ -206,7 +132,7 @@ def _unavailable() -> Iterator[None]:
 def totals(redis: Redis, retention: int) -> Totals:
     """Items and bytes held, and evictions ever, on the blocking client (metrics, status).
     Raises RedisError."""
-    items, size, evicted = redis.register_script(_TOTALS)(
+    items, size, evicted = redis.register_script(scripts.QUARANTINE_TOTALS)(
         keys=[INDEX, SIZES, TOTAL, EVICTED], args=[ITEM, retention]
     )
     return Totals(int(items), int(size), int(evicted))
@@ -216,7 +142,7 @@ class IgnoredTypes:
     """How many deliveries of each type cubehook did not act on, fleet-wide."""
 
     def __init__(self, redis: AsyncRedis) -> None:
-        self._count = redis.register_script(_COUNT_IGNORED)
+        self._count = redis.register_script(scripts.COUNT_IGNORED)
 
     async def count(self, event_type: str) -> tuple[str, int]:
         """Count one; returns the name it was counted under and that name's count now (1: a first).

@@ -26,7 +26,7 @@ from service.errors import BodyTimeout, PayloadTooLarge, QueueUnavailable, Rejec
 from service.intake import Intake, Outcome, Status
 from service.log import get_logger
 from service.metrics import SIGNATURE_FAILURES, WEBHOOKS
-from service.queue import job_id_for
+from service.rq_jobs import job_id_for
 from service.signature import HEADER, well_formed
 
 log = get_logger("cubehook.webhooks")

@@ -38,7 +38,7 @@ from service.complycube_models import WorkflowSession
 from service.events import format_time, parse_time
 from service.log import get_logger
 from service.metrics import BACKFILL_FILTER_MISSES
-from service.queue import PROCESS_SESSION, job_id_part, rq_queue
+from service.rq_jobs import JobFunction, job_id_part, rq_queue
 from service.settings import DAY
 from workers.runtime import Runtime
 
@@ -113,7 +113,7 @@ def _enqueue(queue: Queue, summary: WorkflowSession) -> bool:
     stamp = hashlib.sha256(f"{summary.updated_at}".encode()).hexdigest()[:12]
     with contextlib.suppress(DuplicateJobError):  # queued by an earlier backfill, not run yet
         queue.enqueue(
-            PROCESS_SESSION, session_id=summary.id, trigger="backfill",
+            JobFunction.PROCESS_SESSION, session_id=summary.id, trigger="backfill",
             job_id=f"backfill-{job_id_part(summary.id, 32)}-{stamp}", unique=True, result_ttl=DAY,
         )  # fmt: skip
         return True

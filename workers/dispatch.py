@@ -27,7 +27,7 @@ from rq.job import Job
 from service.errors import ActionRejected
 from service.log import get_logger
 from service.metrics import ACTIONS
-from service.queue import RUN_ACTION, job_id_part
+from service.rq_jobs import JobFunction, job_id_part
 from workers.actions import ActionContext, PersonalData, senders
 from workers.decide import Decision
 from workers.rules import Planned, Rules, plan
@@ -67,7 +67,7 @@ class Dispatcher:
         for planned in self.planned(decision):
             intervals = jittered(self.retry_intervals, self.rng)
             job = self.queue.create_job(
-                RUN_ACTION,
+                JobFunction.RUN_ACTION,
                 kwargs={
                     "decision_id": decision.decision_id,
                     "session_id": decision.session_id,

@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 from rq import get_current_job
 
+from service import keys
 from service.errors import PermanentError, UpstreamRateLimited
 from service.events import Resource, parse_time
 from service.log import get_logger
@@ -144,14 +145,14 @@ def maintenance() -> dict[str, Any]:
             disabled = report.disabled
         finally:
             now = datetime.now(UTC)
-            previous = rt.redis.get(MAINTENANCE_LAST_RUN)
+            previous = rt.redis.get(keys.MAINTENANCE_LAST_RUN)
             since = (
                 datetime.fromtimestamp(float(previous), UTC) - timedelta(minutes=5)
                 if previous
                 else now - lookback
             )
             queued = operations.backfill(rt, since).queued
-            rt.redis.set(MAINTENANCE_LAST_RUN, now.timestamp())
+            rt.redis.set(keys.MAINTENANCE_LAST_RUN, now.timestamp())
         purged = 0
         if settings.audit_retention_days:  # the audit trail's retention (workers.retention)
             before = now - timedelta(days=settings.audit_retention_days)
@@ -163,6 +164,3 @@ def maintenance() -> dict[str, Any]:
             "backfilled": str(len(queued)),
             "purged": str(purged),
         }
-
-
-MAINTENANCE_LAST_RUN = "cubehook:maintenance:last_run"

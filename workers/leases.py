@@ -23,21 +23,10 @@ from dataclasses import dataclass
 from redis import Redis
 from redis.exceptions import RedisError
 
+from service import scripts
 from service.log import get_logger
 
 log = get_logger("cubehook.leases")
-
-# KEYS[1]: the lease key. ARGV[1]: the holder's token, ARGV[2]: the lease in milliseconds.
-# Renews the lease when the key still holds the token: 1; else (lapsed, or taken over) 0.
-RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-# KEYS[1]: the lease key. ARGV[1]: the holder's token. Deletes the key when it still holds it.
-DROP = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +71,7 @@ class LeaseKeeper:
     def release(self, held: Held) -> None:
         """Stop renewing, and give the lease up now when it is still ours."""
         self.forget(held.key, held.token)
-        held.redis.eval(DROP, 1, held.key, held.token)
+        held.redis.eval(scripts.DROP, 1, held.key, held.token)
 
     def forget(self, key: str, token: str) -> None:
         """Stop renewing (the holder let go by a script of its own, or lost the lease)."""
@@ -107,7 +96,7 @@ class LeaseKeeper:
 
     def _renew(self, held: Held) -> None:
         try:
-            kept = held.redis.eval(RENEW, 1, held.key, held.token, held.lease_ms)
+            kept = held.redis.eval(scripts.RENEW, 1, held.key, held.token, held.lease_ms)
         except RedisError as exc:
             # Redis is away: the lease may lapse, and the work be done again elsewhere; once-per-state
             # decisions and the action ledger keep that safe.

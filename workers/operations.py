@@ -19,20 +19,10 @@ from typing import Any
 from rq import Queue, Worker
 from rq.job import Job
 
-from service import quarantine
+from service import keys, quarantine
 from service.events import format_time
 from service.log import get_logger
-from service.metrics import WATCHDOG_STATE
-from service.queue import (
-    COPIES_BY_TYPE,
-    LAST_EVENT,
-    MAINTENANCE,
-    PROCESS_EVENT,
-    PROCESS_SESSION,
-    RECORD_EVENT,
-    RUN_ACTION,
-    rq_queue,
-)
+from service.rq_jobs import JOB_FUNCTIONS, JobFunction, rq_queue
 from workers.actions.notice import notify
 from workers.backfill import BackfillReport as BackfillReport  # re-exported: maintenance and the
 from workers.backfill import backfill as backfill  # CLI find backfill here, where it used to live
@@ -40,7 +30,6 @@ from workers.dispatch import replay
 from workers.runtime import Runtime
 
 log = get_logger("cubehook.operations")
-WATCHDOG_ALERTED = "cubehook:watchdog:alerted:"
 
 
 @dataclass
@@ -55,9 +44,9 @@ def watchdog(rt: Runtime, public_url: str | None, auto_enable: bool, lookback: t
     report = WatchdogReport()
     hooks = [h for h in rt.client.list_webhooks().model.items if public_url is None or h.url == public_url]
     if hooks:
-        rt.redis.hset(WATCHDOG_STATE, mapping={h.id: int(h.enabled or auto_enable) for h in hooks})
+        rt.redis.hset(keys.WATCHDOG_ENABLED, mapping={h.id: int(h.enabled or auto_enable) for h in hooks})
     for hook in hooks:
-        key = WATCHDOG_ALERTED + hook.id
+        key = keys.watchdog_alerted(hook.id)
         if hook.enabled:
             rt.redis.delete(key)  # alert again next time it goes down
             continue
@@ -74,7 +63,7 @@ def watchdog(rt: Runtime, public_url: str | None, auto_enable: bool, lookback: t
             rt.redis.delete(key)
             report.enabled.append(hook.id)
     if report.disabled:
-        last = float(rt.redis.get(LAST_EVENT) or 0)
+        last = float(rt.redis.get(keys.LAST_EVENT) or 0)
         since = (
             datetime.fromtimestamp(last, UTC) - timedelta(minutes=5) if last else datetime.now(UTC) - lookback
         )
@@ -97,11 +86,11 @@ class DeadLetter:
 
 
 KINDS = {
-    PROCESS_EVENT: "event",
-    PROCESS_SESSION: "session",
-    RUN_ACTION: "action",
-    RECORD_EVENT: "record",
-    MAINTENANCE: "maintenance",
+    JobFunction.PROCESS_EVENT: "event",
+    JobFunction.PROCESS_SESSION: "session",
+    JobFunction.RUN_ACTION: "action",
+    JobFunction.RECORD_EVENT: "record",
+    JobFunction.MAINTENANCE: "maintenance",
 }
 
 
@@ -124,7 +113,8 @@ def describe(job: Job) -> DeadLetter:
     attempts = 1 + (len(job.retry_intervals or []) - (job.retries_left or 0)) if job.retry_intervals else 1
     failed = format_time(job.ended_at) if job.ended_at else "-"
     name = job.func_name or "?"
-    return DeadLetter(job.id, KINDS.get(name, name), summary, error, attempts, failed)
+    kind = KINDS.get(JobFunction(name), name) if name in JOB_FUNCTIONS else name
+    return DeadLetter(job.id, kind, summary, error, attempts, failed)
 
 
 def replay_job(rt: Runtime, queue: Queue, job_id: str) -> bool:
@@ -132,7 +122,7 @@ def replay_job(rt: Runtime, queue: Queue, job_id: str) -> bool:
     job = queue.fetch_job(job_id)
     if job is None or job_id not in queue.failed_job_registry:
         return False
-    if job.func_name == RUN_ACTION:
+    if job.func_name == JobFunction.RUN_ACTION:
         return replay(queue, rt.audit, job.kwargs["decision_id"], job.kwargs["action"])
     queue.failed_job_registry.requeue(job_id)
     return True
@@ -141,7 +131,7 @@ def replay_job(rt: Runtime, queue: Queue, job_id: str) -> bool:
 def status(rt: Runtime) -> dict[str, Any]:
     queue = rq_queue(rt.settings.queue_name, rt.redis)
     oldest = queue.get_jobs(0, 1)
-    last = rt.redis.get(LAST_EVENT)
+    last = rt.redis.get(keys.LAST_EVENT)
     return {
         "queued": queue.count,
         "started": queue.started_job_registry.count,
@@ -162,7 +152,7 @@ def _intake_status(rt: Runtime) -> dict[str, Any]:
     the events it did not act on, with their counts."""
     held = quarantine.totals(rt.redis, rt.settings.quarantine_retention_seconds)
     ignored = quarantine.ignored_types(rt.redis)
-    copies = {quarantine.text(k): int(v) for k, v in rt.redis.hgetall(COPIES_BY_TYPE).items()}
+    copies = {quarantine.text(k): int(v) for k, v in rt.redis.hgetall(keys.COPIES_BY_TYPE).items()}
     return {
         "quarantined": held.items,
         "quarantine_bytes": held.bytes,

@@ -23,7 +23,7 @@ from rq.exceptions import DuplicateJobError
 from service.events import format_time
 from service.log import get_logger
 from service.metrics import DECISIONS
-from service.queue import PROCESS_SESSION, job_id_part
+from service.rq_jobs import JobFunction, job_id_part
 from service.settings import DAY
 from workers.complycube import ComplyCubeClient
 from workers.decide import Decision, Step, judge, make_decision
@@ -199,7 +199,7 @@ class SessionProcessor:
         with contextlib.suppress(DuplicateJobError):  # already scheduled by an earlier round
             self.queue.enqueue_in(
                 timedelta(seconds=delay),
-                PROCESS_SESSION,
+                JobFunction.PROCESS_SESSION,
                 session_id=session_id,
                 trigger=f"recheck-{index + 1}",
                 job_id=f"recheck-{_job_safe(session_id)}-{index + 1}",
@@ -214,7 +214,7 @@ class SessionProcessor:
         with contextlib.suppress(DuplicateJobError):  # another job handed off to this lease already
             self.queue.enqueue_in(
                 timedelta(milliseconds=self.store.lock_ms + 1000),
-                PROCESS_SESSION,
+                JobFunction.PROCESS_SESSION,
                 session_id=handed.session_id,
                 trigger=FOLLOW_UP,
                 job_id=f"follow-up-{_job_safe(handed.session_id)}-{handed.fence}",

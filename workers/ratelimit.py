@@ -19,29 +19,7 @@ from collections.abc import Callable
 
 from redis import Redis
 
-# KEYS[1]: the limiter key. ARGV[1]: interval between requests in microseconds.
-# Returns 0 when the caller may go now, else the microseconds to wait before asking again.
-_GCRA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-if tat - now > 0 then return tat - now end
-redis.call('SET', KEYS[1], tat + interval, 'PX', math.ceil(interval / 1000) + 1000)
-return 0
-"""
-# KEYS[1]: the limiter key. ARGV[1]: microseconds from now before which no request may go.
-# Never brings the next allowed time forward.
-_PAUSE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local until_time = now + tonumber(ARGV[1])
-if tonumber(redis.call('GET', KEYS[1]) or '0') < until_time then
-  redis.call('SET', KEYS[1], until_time, 'PX', math.ceil(tonumber(ARGV[1]) / 1000) + 1000)
-end
-return 0
-"""
+from service import keys, scripts
 
 
 class FleetPaused(Exception):
@@ -57,13 +35,13 @@ class RateLimiter:
         self,
         redis: Redis,
         rate_per_second: float,
-        key: str = "cubehook:ratelimit:complycube",
+        key: str = keys.RATE_LIMIT,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if rate_per_second <= 0:
             raise ValueError("rate_per_second must be > 0")
-        self._script = redis.register_script(_GCRA)
-        self._pause = redis.register_script(_PAUSE)
+        self._script = redis.register_script(scripts.GCRA)
+        self._pause = redis.register_script(scripts.PAUSE)
         self._key = key
         self._interval_us = int(1_000_000 / rate_per_second)
         self._sleep = sleep

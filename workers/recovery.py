@@ -38,14 +38,12 @@ from rq.job import Job, JobStatus
 from rq.job_lifecycle import record_job_failure
 from rq.utils import parse_composite_key
 
+from service import keys
 from service.log import get_logger
 
 log = get_logger("cubehook.recovery")
 
-ALIVE_PREFIX = "cubehook:job:alive:"
-SWEEP_LOCK = "cubehook:recovery:sweep"
-LIMBO = "cubehook:recovery:limbo"  # hash: job id -> when a sweep first saw it dequeued and unclaimed
-MAINTENANCE_NEXT = "cubehook:maintenance:next_at"
+SWEEP_LOCK, LIMBO, MAINTENANCE_NEXT = keys.SWEEP_LOCK, keys.LIMBO, keys.MAINTENANCE_NEXT
 RECOVERIES = "cubehook_recoveries"  # in job.meta
 MAX_RECOVERIES = 3
 # Workers cubehook starts are named with this prefix; a job a worker of another kind runs (a plain
@@ -55,7 +53,7 @@ RECOVERABLE = (JobStatus.QUEUED, JobStatus.STARTED)
 
 
 def alive_key(job_id: str) -> str:
-    return ALIVE_PREFIX + job_id
+    return keys.job_alive(job_id)
 
 
 @dataclass

@@ -30,7 +30,7 @@ from rq.job import Job
 from service.errors import UpstreamRateLimited
 from service.events import format_time
 from service.log import get_logger
-from service.queue import rq_queue
+from service.rq_jobs import rq_queue
 
 log = get_logger("cubehook.reschedule")
 P = ParamSpec("P")

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 import httpx2
 from redis import Redis
 
-from service.queue import redis_client, rq_queue
+from service import keys
+from service.queue import redis_client
+from service.rq_jobs import rq_queue
 from service.settings import Settings, load_settings
 from workers.actions import PersonalData
 from workers.complycube import ComplyCubeClient
@@ -57,7 +59,7 @@ class Runtime:
         # Workers starting together would race to create the schema: one migrates at a time. The
         # lock's short lease frees it soon if its holder dies; an up-to-date schema needs no lock.
         if audit.needs_migration():
-            with redis.lock("cubehook:lock:migrate", timeout=20, blocking_timeout=60):
+            with redis.lock(keys.MIGRATE_LOCK, timeout=20, blocking_timeout=60):
                 audit.migrate()
         # A session's checks come from one list call; any it did not return are fetched at once.
         executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cubehook-fetch")

@@ -41,63 +41,10 @@ from redis.client import Pipeline
 from redis.exceptions import WatchError
 from redis.typing import EncodableT
 
-from service.queue import REDIS_NOW_US
+from service import keys, scripts
 from service.settings import DAY
 from workers.decide import Decision
-from workers.leases import DROP, KEEPER
-
-PREFIX = "cubehook:session:"
-CHECK_PREFIX = "cubehook:check:"
-
-# Times are Redis's own clock (REDIS_NOW_US), the one the web side stamps each event with as it
-# accepts it (service.queue).
-
-# Take the lock: {1, fence, covered}, where covered is when the last completed look at the session
-# started; or leave the holder a request: {0, the holder's fence}. A request keeps the latest time
-# it was asked for (ARGV[4], or now). KEYS: lock, request, fence, covered. ARGV: token, lease (ms),
-# the request's life (ms), asked (µs, or ''), the fence's life (s: longer than the state's, so that
-# a fence never restarts under a stored decision that names a higher one).
-_HAND_OFF = (
-    REDIS_NOW_US
-    + """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  local fence = redis.call('INCR', KEYS[3])
-  redis.call('EXPIRE', KEYS[3], ARGV[5])
-  return {1, fence, redis.call('GET', KEYS[4]) or '0'}
-end
-local asked = ARGV[4] ~= '' and ARGV[4] or now
-local previous = redis.call('GET', KEYS[2])
-if not previous or tonumber(previous) < tonumber(asked) then previous = asked end
-redis.call('SET', KEYS[2], previous, 'PX', ARGV[3])
-return {0, tonumber(redis.call('GET', KEYS[3]) or '0')}
-"""
-)
-# Start a round: take the requests over, renew the lease; returns when the round started.
-_BEGIN_ROUND = (
-    REDIS_NOW_US
-    + """
-redis.call('DEL', KEYS[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return now
-"""
-)
-# Let go after a round that started at ARGV[3], unless a request asked after that (keep the lease,
-# look again: 0). KEYS: lock, request, covered. -1 when the lease was lost.
-_RELEASE_IF_IDLE = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
-local asked = redis.call('GET', KEYS[2])
-if asked and tonumber(asked) >= tonumber(ARGV[3]) then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 0
-end
-redis.call('DEL', KEYS[2])
-local covered = redis.call('GET', KEYS[3])
-if not covered or tonumber(covered) < tonumber(ARGV[3]) then
-  redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[4])
-end
-redis.call('DEL', KEYS[1])
-return 1
-"""
+from workers.leases import KEEPER
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,10 +81,10 @@ class SessionStore:
         # Every key of a session lives this long after its last write: an idle session's state
         # leaves Redis; its decisions stay in the audit trail, which ``commit`` falls back on.
         self.state_ttl = state_ttl
-        self._release_if_idle = redis.register_script(_RELEASE_IF_IDLE)
-        self._release = redis.register_script(DROP)  # the lock, when still ours
-        self._hand_off = redis.register_script(_HAND_OFF)
-        self._begin_round = redis.register_script(_BEGIN_ROUND)
+        self._release_if_idle = redis.register_script(scripts.RELEASE_IF_IDLE)
+        self._release = redis.register_script(scripts.DROP)  # the lock, when still ours
+        self._hand_off = redis.register_script(scripts.HAND_OFF)
+        self._begin_round = redis.register_script(scripts.BEGIN_ROUND)
 
     @property
     def _request_ms(self) -> int:
@@ -147,7 +94,7 @@ class SessionStore:
 
     @staticmethod
     def key(session_id: str, part: str) -> str:
-        return f"{PREFIX}{session_id}:{part}"
+        return keys.session(session_id, keys.SessionPart(part))
 
     # --- one worker at a time ------------------------------------------------------------------
 
@@ -272,11 +219,11 @@ class SessionStore:
     def index_checks(self, session_id: str, check_ids: Iterable[str]) -> None:
         pipe = self.redis.pipeline(transaction=False)
         for check_id in check_ids:
-            pipe.set(CHECK_PREFIX + check_id, session_id, ex=self.state_ttl)
+            pipe.set(keys.check(check_id), session_id, ex=self.state_ttl)
         pipe.execute()
 
     def session_for_check(self, check_id: str) -> str | None:
-        value = self.redis.get(CHECK_PREFIX + check_id)
+        value = self.redis.get(keys.check(check_id))
         return value.decode() if isinstance(value, bytes) else value
 
 

@@ -19,7 +19,8 @@ from rq import Queue, SimpleWorker, Worker
 from rq.job import Job
 
 from service.log import get_logger
-from service.queue import JOB_OPTIONS, MAINTENANCE, redis_client, rq_queue
+from service.queue import redis_client
+from service.rq_jobs import JOB_OPTIONS, JobFunction, rq_queue
 from service.settings import DAY, Settings, WorkerClass
 from workers.leases import KEEPER
 from workers.recovery import WORKER_PREFIX, Recovery, alive_key
@@ -83,7 +84,7 @@ class Watch(threading.Thread):
 
     def _enqueue_maintenance(self, pipe: Pipeline, slot: int) -> None:
         job = self.queue.create_job(
-            MAINTENANCE, job_id=f"maintenance-{slot}", result_ttl=DAY, failure_ttl=DAY,
+            JobFunction.MAINTENANCE, job_id=f"maintenance-{slot}", result_ttl=DAY, failure_ttl=DAY,
             timeout=self.settings.job_timeout_seconds, description="maintenance: watchdog, backfill",
         )  # fmt: skip
         self.queue.enqueue_job(job, pipeline=pipe)

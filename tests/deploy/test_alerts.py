@@ -17,7 +17,7 @@ import yaml
 from prometheus_client import Counter, Histogram
 from redis import Redis
 
-from service import metrics
+from service import keys, metrics
 from service.metrics import QueueCollector
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -92,7 +92,7 @@ def exported_labels(redis: Redis) -> dict[str, set[str]]:
             else:
                 for suffix in ("_bucket", "_sum", "_count"):
                     found[name + suffix] = labels | ({"le"} if suffix == "_bucket" else set())
-    redis.hset(metrics.WATCHDOG_STATE, "wh1", 1)
+    redis.hset(keys.WATCHDOG_ENABLED, "wh1", 1)
     redis.set("cubehook:last_event_at", 1)
     for family in QueueCollector(redis, "cubehook").collect():
         for sample in family.samples:

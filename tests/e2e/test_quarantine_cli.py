@@ -12,7 +12,7 @@ from redis import Redis
 
 from service.events import Flaw, Unreadable
 from service.intake import run_with_intake
-from service.queue import rq_queue
+from service.rq_jobs import rq_queue
 from service.settings import Settings
 from service.signature import sign
 from tests.conftest import OTHER_SECRET, SECRET, signature

@@ -16,7 +16,7 @@ import httpx2
 import pytest
 from redis import Redis
 
-from service.queue import rq_queue
+from service.rq_jobs import rq_queue
 from tests.conftest import SIM_API_KEY, SimServer, signature
 from tests.e2e.conftest import CUBEHOOK, cubehook_env
 from workers.state import SessionStore

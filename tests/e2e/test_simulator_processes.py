@@ -12,7 +12,7 @@ import pytest
 from redis import Redis
 
 from service.devredis import free_port
-from service.queue import rq_queue
+from service.rq_jobs import rq_queue
 from tests.conftest import FIXTURES, SECRET
 from tests.e2e.conftest import CUBEHOOK, cubehook_env, running
 from workers.state import SessionStore

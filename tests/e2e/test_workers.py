@@ -16,7 +16,8 @@ from rq import Queue
 from rq.job import Job
 from rq.registry import StartedJobRegistry
 
-from service.queue import EventQueue, EventRef, rq_queue
+from service.queue import EventQueue
+from service.rq_jobs import EventRef, rq_queue
 from service.settings import Settings
 from tests.conftest import SIM_API_KEY, Receiver, SimServer
 from tests.e2e.conftest import CUBEHOOK, cubehook_env

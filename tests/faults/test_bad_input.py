@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 from service.app import create_app
 from service.errors import UpstreamMalformed
-from service.queue import rq_queue
+from service.rq_jobs import rq_queue
 from service.settings import Settings
 from tests.conftest import SECRET, event_body, signature
 from workers.complycube import ComplyCubeClient

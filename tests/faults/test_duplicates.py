@@ -15,7 +15,7 @@ import pytest
 from redis import Redis
 
 from service.devredis import free_port
-from service.queue import rq_queue
+from service.rq_jobs import rq_queue
 from tests.conftest import SECRET, Receiver, SimServer, event_body, signature
 from tests.e2e.conftest import CUBEHOOK, running
 from tests.faults.conftest import check_once, setup

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from service.metrics import WATCHDOG_STATE
-from service.queue import rq_queue
+from service.keys import WATCHDOG_ENABLED
+from service.rq_jobs import rq_queue
 from tests.conftest import SIM_API_KEY, Receiver, SimServer
 from tests.e2e.conftest import CUBEHOOK
 from tests.faults.conftest import setup
@@ -72,7 +72,7 @@ def test_maintenance_runs_every_interval_whichever_worker_holds_the_scheduler(
     ]
     try:
         before = wait_for_runs(redis, 3, timeout=30)
-        assert redis.hget(WATCHDOG_STATE, hook["id"]) == b"1"
+        assert redis.hget(WATCHDOG_ENABLED, hook["id"]) == b"1"
         holder = scheduler_holder(redis)
         os.killpg(holder, signal.SIGKILL)
         killed_at = len(before)
@@ -80,7 +80,7 @@ def test_maintenance_runs_every_interval_whichever_worker_holds_the_scheduler(
         sim.control("POST", f"/v1/webhooks/{hook['id']}", json={"enabled": False},
                     headers={"Authorization": SIM_API_KEY})  # fmt: skip
         after = wait_for_runs(redis, killed_at + 3, timeout=30)
-        assert redis.hget(WATCHDOG_STATE, hook["id"]) == b"0"
+        assert redis.hget(WATCHDOG_ENABLED, hook["id"]) == b"0"
     finally:
         for worker in workers:
             if worker.poll() is None:

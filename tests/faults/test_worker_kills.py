@@ -17,7 +17,8 @@ import pytest
 from redis import Redis
 
 from service.devredis import free_port
-from service.queue import EventQueue, EventRef, rq_queue
+from service.queue import EventQueue
+from service.rq_jobs import EventRef, rq_queue
 from service.settings import Settings
 from tests.conftest import SECRET, Receiver, SimServer
 from tests.e2e.conftest import CUBEHOOK, running

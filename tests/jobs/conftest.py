@@ -16,7 +16,8 @@ from sqlalchemy.exc import OperationalError
 
 from service.events import resource_of
 from service.log import get_logger
-from service.queue import JOB_OPTIONS, EventQueue, EventRef, Submitted, rq_queue
+from service.queue import EventQueue, Submitted
+from service.rq_jobs import JOB_OPTIONS, EventRef, rq_queue
 from service.settings import Settings
 from tests.conftest import SIM_API_KEY, SimServer
 from workers import backfill, reschedule

@@ -10,7 +10,7 @@ from redis import Redis
 from rq import Callback, Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
-from service.queue import JOB_OPTIONS, PROCESS_SESSION, rq_queue
+from service.rq_jobs import JOB_OPTIONS, JobFunction, rq_queue
 
 MARK = "tests.jobs.test_foreign_jobs.leave_a_mark"
 
@@ -54,7 +54,9 @@ def test_a_job_with_a_callback_is_refused(redis: Redis, tmp_path: Path, callback
     mark = tmp_path / callback
     queue = Queue("cubehook", connection=redis, serializer=JSONSerializer)
     # A job function of cubehook's, with an attacker's callback that would run after it.
-    job = queue.enqueue(PROCESS_SESSION, session_id="s1", trigger="t", **{callback: Callback(MARK)})
+    job = queue.enqueue(
+        JobFunction.PROCESS_SESSION, session_id="s1", trigger="t", **{callback: Callback(MARK)}
+    )
     queue = work(redis)
     assert not mark.exists()
     assert job.id in queue.failed_job_registry
@@ -63,3 +65,11 @@ def test_a_job_with_a_callback_is_refused(redis: Redis, tmp_path: Path, callback
     result = failed.latest_result()
     assert result is not None
     assert "callback" in (result.exc_string or "")  # refused before process_session ran
+
+
+@pytest.mark.parametrize("function", list(JobFunction))
+def test_every_job_function_named_exists(function: JobFunction) -> None:
+    """The names travel through Redis as text: a rename must break here, not at run time."""
+    from rq.utils import import_attribute
+
+    assert callable(import_attribute(function.value))

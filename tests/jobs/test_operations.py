@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from service.cli import main
-from service.queue import MAINTENANCE
+from service.rq_jobs import JobFunction
 from service.settings import Settings
 from tests.conftest import SIM_API_KEY, Receiver, SimServer
 from tests.jobs.conftest import Pipeline
@@ -140,7 +140,7 @@ def test_resync_and_backfill_commands(cli: CliRunner, pipeline: Pipeline, sim: S
 
 def test_maintenance_runs_backfill(pipeline: Pipeline, sim: SimServer) -> None:
     missed = sim.create(preset="rejected", mode="settled")["sessionId"]
-    pipeline.queue.enqueue(MAINTENANCE)
+    pipeline.queue.enqueue(JobFunction.MAINTENANCE)
     pipeline.work()
     assert [d.outcome for d in pipeline.decisions(missed)] == ["rejected"]
     # It no longer schedules itself: the workers' watch queues each run (tests/faults/test_maintenance.py).

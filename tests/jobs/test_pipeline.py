@@ -9,7 +9,8 @@ from rq import SimpleWorker
 from rq.job import JobStatus
 
 from service.quarantine import text
-from service.queue import JOB_OPTIONS, Submitted
+from service.queue import Submitted
+from service.rq_jobs import JOB_OPTIONS
 from tests.conftest import SimServer
 from tests.jobs.conftest import Pipeline
 from workers.state import Lease

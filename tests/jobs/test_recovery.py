@@ -11,7 +11,7 @@ from redis import Redis
 from rq import Queue, SimpleWorker
 from rq.job import Job, JobStatus
 
-from service.queue import JOB_OPTIONS, rq_queue
+from service.rq_jobs import JOB_OPTIONS, rq_queue
 from workers.recovery import MAINTENANCE_NEXT, MAX_RECOVERIES, RECOVERIES, Recovery, alive_key
 
 FUNC = "workers.jobs.process_session"

@@ -9,7 +9,8 @@ from collections.abc import Callable
 import pytest
 from redis import Redis
 
-from service.queue import EventQueue, EventRef, Submitted, accepted_at
+from service.queue import EventQueue, Submitted, accepted_at
+from service.rq_jobs import EventRef
 from service.settings import Settings
 from workers.decide import Decision, Kind
 from workers.leases import KEEPER

@@ -1,7 +1,8 @@
 import pytest
 from rq.job import validate_job_id
 
-from service.queue import job_id_for, seen_key
+from service.queue import seen_key
+from service.rq_jobs import job_id_for
 
 
 def test_job_id_keeps_readable_ids() -> None:
@@ -20,26 +21,6 @@ def test_unsafe_ids_become_digests_rq_accepts(event_id: str) -> None:
 def test_seen_key_is_per_event() -> None:
     assert seen_key("a") != seen_key("b")
     assert seen_key("a").startswith("cubehook:seen:")
-
-
-def test_pack_is_binary_safe_and_counts_each_command() -> None:
-    from enum import StrEnum
-
-    from service.queue import pack
-
-    class Status(StrEnum):
-        QUEUED = "queued"
-
-    blob = pack([("HSET", "k", "data", b"\x00:\xff", "n", 3, "f", 0.5), ("RPUSH", "q", Status.QUEUED)])
-    # each token <length>:<bytes>; each command led by its argument count (8, then 3)
-    assert blob == b"1:84:HSET1:k4:data3:\x00:\xff1:n1:31:f3:0.51:35:RPUSH1:q6:queued"
-
-
-def test_pack_refuses_what_redis_cannot_take() -> None:
-    from service.queue import pack
-
-    with pytest.raises(TypeError):
-        pack([("SET", "k", True)])
 
 
 @pytest.mark.parametrize("name", ["notify.slack", "a:b", "é"])

@@ -8,7 +8,7 @@ from rq import Queue
 from starlette.testclient import TestClient
 
 from service.app import Apps, create_apps
-from service.queue import rq_queue
+from service.rq_jobs import rq_queue
 from service.settings import Settings
 
 

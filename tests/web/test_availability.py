@@ -12,7 +12,8 @@ from starlette.testclient import TestClient
 
 from service.app import create_app, create_apps
 from service.devredis import EmbeddedRedis
-from service.queue import rq_queue, seen_key
+from service.queue import seen_key
+from service.rq_jobs import rq_queue
 from service.settings import Settings
 from tests.conftest import SECRET, event_body, signature
 

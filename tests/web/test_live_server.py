@@ -12,7 +12,7 @@ import pytest
 from redis import Redis
 
 from service.app import create_app
-from service.queue import rq_queue
+from service.rq_jobs import rq_queue
 from service.settings import Settings
 from tests.conftest import event_body, serving, signature
 

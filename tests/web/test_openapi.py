@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from service.app import create_app, create_apps
 from service.health import OPENAPI
-from service.queue import rq_queue
+from service.rq_jobs import rq_queue
 from service.settings import Settings
 from tests.conftest import SECRET, serving, signature
 

@@ -21,7 +21,7 @@ from service.devredis import EmbeddedRedis
 from service.events import Flaw, Unreadable
 from service.intake import Intake, Replayed, run_with_intake
 from service.quarantine import INDEX, ITEM, Item
-from service.queue import rq_queue
+from service.rq_jobs import rq_queue
 from service.settings import Settings
 from service.signature import sign
 from tests.conftest import OTHER_SECRET, SECRET, event_body, signature

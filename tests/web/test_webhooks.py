@@ -17,7 +17,8 @@ from starlette.testclient import TestClient
 from service.app import create_app
 from service.errors import ConfigError
 from service.quarantine import text
-from service.queue import PROCESS_EVENT, RECORD_EVENT, seen_key
+from service.queue import seen_key
+from service.rq_jobs import JobFunction
 from service.settings import Settings
 from service.signature import sign
 from tests.conftest import OTHER_SECRET, SECRET, event_body, fixture_bytes, signature
@@ -37,12 +38,14 @@ def assert_nothing_queued(queue: Queue, redis: Redis) -> None:
 
 def processing(queue: Queue) -> list[str]:
     """Ids of the jobs that will process an event."""
-    return [job.id for job in queue.get_jobs() if job.func_name == PROCESS_EVENT]
+    return [job.id for job in queue.get_jobs() if job.func_name == JobFunction.PROCESS_EVENT]
 
 
 def recorded(queue: Queue) -> list[str]:
     """Dispositions of the audit records queued for events that are not processed."""
-    return [job.kwargs["disposition"] for job in queue.get_jobs() if job.func_name == RECORD_EVENT]
+    return [
+        job.kwargs["disposition"] for job in queue.get_jobs() if job.func_name == JobFunction.RECORD_EVENT
+    ]
 
 
 def test_accepted_event_is_queued_with_identifiers_only(client: TestClient, queue: Queue) -> None:
@@ -56,7 +59,7 @@ def test_accepted_event_is_queued_with_identifiers_only(client: TestClient, queu
     assert queue.job_ids == ["evt-68a0c2f1e4b0a1000812ab34"]
     job = queue.fetch_job("evt-68a0c2f1e4b0a1000812ab34")
     assert job is not None
-    assert job.func_name == PROCESS_EVENT
+    assert job.func_name == JobFunction.PROCESS_EVENT
     assert list(job.args) == []  # JSON: no positional arguments
     assert job.kwargs == {
         "event_id": "68a0c2f1e4b0a1000812ab34",
