@@ -58,15 +58,7 @@ redis.call('SET', KEYS[2], ARGV[2])
 )
 # The same KEYS and ARGV[1..6], for the transaction that queues an event with RQ's own
 # Queue.enqueue_job when no job template can be used: claims the seen key (1), or counts a copy.
-CLAIM_SEEN = (
-    REDIS_NOW
-    + COPY
-    + """
-if not redis.call('SET', KEYS[1], now, 'NX', 'EX', ARGV[1]) then return copy() end
-redis.call('SET', KEYS[2], ARGV[2])
-return 1
-"""
-)
+CLAIM_SEEN = ACCEPT_HEAD + "return 1\n"
 # Seeing an event cubehook does not act on (the same KEYS and ARGV): 1 the first time (the caller
 # puts it on record); else copy().
 SEE_IGNORED = (
