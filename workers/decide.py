@@ -1,25 +1,75 @@
-"""From a reconciliation to a step: record progress, wait for pending checks, or decide. Pure.
+"""From a reconciliation to what follows: progress, wait for pending checks, or decide. Pure: it
+decides everything, the re-check schedule included; the pipeline only fetches, commits and logs.
 
-- ``started`` / ``processing`` (or a status ComplyCube has not documented): progress, no decision.
-- ``abandoned`` / ``cancelled``: a terminal decision of their own, with no outcome.
-- ``complete`` with checks still pending: wait (the caller re-checks later, on a bounded
-  schedule); once the wait is over, decide ``attention`` and say which checks never finished.
-- ``complete``: decide the final outcome, with every discrepancy as a reason for review.
+- ``started`` / ``processing`` (or a status ComplyCube has not documented): Progress, no decision.
+- ``abandoned`` / ``cancelled``: Decide, a terminal decision of their own, with no outcome.
+- ``complete`` with checks still pending: Wait, to be looked at again at the next point of the
+  re-check schedule (RecheckSchedule); once the schedule is spent, Decide ``attention``, saying
+  which checks never finished.
+- ``complete``: Decide the final outcome, with every discrepancy as a reason for review.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
+from itertools import accumulate
 from typing import Any
 
 from workers.reconcile import CheckView, Outcome, Reconciliation, Status
 
+RECHECK = "recheck-"  # + k: the trigger of the look at the schedule's k-th point (1-based)
 
-class Step(StrEnum):
-    PROGRESS = "progress"
-    WAIT = "wait"
-    DECIDE = "decide"
+
+@dataclass(frozen=True, slots=True)
+class RecheckSchedule:
+    """When a complete session with checks still pending is looked at again: at each point, in
+    seconds since it was first seen so (CUBEHOOK_PENDING_RECHECK_INTERVALS, accumulated); after the
+    last, it is decided ``attention``."""
+
+    points: tuple[int, ...]
+
+    @classmethod
+    def after(cls, intervals: Iterable[int]) -> RecheckSchedule:
+        return cls(tuple(accumulate(intervals)))
+
+    @property
+    def spent_at(self) -> int:
+        """Pending this long, the session is decided without its pending checks."""
+        return self.points[-1] if self.points else 0
+
+    def trigger(self, k: int) -> str:
+        return f"{RECHECK}{k}"
+
+    def waited(self, seen_for: float, trigger: str) -> float:
+        """How long the checks have been pending, as the schedule counts it: the look at point k
+        stands for point k reached (RQ's scheduler counts whole seconds and may run it a little
+        early, which would otherwise stall the schedule)."""
+        number = trigger.removeprefix(RECHECK)
+        if trigger.startswith(RECHECK) and number.isdigit() and 1 <= int(number) <= len(self.points):
+            return max(seen_for, float(self.points[int(number) - 1]))
+        return seen_for
+
+    def next_look(self, waited: float) -> Wait:
+        """The next point after ``waited``; only while the schedule is not spent."""
+        k, point = next((k, p) for k, p in enumerate(self.points, start=1) if p > waited)
+        return Wait(k, max(0.0, point - waited))
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Still running: record that it was seen so; nothing to decide."""
+
+    status: Status
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Checks still pending: look again at the schedule's point ``recheck``, ``delay`` s from now."""
+
+    recheck: int
+    delay: float
 
 
 class Kind(StrEnum):
@@ -68,24 +118,32 @@ class Decision:
         return cls(**fields)
 
 
-def judge(rec: Reconciliation, pending_for: float | None, max_wait: float) -> tuple[Step, Verdict | None]:
-    """``pending_for``: seconds since the session was first seen complete with pending checks."""
+@dataclass(frozen=True, slots=True)
+class Decide:
+    verdict: Verdict
+
+
+Judgement = Progress | Wait | Decide
+
+
+def judge(rec: Reconciliation, waited: float, schedule: RecheckSchedule) -> Judgement:
+    """``waited``: how long the session's checks have been pending, as the schedule counts it
+    (``RecheckSchedule.waited``; 0 when none is)."""
     if rec.status in (Status.ABANDONED, Status.CANCELLED):
-        return Step.DECIDE, Verdict(Kind.TERMINAL, None, (f"session {rec.status.value}",))
-    if rec.status is not Status.COMPLETE:
-        return Step.PROGRESS, None
-    assert rec.final_outcome is not None
+        return Decide(Verdict(Kind.TERMINAL, None, (f"session {rec.status.value}",)))
+    if rec.status is not Status.COMPLETE or rec.final_outcome is None:
+        return Progress(rec.status)
     reasons = [d.detail if d.check_id is None else f"{d.check_id}: {d.detail}" for d in rec.discrepancies]
     outcome = rec.final_outcome
     if rec.pending:
-        if pending_for is None or pending_for < max_wait:
-            return Step.WAIT, None
+        if waited < schedule.spent_at:
+            return schedule.next_look(waited)
         outcome = max(outcome, Outcome.ATTENTION)
-        waited = f"{int(pending_for)} s" if pending_for != float("inf") else "the whole re-check schedule"
-        reasons.append(f"checks still pending after {waited}: {', '.join(rec.pending)}")
+        spent = f"{int(waited)} s" if waited != float("inf") else "the whole re-check schedule"
+        reasons.append(f"checks still pending after {spent}: {', '.join(rec.pending)}")
     if not reasons:
         reasons.append(f"session and checks agree: {outcome.label}")
-    return Step.DECIDE, Verdict(Kind.OUTCOME, outcome, tuple(reasons))
+    return Decide(Verdict(Kind.OUTCOME, outcome, tuple(reasons)))
 
 
 def make_decision(

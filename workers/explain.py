@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from service.complycube_models import Check, WorkflowSession
-from workers.decide import Step, judge, make_decision
+from workers.decide import Decide, Progress, RecheckSchedule, Wait, judge, make_decision
 from workers.reconcile import reconcile
 from workers.rules import Rules, plan
 
@@ -40,17 +40,17 @@ def explain(session_json: bytes, checks_json: list[bytes], rules: Rules) -> str:
     missing = [ref.check_id for ref in session.all_related_checks if ref.check_id not in by_id]
     if missing:
         lines.append(f"  (no file given for {', '.join(missing)}: read as missing)")
-    step, verdict = judge(rec, pending_for=None, max_wait=1)
-    if step is Step.PROGRESS:
+    judgement = judge(rec, 0.0, RecheckSchedule.after([1]))
+    if isinstance(judgement, Progress):
         return "\n".join([*lines, "decision: none yet (the session is not finished)"])
-    if step is Step.WAIT:
+    if isinstance(judgement, Wait):
         lines.append(
             f"decision: none yet, waiting for pending checks {', '.join(rec.pending)}; if they never finish:"
         )
-        step, verdict = judge(rec, pending_for=float("inf"), max_wait=0)
-    assert verdict is not None
+        judgement = judge(rec, float("inf"), RecheckSchedule.after([]))
+    assert isinstance(judgement, Decide)  # the schedule spent, a complete session is decided
     decision = make_decision(
-        rec, verdict, decision_id="dec_explain", supersedes=None, decided_at="-", trigger="-"
+        rec, judgement.verdict, decision_id="dec_explain", supersedes=None, decided_at="-", trigger="-"
     )
     lines.append(f"decision: {decision.kind.value} {decision.outcome or ''}".rstrip())
     lines += [f"  because {reason}" for reason in decision.reasons]

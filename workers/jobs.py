@@ -26,6 +26,7 @@ from service.log import get_logger
 from service.metrics import EVENT_TO_DECISION, JOB_SECONDS
 from service.queue import accepted_at
 from workers import runtime, triggers
+from workers.pipeline import Result
 from workers.reschedule import when_rate_limited
 
 log = get_logger("cubehook.jobs")
@@ -75,7 +76,7 @@ def process_event(
         delay = current.settings.event_defer_seconds
         put_back = triggers.later(get_current_job(), delay, event_type, is_check, known, current.store)
         if put_back is not None:  # its session's own event will most likely have covered it by then
-            summary = put_back.summary("deferred")
+            summary = put_back.summary(Result.DEFERRED)
             log.info("event.deferred", session_id=known, next_attempt_at=summary["next_attempt_at"])
             found = {"session_id": known} if known else {}
             return {"event_id": event_id, "event_type": event_type, **found, **summary}
@@ -86,23 +87,23 @@ def process_event(
         )  # fmt: skip
         if session_id is None:
             log.warning("event.unmatched", check_id=resource_id)
-            return {"event_id": event_id, "result": "unmatched", "check_id": resource_id}
+            return {"event_id": event_id, "result": Result.UNMATCHED, "check_id": resource_id}
         asked_at = accepted_at(current.redis, event_id)
-        outcome = processor.process(session_id, trigger=event_id, asked_at=asked_at)
+        look = processor.process(session_id, trigger=event_id, asked_at=asked_at)
         happened = parse_time(event_time)
-        if outcome.result == "decided" and happened is not None:
+        if look.result is Result.DECIDED and happened is not None:
             EVENT_TO_DECISION.observe(max(0.0, time.time() - happened.timestamp()))
-        log.info("event.processed", session_id=session_id, result=outcome.result, event_time=event_time)
-        return {"event_id": event_id, "event_type": event_type, **outcome.as_dict()}
+        log.info("event.processed", session_id=session_id, result=look.result, event_time=event_time)
+        return {"event_id": event_id, "event_type": event_type, **look.as_dict()}
 
 
 @when_rate_limited
 def process_session(session_id: str, trigger: str) -> dict[str, Any]:
     """Look at a session again (a scheduled re-check of pending checks, an operator's resync)."""
     with _job("process_session", session_id=session_id, trigger=trigger):
-        outcome = runtime.current().processor.process(session_id, trigger=trigger)
-        log.info("session.processed", result=outcome.result)
-        return {"trigger": trigger, **outcome.as_dict()}
+        look = runtime.current().processor.process(session_id, trigger=trigger)
+        log.info("session.processed", result=look.result)
+        return {"trigger": trigger, **look.as_dict()}
 
 
 def run_action(decision_id: str, session_id: str, action: str) -> dict[str, str]:

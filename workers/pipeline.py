@@ -1,4 +1,5 @@
-"""Process one session: fetch it fresh, reconcile, judge, and record what follows.
+"""Process one session: fetch it fresh, reconcile and judge it (pure: workers.reconcile,
+workers.decide), then commit and log what follows. Nothing is decided here.
 
 The event that triggered the work is only a trigger: the session and its checks are always
 fetched from the API (the session, then its checks in one list call: two calls whatever its number
@@ -12,13 +13,16 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from rq import Queue
 from rq.exceptions import DuplicateJobError
+from structlog.typing import FilteringBoundLogger as BoundLogger
 
 from service.events import format_time
 from service.log import get_logger
@@ -26,23 +30,39 @@ from service.metrics import DECISIONS
 from service.rq_jobs import JobFunction, job_id_part
 from service.settings import DAY
 from workers.complycube import ComplyCubeClient
-from workers.decide import Decision, Step, judge, make_decision
+from workers.decide import Decide, Decision, Progress, RecheckSchedule, Wait, judge, make_decision
 from workers.dispatch import Dispatcher
 from workers.reconcile import Reconciliation, Status, needs_checks, reconcile
 from workers.state import Committed, HandedOff, Lease, SessionStore
 from workers.store import AuditStore
 
 log = get_logger("cubehook.pipeline")
+MakeDecision = Callable[[Decision | None], Decision]  # the decision, given the one it supersedes
 MAX_CLIENT_SESSIONS_SEARCHED = 5
 FOLLOW_UP = "follow-up"  # the trigger of a look scheduled by a job that handed off to a holder
 
 
+class Result(StrEnum):
+    """What became of a job's look at a session (its result in RQ, and its summary log line)."""
+
+    PROGRESS = "progress"  # still running: seen so
+    WAITING = "waiting"  # complete, checks pending: a re-check is scheduled
+    DECIDED = "decided"  # a decision for a new state
+    UNCHANGED = "unchanged"  # this state was decided already
+    STALE = "stale"  # a later holder has written meanwhile: nothing written
+    COALESCED = "coalesced"  # the session was busy: its holder looks again for this job
+    COVERED = "covered"  # a look that began after this job's event has answered it
+    UNMATCHED = "unmatched"  # a check event whose session cannot be found
+    DEFERRED = "deferred"  # put back for later: its session's own event will cover it (triggers)
+    RESCHEDULED = "rescheduled"  # put back after ComplyCube's rate limit (reschedule)
+
+
 @dataclass(frozen=True)
-class Outcome:
-    """What one job did for a session: its result in RQ and its summary log line."""
+class Look:
+    """What one job's look at a session came to."""
 
     session_id: str
-    result: str  # progress | waiting | decided | unchanged | stale | coalesced | covered
+    result: Result
     decision_id: str | None = None
     outcome: str | None = None
     status: str | None = None
@@ -52,6 +72,10 @@ class Outcome:
 
 
 class SessionProcessor:
+    """Looks at sessions for the jobs: one holder at a time per session (SessionStore's lock, with
+    its hand-off), a fetch from ComplyCube, the pure core's judgement, and what that commits: the
+    decision, in Redis and on the audit trail, its action jobs, or the next re-check."""
+
     def __init__(
         self,
         client: ComplyCubeClient,
@@ -65,34 +89,34 @@ class SessionProcessor:
         self.client = client
         self.store = store
         self.queue = queue
-        self.recheck_points = _cumulative(recheck_intervals)
+        self.schedule = RecheckSchedule.after(recheck_intervals)
         self.executor = executor
         self.audit = audit
         self.dispatcher = dispatcher
 
-    def process(self, session_id: str, trigger: str, asked_at: int | None = None) -> Outcome:
+    def process(self, session_id: str, trigger: str, asked_at: int | None = None) -> Look:
         """Look at the session, unless a look that started after ``asked_at`` (Redis clock, µs;
         None: now) is done or under way."""
         if trigger == FOLLOW_UP and not self.store.requested(session_id):
-            return Outcome(session_id, "covered")  # the holder took the request over, as planned
+            return Look(session_id, Result.COVERED)  # the holder took the request over, as planned
         lease = self.store.acquire_or_hand_off(session_id, asked_at)
         if isinstance(lease, HandedOff):
             self._schedule_follow_up(lease)
-            return Outcome(session_id, "coalesced")
+            return Look(session_id, Result.COALESCED)
         # Covered: a look that began after our event is done. Let go as a round that began then
         # would, which also answers the requests left meanwhile by jobs that found the session
         # busy (their follow-ups then fetch nothing), unless one asked after that look.
         if lease.answers(asked_at) and self.store.release_if_idle(lease, lease.covered):
-            return Outcome(session_id, "covered")
-        decided: Outcome | None = None
+            return Look(session_id, Result.COVERED)
+        decided: Look | None = None
         try:
             while True:
                 started = self.store.begin_round(lease)
-                outcome = self._round(lease, trigger)
-                if outcome.result == "decided":
-                    decided = outcome  # a later round of the same job must not hide it
+                look = self._round(lease, trigger)
+                if look.result is Result.DECIDED:
+                    decided = look  # a later round of the same job must not hide it
                 if self.store.release_if_idle(lease, started):
-                    return outcome if decided is None or outcome.result == "decided" else decided
+                    return look if decided is None or look.result is Result.DECIDED else decided
         except BaseException:
             self.store.release(lease)
             raise
@@ -117,68 +141,62 @@ class SessionProcessor:
 
     # --- one round: fetch, reconcile, judge, record --------------------------------------------
 
-    def _round(self, lease: Lease, trigger: str) -> Outcome:
+    def _round(self, lease: Lease, trigger: str) -> Look:
         rec = self._fetch_and_reconcile(lease.session_id, trigger)
-        now = time.time()
-        pending_for = None
+        waited = 0.0
         if rec.status is Status.COMPLETE and rec.pending:
-            pending_for = now - self.store.pending_since(rec.session_id, now)
-            # RQ's scheduler counts whole seconds, so re-check k may run a little before its
-            # point: it stands for that point having been reached, or the schedule would stall.
-            reached = _recheck_index(trigger)
-            if reached and reached <= len(self.recheck_points):
-                pending_for = max(pending_for, float(self.recheck_points[reached - 1]))
+            now = time.time()
+            waited = self.schedule.waited(now - self.store.pending_since(rec.session_id, now), trigger)
         else:
             self.store.clear_pending(rec.session_id)
-        step, verdict = judge(
-            rec, pending_for, max_wait=self.recheck_points[-1] if self.recheck_points else 0
-        )
         bound = log.bind(session_id=rec.session_id, status=rec.status.value, trigger=trigger)
-        if step is Step.PROGRESS:
-            self.store.record_progress(rec.session_id, rec.status.value)
-            bound.info("session.progress")
-            return Outcome(rec.session_id, "progress", status=rec.status.value)
-        if step is Step.WAIT:
-            assert pending_for is not None
-            delay = self._schedule_recheck(rec.session_id, pending_for)
-            bound.info("session.waiting", pending=list(rec.pending), recheck_in=delay)
-            return Outcome(rec.session_id, "waiting", status=rec.status.value)
-        assert verdict is not None
+        match judge(rec, waited, self.schedule):
+            case Progress(status):
+                self.store.record_progress(rec.session_id, status.value)
+                bound.info("session.progress")
+                return Look(rec.session_id, Result.PROGRESS, status=status.value)
+            case Wait() as wait:
+                self._schedule_recheck(rec.session_id, wait)
+                bound.info("session.waiting", pending=list(rec.pending), recheck_in=wait.delay)
+                return Look(rec.session_id, Result.WAITING, status=rec.status.value)
+            case Decide(verdict):
 
-        def make(previous: Decision | None) -> Decision:
-            return make_decision(
-                rec,
-                verdict,
-                decision_id="dec_" + secrets.token_hex(10),
-                supersedes=previous.decision_id if previous else None,
-                decided_at=format_time(datetime.now(UTC)),
-                trigger=trigger,
-            )
+                def make(previous: Decision | None) -> Decision:
+                    return make_decision(
+                        rec, verdict, decision_id="dec_" + secrets.token_hex(10),
+                        supersedes=previous.decision_id if previous else None,
+                        decided_at=format_time(datetime.now(UTC)), trigger=trigger,
+                    )  # fmt: skip
 
+                return self._commit(lease, rec, make, bound)
+
+    def _commit(
+        self,
+        lease: Lease,
+        rec: Reconciliation,
+        make: Callable[[Decision | None], Decision],
+        bound: BoundLogger,
+    ) -> Look:
         committed, decision = self.store.commit(
             lease, rec.fingerprint, make, on_new=self.dispatcher.enqueue, recall=self.audit.latest_decision
         )
         if committed is Committed.STALE or decision is None:
             bound.warning("session.stale", fence=lease.fence)
-            return Outcome(rec.session_id, "stale", status=rec.status.value)
+            return Look(rec.session_id, Result.STALE, status=rec.status.value)
         # Also when unchanged: a worker that died between Redis and the database left it out.
         self.audit.record_decision(decision)
-        if committed is Committed.NEW:
+        new = committed is Committed.NEW
+        if new:
             DECISIONS.labels(kind=decision.kind.value, outcome=decision.outcome or decision.status).inc()
-        result = "decided" if committed is Committed.NEW else "unchanged"
+        result = Result.DECIDED if new else Result.UNCHANGED
         bound.info(
-            f"session.{result}",
-            decision_id=decision.decision_id,
-            outcome=decision.outcome,
-            kind=decision.kind.value,
-            needs_review=decision.needs_review,
-            supersedes=decision.supersedes if committed is Committed.NEW else None,
+            f"session.{result.value}",
+            decision_id=decision.decision_id, outcome=decision.outcome, kind=decision.kind.value,
+            needs_review=decision.needs_review, supersedes=decision.supersedes if new else None,
             discrepancies=[d["issue"] for d in decision.discrepancies],
-            actions=[p.action for p in self.dispatcher.planned(decision)]
-            if committed is Committed.NEW
-            else None,
-        )
-        return Outcome(rec.session_id, result, decision.decision_id, decision.outcome, rec.status.value)
+            actions=[p.action for p in self.dispatcher.planned(decision)] if new else None,
+        )  # fmt: skip
+        return Look(rec.session_id, result, decision.decision_id, decision.outcome, rec.status.value)
 
     def _fetch_and_reconcile(self, session_id: str, trigger: str) -> Reconciliation:
         fetched = self.client.get_session(session_id)
@@ -192,21 +210,18 @@ class SessionProcessor:
         self.audit.record_snapshot(session_id, rec.fingerprint, trigger, fetched.raw, raw_checks)
         return rec
 
-    def _schedule_recheck(self, session_id: str, pending_for: float) -> float:
-        """Enqueue one look at the session at the next point of the schedule; one job per point."""
-        index, point = next((i, p) for i, p in enumerate(self.recheck_points) if p > pending_for)
-        delay = max(0.0, point - pending_for)
+    def _schedule_recheck(self, session_id: str, wait: Wait) -> None:
+        """Enqueue one look at the session at the schedule's next point; one job per point."""
         with contextlib.suppress(DuplicateJobError):  # already scheduled by an earlier round
             self.queue.enqueue_in(
-                timedelta(seconds=delay),
+                timedelta(seconds=wait.delay),
                 JobFunction.PROCESS_SESSION,
                 session_id=session_id,
-                trigger=f"recheck-{index + 1}",
-                job_id=f"recheck-{_job_safe(session_id)}-{index + 1}",
+                trigger=self.schedule.trigger(wait.recheck),
+                job_id=f"recheck-{_job_safe(session_id)}-{wait.recheck}",
                 unique=True,
                 result_ttl=DAY,
             )
-        return delay
 
     def _schedule_follow_up(self, handed: HandedOff) -> None:
         """In case the holder dies before taking our request over: one look after its lease is over,
@@ -222,20 +237,6 @@ class SessionProcessor:
                 result_ttl=0,
                 failure_ttl=DAY,
             )
-
-
-def _recheck_index(trigger: str) -> int | None:
-    """k for a ``recheck-k`` trigger, else None."""
-    number = trigger.removeprefix("recheck-")
-    return int(number) if trigger.startswith("recheck-") and number.isdigit() else None
-
-
-def _cumulative(intervals: tuple[int, ...]) -> tuple[int, ...]:
-    total, points = 0, []
-    for interval in intervals:
-        total += interval
-        points.append(total)
-    return tuple(points)
 
 
 def _job_safe(session_id: str) -> str:

@@ -31,6 +31,7 @@ from service.errors import UpstreamRateLimited
 from service.events import format_time
 from service.log import get_logger
 from service.rq_jobs import rq_queue
+from workers.pipeline import Result
 
 log = get_logger("cubehook.reschedule")
 P = ParamSpec("P")
@@ -95,6 +96,6 @@ def when_rate_limited(func: Callable[P, dict[str, Any]]) -> Callable[P, dict[str
                 "job.rescheduled", reason="rate_limited", error=str(exc), retry_after=exc.retry_after,
                 job_id=job.id, next_job_id=later.job_id, next_attempt_at=format_time(later.at), **context,
             )  # fmt: skip
-            return later.summary("rescheduled")
+            return later.summary(Result.RESCHEDULED)
 
     return wrapper
