@@ -35,7 +35,7 @@ from starlette.routing import Route
 from service.demo import wait_ready
 from service.devredis import EmbeddedRedis, free_port
 from service.rq_jobs import rq_queue
-from workers.state import SessionStore
+from workers.sessions import SessionStore
 
 CUBEHOOK = str(Path(sys.executable).parent / "cubehook")
 SECRET, HOOK_SECRET, KEY = "bench_secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "test_bench_key"

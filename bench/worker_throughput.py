@@ -41,7 +41,7 @@ from service.devredis import EmbeddedRedis, free_port
 from service.queue import EventQueue
 from service.rq_jobs import EventRef, rq_queue
 from service.settings import Settings
-from workers.state import SessionStore
+from workers.sessions import SessionStore
 
 CUBEHOOK = str(Path(sys.executable).parent / "cubehook")
 API_KEY = "test_bench_key"

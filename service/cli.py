@@ -19,9 +19,9 @@ from service.simulator.world import SessionEventStyle
 
 if TYPE_CHECKING:
     from service.intake import Intake, Replayed
+    from workers.audit import AuditStore
     from workers.rules import Rules
     from workers.runtime import Runtime
-    from workers.store import AuditStore
 
 T = TypeVar("T")
 
@@ -301,8 +301,8 @@ def rules_explain(
 @click.argument("session_id")
 def history(session_id: str) -> None:
     """Print everything on record about a session: events, snapshots, decisions, action attempts."""
+    from workers.audit import AuditStore
     from workers.explain import format_history
-    from workers.store import AuditStore
 
     settings = _settings()
     click.echo(format_history(session_id, AuditStore.from_url(settings.database_url).history(session_id)))
@@ -316,7 +316,7 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply the database migrations (workers also do this when they start)."""
-    from workers.store import AuditStore
+    from workers.audit import AuditStore
 
     settings = _settings()
     AuditStore.from_url(settings.database_url).migrate()
@@ -329,7 +329,7 @@ def audit() -> None:
 
 
 def _audit_store(settings: Settings) -> AuditStore:
-    from workers.store import AuditStore
+    from workers.audit import AuditStore
 
     store = AuditStore.from_url(settings.database_url)
     if store.needs_migration():
@@ -562,14 +562,14 @@ def dlq_list() -> None:
 @click.argument("job_id")
 def dlq_show(job_id: str) -> None:
     from service.rq_jobs import rq_queue
-    from workers.operations import describe
+    from workers.operations import dead_letter
 
     rt = _runtime()
     queue = rq_queue(rt.settings.queue_name, rt.redis)
     job = queue.fetch_job(job_id)
     if job is None or job_id not in queue.failed_job_registry:
         raise click.ClickException(f"no failed job {job_id}")
-    letter = describe(job)
+    letter = dead_letter(job)
     click.echo(f"job:       {letter.job_id}\nkind:      {letter.kind}\nfor:       {letter.summary}")
     click.echo(f"attempts:  {letter.attempts}\nfailed at: {letter.failed_at}\nerror:     {letter.error}")
     if letter.kind == "action":

@@ -1,5 +1,5 @@
 """The intake: what becomes of a delivery's bytes, whoever brings them (the HTTP endpoint, or
-``cubehook quarantine replay``). Transport-free: the body and the signature header in, an Outcome
+``cubehook quarantine replay``). Transport-free: the body and the signature header in, a Receipt
 out, through a fixed sequence of guards:
 
 1. signature missing or wrong    SignatureError   (the endpoint: 401; a replay: the item stays)
@@ -48,7 +48,7 @@ class Status(StrEnum):
     QUARANTINED = "quarantined"
 
 
-class Outcome(NamedTuple):  # one per request: a NamedTuple is the cheapest immutable record
+class Receipt(NamedTuple):  # one per request: a NamedTuple is the cheapest immutable record
     status: Status
     event: Event | None = None  # when it was read
     unreadable: Unreadable | None = None  # when it was not
@@ -90,16 +90,16 @@ class Intake:
             ignored=IgnoredTypes(aredis),
         )
 
-    async def take(self, body: bytes, signature: str | None) -> Outcome:
+    async def take(self, body: bytes, signature: str | None) -> Receipt:
         """Guards 1-5. Raises SignatureError and QueueUnavailable."""
         verify(body, signature, self.secrets)
         event = read_event(body)
         if isinstance(event, Unreadable):
-            return Outcome(Status.UNREADABLE, unreadable=event)
+            return Receipt(Status.UNREADABLE, unreadable=event)
         bound = log.bind(**summary(event))
         ref = EventRef(event.id, event.type, event.resource.value, event.resource_id, event.created_at)
         if event.resource is Resource.OTHER:
-            return Outcome(await self._ignore(ref, bound), event)
+            return Receipt(await self._ignore(ref, bound), event)
         started = time.perf_counter()
         try:
             submitted = await self.queue.submit_async(ref)  # one round trip, on the asyncio client
@@ -109,11 +109,11 @@ class Intake:
         ENQUEUE_SECONDS.observe(time.perf_counter() - started)
         if submitted is Submitted.DUPLICATE:
             bound.info("webhook.duplicate")
-            return Outcome(Status.DUPLICATE, event)
+            return Receipt(Status.DUPLICATE, event)
         bound.info("webhook.accepted")
-        return Outcome(Status.ACCEPTED, event)
+        return Receipt(Status.ACCEPTED, event)
 
-    async def receive(self, body: bytes, signature: str | None) -> Outcome:
+    async def receive(self, body: bytes, signature: str | None) -> Receipt:
         """What the endpoint does: ``take``, keeping in the quarantine a body that cannot be read.
         Raises SignatureError and QueueUnavailable (then nothing was kept)."""
         outcome = await self.take(body, signature)
@@ -132,7 +132,7 @@ class Intake:
         # It needs a person: ERROR, one line, the id and why; never any of the body.
         log.error("webhook.quarantined", quarantine_id=kept.id, reason=flaw.flaw.value, detail=flaw.detail,
                   size=len(body), evicted=kept.evicted)  # fmt: skip
-        return Outcome(Status.QUARANTINED, unreadable=flaw, quarantine_id=kept.id)
+        return Receipt(Status.QUARANTINED, unreadable=flaw, quarantine_id=kept.id)
 
     async def replay(self, item_id: str) -> Replayed:
         """Put a quarantined body through the intake again. Now read (accepted, duplicate,

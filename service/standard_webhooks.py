@@ -21,7 +21,8 @@ def secret_key(secret: str) -> bytes:
         raise ValueError("not a whsec_<base64> secret") from None
 
 
-def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+def sign_message(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` of a Standard Webhooks message (not ComplyCube's: service.signature)."""
     signed = f"{message_id}.{timestamp}.".encode() + body
     return "v1," + base64.b64encode(hmac.new(secret_key(secret), signed, hashlib.sha256).digest()).decode()
 
@@ -30,5 +31,5 @@ def verify(secret: str, message_id: str, timestamp: str, body: bytes, header: st
     """True when any ``v1,`` signature in the (space-separated) header matches, in constant time."""
     if not timestamp.isdigit():
         return False
-    expected = sign(secret, message_id, int(timestamp), body).encode()
+    expected = sign_message(secret, message_id, int(timestamp), body).encode()
     return any(hmac.compare_digest(expected, given.encode()) for given in header.split())

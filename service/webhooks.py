@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from service.errors import BodyTimeout, PayloadTooLarge, QueueUnavailable, RejectedRequest, SignatureError
-from service.intake import Intake, Outcome, Status
+from service.intake import Intake, Receipt, Status
 from service.log import get_logger
 from service.metrics import SIGNATURE_FAILURES, WEBHOOKS
 from service.rq_jobs import job_id_for
@@ -69,7 +69,7 @@ async def receive_complycube(request: Request) -> JSONResponse:
     return _answer(_answered(outcome), outcome.status)
 
 
-def _answered(outcome: Outcome) -> JSONResponse:
+def _answered(outcome: Receipt) -> JSONResponse:
     if outcome.status is Status.QUARANTINED:
         # Never any of the body: the id is what an operator needs (cubehook quarantine show ID).
         return JSONResponse(

@@ -68,6 +68,9 @@ Mapper = Callable[[Callable[[str], Fetched[Check] | None], list[str]], Iterable[
 
 
 class ComplyCubeClient:
+    """The one adapter to ComplyCube's API: one connection pool, explicit timeouts, the fleet's
+    rate limit, retries within a budget, and one place (``_call``) where answers become errors."""
+
     def __init__(
         self,
         base_url: str,

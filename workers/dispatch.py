@@ -29,9 +29,10 @@ from service.log import get_logger
 from service.metrics import ACTIONS
 from service.rq_jobs import JobFunction, job_id_part
 from workers.actions import ActionContext, PersonalData, senders
+from workers.audit import AuditStore
+from workers.audit_schema import now
 from workers.decide import Decision
 from workers.rules import Planned, Rules, plan
-from workers.store import AuditStore, now
 
 log = get_logger("cubehook.dispatch")
 

@@ -7,7 +7,7 @@ renews it and it lapses within one lease. Two kinds are kept here:
 - a job's **liveness key** (``cubehook:job:alive:<job id>``), set by the worker before RQ marks the
   job started, and read by the recovery sweep (workers.recovery): a started job whose key has
   lapsed was left by a dead worker and is queued again;
-- a session's **lock** (workers.state), so that a holder working longer than one lease keeps it,
+- a session's **lock** (workers.sessions), so that a holder working longer than one lease keeps it,
   and a dead holder's lock lapses in one short lease instead of a long one.
 
 One keeper per process; after a fork (RQ's forking worker runs each job in a child) the child

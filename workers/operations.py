@@ -99,11 +99,11 @@ def dead_letters(queue: Queue) -> list[DeadLetter]:
     for job_id in queue.failed_job_registry.get_job_ids():
         job = queue.fetch_job(job_id)
         if job is not None:
-            letters.append(describe(job))
+            letters.append(dead_letter(job))
     return letters
 
 
-def describe(job: Job) -> DeadLetter:
+def dead_letter(job: Job) -> DeadLetter:
     result = job.latest_result()
     error = (result.exc_string or "").strip().splitlines()[-1] if result and result.exc_string else "unknown"
     kwargs: dict[str, Any] = job.kwargs

@@ -29,12 +29,12 @@ from service.log import get_logger
 from service.metrics import DECISIONS
 from service.rq_jobs import JobFunction, job_id_part
 from service.settings import DAY
+from workers.audit import AuditStore
 from workers.complycube import ComplyCubeClient
 from workers.decide import Decide, Decision, Progress, RecheckSchedule, Wait, judge, make_decision
 from workers.dispatch import Dispatcher
 from workers.reconcile import Reconciliation, Status, needs_checks, reconcile
-from workers.state import Committed, HandedOff, Lease, SessionStore
-from workers.store import AuditStore
+from workers.sessions import Committed, HandedOff, Lease, SessionStore
 
 log = get_logger("cubehook.pipeline")
 MakeDecision = Callable[[Decision | None], Decision]  # the decision, given the one it supersedes

@@ -27,8 +27,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import ColumnElement, Connection, delete, func, insert, select, update
 
 from workers import privacy
-from workers.store import (
-    AuditStore,
+from workers.audit import AuditStore
+from workers.audit_schema import (
     action_attempts,
     action_ledger,
     decisions,

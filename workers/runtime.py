@@ -22,18 +22,20 @@ from service.queue import redis_client
 from service.rq_jobs import rq_queue
 from service.settings import Settings, load_settings
 from workers.actions import PersonalData
+from workers.audit import AuditStore
 from workers.complycube import ComplyCubeClient
 from workers.decide import Decision
 from workers.dispatch import ActionRunner, Dispatcher
 from workers.pipeline import SessionProcessor
 from workers.ratelimit import RateLimiter
 from workers.rules import Rules, load_rules
-from workers.state import SessionStore
-from workers.store import AuditStore
+from workers.sessions import SessionStore
 
 
 @dataclass
 class Runtime:
+    """Everything a worker process builds once and its jobs share (see the module's docstring)."""
+
     settings: Settings
     redis: Redis
     client: ComplyCubeClient

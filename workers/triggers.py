@@ -13,7 +13,7 @@ cannot decide anything by themselves:
   calls more: the check, the client's sessions, the session).
 
 Those events are put back ``CUBEHOOK_EVENT_DEFER_SECONDS`` (workers.reschedule). When the copy
-runs, a look at the session that began after the event was accepted covers it (workers.state):
+runs, a look at the session that began after the event was accepted covers it (workers.sessions):
 no call. Otherwise it looks as it would have, so an event whose siblings were all lost still gets
 its session looked at and decided, only later. A check event of a session already decided (a
 re-validated check) or waiting for a pending check is looked at at once: it can change a
@@ -28,7 +28,7 @@ import re
 from rq.job import Job
 
 from workers.reschedule import PutBack, put_back
-from workers.state import SessionStore
+from workers.sessions import SessionStore
 
 DEFERRED = "deferred"  # job.meta: this job is the later look; it is not put back again
 RUNNING = frozenset({"started", "processing"})

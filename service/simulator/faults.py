@@ -54,7 +54,7 @@ class Fault(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class Injection:
     fault: Fault
     delay_seconds: float
     retry_after: int | None = None
@@ -75,26 +75,26 @@ class FaultInjector:
         self.config = config
         self._asked.clear()
 
-    def for_request(self, method: str, path: str) -> Decision:
+    def for_request(self, method: str, path: str) -> Injection:
         """The fault for the n-th request to ``method path``."""
         c = self.config
         if not (c.rate_timeout or c.rate_429 or c.rate_500 or c.latency_jitter_ms):
-            return Decision(Fault.NONE, c.latency_ms / 1000)  # nothing random: nothing to count
+            return Injection(Fault.NONE, c.latency_ms / 1000)  # nothing random: nothing to count
         key = f"{method} {path}"
         n = self._asked[key]
         self._asked[key] = n + 1
         delay = (c.latency_ms + c.latency_jitter_ms * draw(c.seed, "jitter", key, n)) / 1000
         u = draw(c.seed, "fault", key, n)
         if u < c.rate_timeout:
-            return Decision(Fault.TIMEOUT, delay + c.timeout_seconds)
+            return Injection(Fault.TIMEOUT, delay + c.timeout_seconds)
         u -= c.rate_timeout
         if u < c.rate_429:
             says = draw(c.seed, "retry-after", key, n) < c.retry_after_share
-            return Decision(Fault.TOO_MANY_REQUESTS, delay, c.retry_after_seconds if says else None)
+            return Injection(Fault.TOO_MANY_REQUESTS, delay, c.retry_after_seconds if says else None)
         u -= c.rate_429
         if u < c.rate_500:
-            return Decision(Fault.SERVER_ERROR, delay)
-        return Decision(Fault.NONE, delay)
+            return Injection(Fault.SERVER_ERROR, delay)
+        return Injection(Fault.NONE, delay)
 
     def session_list_query(self, query: Mapping[str, str]) -> Mapping[str, str] | None:
         """The query the session list is to answer, as the ``updated_filter`` fault reads it;

@@ -22,7 +22,7 @@ from redis.exceptions import AuthenticationError, ConnectionError, NoPermissionE
 from service.devredis import free_port
 from tests.conftest import SECRET, SIM_API_KEY, SimServer, event_body, signature
 from tests.e2e.conftest import CUBEHOOK, cubehook_env, running
-from workers.state import SessionStore
+from workers.sessions import SessionStore
 
 DEPLOY = Path(__file__).resolve().parent.parent.parent / "deploy"
 ACL = DEPLOY / "redis" / "users.acl"

@@ -15,8 +15,8 @@ from service.devredis import free_port
 from service.rq_jobs import rq_queue
 from tests.conftest import FIXTURES, SECRET
 from tests.e2e.conftest import CUBEHOOK, cubehook_env, running
-from workers.state import SessionStore
-from workers.store import AuditStore
+from workers.audit import AuditStore
+from workers.sessions import SessionStore
 
 pytestmark = pytest.mark.e2e
 

@@ -19,7 +19,7 @@ from service.rq_jobs import rq_queue
 from tests.conftest import SECRET, Receiver, SimServer, event_body, signature
 from tests.e2e.conftest import CUBEHOOK, running
 from tests.faults.conftest import check_once, setup
-from workers.state import SessionStore
+from workers.sessions import SessionStore
 
 pytestmark = pytest.mark.e2e
 PRESETS = ["clear", "attention", "rejected", "disagree", "failed", "clear"]

@@ -24,7 +24,7 @@ from tests.conftest import SECRET, Receiver, SimServer
 from tests.e2e.conftest import CUBEHOOK, running
 from tests.faults.conftest import check_once, setup
 from tests.faults.test_duplicates import deliver, events_of
-from workers.state import SessionStore
+from workers.sessions import SessionStore
 
 pytestmark = pytest.mark.e2e
 

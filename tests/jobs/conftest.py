@@ -22,9 +22,9 @@ from service.settings import Settings
 from tests.conftest import SIM_API_KEY, SimServer
 from workers import backfill, reschedule
 from workers import runtime as worker_runtime
+from workers.audit import AuditStore
 from workers.decide import Decision
 from workers.runtime import Runtime
-from workers.store import AuditStore
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from service.queue import Submitted
 from service.rq_jobs import JOB_OPTIONS
 from tests.conftest import SimServer
 from tests.jobs.conftest import Pipeline
-from workers.state import Lease
+from workers.sessions import Lease
 
 
 def test_a_completed_session_is_decided_with_its_reconciliation(pipeline: Pipeline, sim: SimServer) -> None:

@@ -18,17 +18,10 @@ from tests.conftest import SimServer, fixture_bytes
 from tests.jobs.conftest import Pipeline
 from tests.unit.test_rules import decision
 from workers import jobs
+from workers.audit import AuditStore
+from workers.audit_schema import action_attempts, action_ledger, decisions, events, privacy_log, snapshots
 from workers.privacy import ERASED
 from workers.retention import digest, erase, purge
-from workers.store import (
-    AuditStore,
-    action_attempts,
-    action_ledger,
-    decisions,
-    events,
-    privacy_log,
-    snapshots,
-)
 
 NOW = datetime.now(UTC)
 HOLD = 1825

@@ -11,7 +11,7 @@ from service.queue import accepted_at
 from service.settings import Settings
 from tests.conftest import SimServer
 from tests.jobs.conftest import Pipeline
-from workers.state import HandedOff, Lease
+from workers.sessions import HandedOff, Lease
 from workers.triggers import says_running
 
 

@@ -17,7 +17,7 @@ from workers.actions.document import decision_document, encode
 
 def standard_signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     try:
-        return standard_webhooks.sign(secret, message_id, timestamp, body)
+        return standard_webhooks.sign_message(secret, message_id, timestamp, body)
     except ValueError:
         raise ActionRejected("the webhook secret is not a whsec_<base64> value") from None
 

@@ -75,6 +75,10 @@ class Committed(StrEnum):
 
 
 class SessionStore:
+    """A session's state in Redis (see the module's docstring): its lock with the hand-off of
+    requests, the fenced, once-per-state decisions and their history, when its checks were first
+    seen pending, and the index from checks to sessions."""
+
     def __init__(self, redis: Redis, lock_seconds: int, state_ttl: int = 7 * DAY) -> None:
         self.redis = redis
         self.lock_ms = lock_seconds * 1000

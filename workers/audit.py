@@ -14,161 +14,32 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from alembic.config import Config
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    Column,
-    Connection,
-    DateTime,
-    Engine,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
-    create_engine,
-    event,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from service.settings import SnapshotMode
 from workers import privacy
+from workers.audit_schema import (
+    Claim,
+    action_attempts,
+    action_ledger,
+    alembic_config,
+    decisions,
+    events,
+    make_engine,
+    now,
+    snapshots,
+)
 from workers.decide import Decision
-
-metadata = MetaData()
-
-events = Table(
-    "events",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("event_id", String(256), nullable=False, index=True),
-    Column("event_type", String(256), nullable=False),
-    Column("resource_type", String(64), nullable=False),
-    Column("resource_id", String(256), nullable=False),
-    Column("session_id", String(256), index=True),
-    Column("disposition", String(16), nullable=False),  # accepted | duplicate | ignored
-    Column("event_time", String(64)),
-    Column("recorded_at", DateTime(timezone=True), nullable=False),
-)
-snapshots = Table(
-    "snapshots",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("session_id", String(256), nullable=False, index=True),
-    Column("client_id", String(256), index=True),  # the session's clientId: erasure finds rows by it
-    Column("fingerprint", String(64), nullable=False),
-    Column("trigger", String(256), nullable=False),
-    Column("session", JSON, nullable=False),
-    Column("checks", JSON, nullable=False),
-    Column("fetched_at", DateTime(timezone=True), nullable=False),
-)
-decisions = Table(
-    "decisions",
-    metadata,
-    Column("decision_id", String(64), primary_key=True),
-    Column("session_id", String(256), nullable=False, index=True),
-    Column("client_id", String(256), index=True),
-    Column("kind", String(16), nullable=False),
-    Column("outcome", String(16)),
-    Column("needs_review", Boolean, nullable=False),
-    Column("fingerprint", String(64), nullable=False),
-    Column("supersedes", String(64)),
-    Column("trigger", String(256), nullable=False),
-    Column("document", JSON, nullable=False),
-    Column("decided_at", DateTime(timezone=True), nullable=False),
-)
-action_ledger = Table(
-    "action_ledger",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("decision_id", String(64), nullable=False, index=True),
-    Column("session_id", String(256), nullable=False, index=True),
-    Column("action", String(128), nullable=False),
-    Column("state", String(16), nullable=False),  # pending | sending | sent | failed | dead
-    Column("attempts", Integer, nullable=False),
-    Column("last_error", Text),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("sent_at", DateTime(timezone=True)),
-    UniqueConstraint("decision_id", "action", name="uq_action_ledger_decision_action"),
-)
-action_attempts = Table(
-    "action_attempts",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("decision_id", String(64), nullable=False, index=True),
-    Column("session_id", String(256), nullable=False, index=True),
-    Column("action", String(128), nullable=False),
-    Column("attempt", Integer, nullable=False),
-    Column("ok", Boolean, nullable=False),
-    Column("detail", Text, nullable=False),
-    Column("started_at", DateTime(timezone=True), nullable=False),
-    Column("finished_at", DateTime(timezone=True), nullable=False),
-)
-
-# What retention and erasure removed or redacted, when, at whose request: counts, never the data.
-privacy_log = Table(
-    "privacy_log",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("kind", String(16), nullable=False),  # purge | erase
-    Column("subject", String(64)),  # erase: SHA-256 of the client id (hex); purge: none
-    Column("requested_by", String(256), nullable=False),
-    Column("done_at", DateTime(timezone=True), nullable=False),
-    Column("summary", JSON, nullable=False),
-)
-
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """The right to try an action once more: its attempt number."""
-
-    decision_id: str
-    action: str
-    attempt: int
-
-
-def _alembic_config() -> Config:
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    return config
-
-
-def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, pool_pre_ping=True)
-    if engine.dialect.name == "sqlite":
-        # Several worker processes share the file: WAL lets readers and one writer coexist, and a
-        # writer waits for the lock instead of failing at once.
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_connection: Any, _record: object) -> None:  # noqa: ANN401 - DB-API has no types
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=10000")
-            cursor.close()
-
-    return engine
 
 
 class AuditStore:
+    """The audit trail and the action ledger of one database: what was received, fetched,
+    decided and sent, each written once; and the ledger's claim on each action's next attempt."""
+
     def __init__(self, engine: Engine, snapshot_mode: SnapshotMode = SnapshotMode.FULL) -> None:
         self.engine = engine
         self.snapshot_mode = snapshot_mode
@@ -181,7 +52,7 @@ class AuditStore:
         """Bring the schema up to the newest migration (Alembic), or to ``revision``."""
         from alembic import command
 
-        config = _alembic_config()
+        config = alembic_config()
         with self.engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
@@ -191,7 +62,7 @@ class AuditStore:
         from alembic.migration import MigrationContext
         from alembic.script import ScriptDirectory
 
-        head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
         with self.engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision() != head
 

@@ -8,7 +8,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from tests.unit.test_rules import decision
-from workers.store import AuditStore, metadata
+from workers.audit import AuditStore
+from workers.audit_schema import metadata
 
 
 def test_the_migration_builds_exactly_the_schema_the_code_uses(store: AuditStore) -> None:

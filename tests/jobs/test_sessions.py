@@ -14,7 +14,7 @@ from service.rq_jobs import EventRef
 from service.settings import Settings
 from workers.decide import Decision, Kind
 from workers.leases import KEEPER
-from workers.state import Committed, HandedOff, Lease, SessionStore
+from workers.sessions import Committed, HandedOff, Lease, SessionStore
 
 
 def decision(fingerprint: str, supersedes: str | None = None, n: int = 1) -> Decision:
