@@ -33,6 +33,7 @@ class JobFunction(StrEnum):
 
 
 JOB_FUNCTIONS = frozenset(JobFunction)
+RUNS = "runs"  # job.meta: how many times a job that gave up ran (the dead-letter queue says so)
 # What RQ 3 accepts in a job id (rq.job.JOB_ID_PATTERN): letters, digits, "_" and "-"; no ":", no ".".
 _RQ_ID = re.compile(r"[A-Za-z0-9_-]+")
 

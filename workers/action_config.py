@@ -18,6 +18,7 @@ PORTAL_URL = "https://portal.complycube.com/workflowSessions/{session_id}"
 INSECURE = "allow_insecure_transport"  # the validation context's key: CUBEHOOK_ALLOW_INSECURE_TRANSPORT
 ALLOWED_IN_DEVELOPMENT = "CUBEHOOK_ALLOW_INSECURE_TRANSPORT=true allows it in development"
 TlsMode = Literal["starttls", "implicit", "none"]
+_NAME = "[A-Za-z_][A-Za-z0-9_]*"  # a Python identifier (ASCII)
 IMPLICIT_TLS_PORT = 465  # SMTP submission over TLS from the first byte (RFC 8314)
 
 
@@ -130,6 +131,17 @@ class LogAction(Strict):
     type: Literal["log"]
 
 
+class PythonAction(Strict):
+    """Call a function of the deployment's own with the decision document (the webhook's JSON, as a
+    dict), in the worker: ``callable = "package.module:function"``, importable where the workers
+    run. Resolved at start-up (workers.rules). Like every action it is claimed in the ledger and
+    retried when it raises, then dead-lettered; it may run again after a crash, so it must be
+    idempotent by the document's ``decision_id``."""
+
+    type: Literal["python"]
+    callable: str = Field(pattern=rf"^{_NAME}(\.{_NAME})*:{_NAME}$")
+
+
 def _refuse_clear_text(said: str, info: ValidationInfo) -> None:
     """Clear-text SMTP never carries credentials, and leaves this machine only in development."""
     if info.data.get("username_env") or info.data.get("password_env"):
@@ -143,5 +155,5 @@ def _refuse_clear_text(said: str, info: ValidationInfo) -> None:
         )
 
 
-AnyAction = WebhookAction | SlackAction | EmailAction | LogAction
+AnyAction = WebhookAction | SlackAction | EmailAction | LogAction | PythonAction
 ActionConfig = Annotated[AnyAction, Field(discriminator="type")]  # as a rules file names one

@@ -25,6 +25,7 @@ from service.events import Resource, parse_time
 from service.log import get_logger
 from service.metrics import EVENT_TO_DECISION, JOB_SECONDS
 from service.queue import accepted_at
+from service.rq_jobs import RUNS
 from workers import runtime, triggers
 from workers.pipeline import Result
 from workers.reschedule import when_rate_limited
@@ -47,7 +48,10 @@ def _job(name: str, **context: object) -> Iterator[None]:
         except PermanentError as exc:
             result = "gave_up"
             if job is not None:
-                job.retries_left = 0  # retrying cannot help: leave it to an operator
+                # Retrying cannot help: leave it to an operator, saying how many runs it had.
+                job.meta[RUNS] = 1 + len(job.retry_intervals or []) - (job.retries_left or 0)
+                job.save_meta()  # type: ignore[no-untyped-call]
+                job.retries_left = 0
             # The traceback goes to RQ's failed registry; the log line says what and why.
             log.error("job.gave_up", error=str(exc), error_type=type(exc).__name__)  # noqa: TRY400
             raise

@@ -22,7 +22,7 @@ from rq.job import Job
 from service import keys, quarantine
 from service.events import format_time
 from service.log import get_logger
-from service.rq_jobs import JOB_FUNCTIONS, JobFunction, rq_queue
+from service.rq_jobs import JOB_FUNCTIONS, RUNS, JobFunction, rq_queue
 from workers.actions.notice import notify
 from workers.backfill import BackfillReport as BackfillReport  # re-exported: maintenance and the
 from workers.backfill import backfill as backfill  # CLI find backfill here, where it used to live
@@ -110,7 +110,9 @@ def dead_letter(job: Job) -> DeadLetter:
     summary = ", ".join(
         f"{k}={v}" for k, v in kwargs.items() if k in ("event_id", "session_id", "decision_id", "action")
     )
-    attempts = 1 + (len(job.retry_intervals or []) - (job.retries_left or 0)) if job.retry_intervals else 1
+    # A job that gave up (a permanent error) says how many times it ran; else every retry was
+    # spent, and it ran once more than its retries.
+    attempts = int(job.meta.get(RUNS) or 1 + len(job.retry_intervals or []) - (job.retries_left or 0))
     failed = format_time(job.ended_at) if job.ended_at else "-"
     name = job.func_name or "?"
     kind = KINDS.get(JobFunction(name), name) if name in JOB_FUNCTIONS else name

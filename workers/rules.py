@@ -18,15 +18,17 @@ environment variable and looked up then, so a missing one stops the start, not a
 
 from __future__ import annotations
 
+import importlib
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError
 
+from service import standard_webhooks
 from service.errors import ConfigError
 from workers.action_config import (
     ALLOWED_IN_DEVELOPMENT,
@@ -35,13 +37,16 @@ from workers.action_config import (
     AnyAction,
     EmailAction,
     LogAction,
+    PythonAction,
     SlackAction,
     Strict,
+    WebhookAction,
 )
 from workers.decide import Decision, Kind
 from workers.reconcile import Issue
 
 OutcomeName = Literal["clear", "attention", "rejected"]
+Problem = tuple[tuple[str | int, ...], str]  # where in the file (the keys down to it), and why
 ALL_OUTCOMES: tuple[OutcomeName, ...] = ("clear", "attention", "rejected")
 
 
@@ -72,18 +77,25 @@ class RulesFile(Strict):
     rule: list[Rule] = Field(default_factory=list)
     watchdog: Watchdog = Field(default_factory=Watchdog)
 
-    @model_validator(mode="after")
-    def _actions_exist(self) -> RulesFile:
-        for rule in self.rule:
+    def reference_problems(self) -> list[Problem]:
+        """Names that point nowhere: a rule's or the watchdog's actions that are not defined, and
+        watchdog actions that cannot carry an alert. Located, for the error to name the line."""
+        problems: list[Problem] = []
+        for n, rule in enumerate(self.rule):
             unknown = [name for name in rule.actions if name not in self.action]
             if unknown:
-                raise ValueError(f"rule {rule.name!r} names undefined actions: {', '.join(unknown)}")
+                why = f"rule {rule.name!r} names actions that are not defined: {', '.join(unknown)}"
+                problems.append((("rule", n, "actions"), why))
         for name in self.watchdog.actions:
-            if name not in self.action:
-                raise ValueError(f"watchdog names an undefined action: {name}")
-            if self.action[name].type == "webhook":
-                raise ValueError(f"watchdog action {name!r} is a webhook: alerts go by slack, email or log")
-        return self
+            kind = self.action[name].type if name in self.action else None
+            if kind is None:
+                why = f"the watchdog names an action that is not defined: {name}"
+            elif kind not in ("slack", "email", "log"):
+                why = f"the watchdog's action {name!r} is a {kind}: alerts go by slack, email or log"
+            else:
+                continue
+            problems.append((("watchdog", "actions"), why))
+        return problems
 
     def env_names(self) -> list[str]:
         names = []
@@ -109,6 +121,9 @@ class Rules:
     file: RulesFile
     secrets: Mapping[str, str]
     source: str = "built-in default"
+    # Variables the actions name but the environment does not set: only when parsed without
+    # requiring them (`cubehook rules check` without --strict); the workers never start so.
+    unset: tuple[str, ...] = ()
 
     def secret(self, env_name: str) -> str:
         return self.secrets[env_name]
@@ -148,10 +163,15 @@ def matches(when: When, decision: Decision) -> bool:
 
 
 def parse_rules(
-    text: str, environ: Mapping[str, str], source: str = "<rules>", allow_insecure_transport: bool = False
+    text: str,
+    environ: Mapping[str, str],
+    source: str = "<rules>",
+    allow_insecure_transport: bool = False,
+    require_secrets: bool = True,
 ) -> Rules:
     """Validate a rules file; ConfigError naming the line and field of the first problems.
-    ``allow_insecure_transport`` (development only) lets actions use http:// and clear-text SMTP."""
+    ``allow_insecure_transport`` (development only) lets actions use http:// and clear-text SMTP;
+    without ``require_secrets`` the variables the actions name may be unset (Rules.unset)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -160,19 +180,48 @@ def parse_rules(
         rules = RulesFile.model_validate(data, context={INSECURE: allow_insecure_transport})
     except ValidationError as exc:
         errors = exc.errors(include_input=False, include_url=False)[:10]
-        raise _invalid(text, source, [(tuple(err["loc"]), err["msg"]) for err in errors]) from None
+        raise _invalid(text, source, [_plain(err) for err in errors]) from None
+    if problems := rules.reference_problems():
+        raise _invalid(text, source, problems)
     missing = [name for name in rules.env_names() if not environ.get(name)]
-    if missing:
+    if missing and require_secrets:
         raise ConfigError(
             f"{source}: environment variables named by actions are not set: {', '.join(missing)}"
         )
-    problems = _outside_problems(rules, environ, allow_insecure_transport)
+    known = {name: environ[name] for name in rules.env_names() if environ.get(name)}
+    problems = _outside_problems(rules, known, allow_insecure_transport)
     if problems:
         raise _invalid(text, source, problems)
-    return Rules(rules, {name: environ[name] for name in rules.env_names()}, source)
+    return Rules(rules, known, source, tuple(missing))
 
 
-def _invalid(text: str, source: str, problems: list[tuple[tuple[str | int, ...], str]]) -> ConfigError:
+# A field whose value must match a pattern, and what that pattern means, in plain words.
+PATTERNS = {
+    "callable": 'should be "package.module:function"',
+    "secret_env": "should be the name of an environment variable (capitals, digits, _)",
+    "url_env": "should be the name of an environment variable (capitals, digits, _)",
+    "username_env": "should be the name of an environment variable (capitals, digits, _)",
+    "password_env": "should be the name of an environment variable (capitals, digits, _)",
+    "url": "should start with https://",
+    "sender": "should be an e-mail address",
+    "recipients": "should be e-mail addresses",
+}
+ACTION_TYPES = ("webhook", "slack", "email", "log", "python")
+
+
+def _plain(error: Any) -> Problem:  # noqa: ANN401 - pydantic's ErrorDetails
+    """A validation error as the file's author reads it: where (without the action's type, which
+    pydantic adds to the path of a tagged union), and why, in plain words for a pattern."""
+    loc = tuple(error["loc"])
+    if len(loc) >= 3 and loc[0] == "action" and loc[2] in ACTION_TYPES:
+        loc = loc[:2] + loc[3:]
+    named = [part for part in loc if isinstance(part, str)]
+    if error["type"] == "string_pattern_mismatch" and named and named[-1] in PATTERNS:
+        return loc, PATTERNS[named[-1]]
+    return loc, str(error["msg"]).removeprefix("Value error, ")
+
+
+def _invalid(text: str, source: str, problems: list[Problem]) -> ConfigError:
     """The error naming each problem's line and field."""
     lines = [
         f"{source}:{_line_of(text, loc)}: {'.'.join(str(p) for p in loc) or 'file'}: {why}"
@@ -181,24 +230,54 @@ def _invalid(text: str, source: str, problems: list[tuple[tuple[str | int, ...],
     return ConfigError("invalid rules file:\n  " + "\n  ".join(lines))
 
 
-def _outside_problems(
-    rules: RulesFile, environ: Mapping[str, str], allow_insecure: bool
-) -> list[tuple[tuple[str | int, ...], str]]:
-    """What the file itself cannot show: the Slack URL in its variable (named, never shown: it is
-    a secret) must be https; a CA file must be there to read."""
-    problems: list[tuple[tuple[str | int, ...], str]] = []
+def _outside_problems(rules: RulesFile, environ: Mapping[str, str], allow_insecure: bool) -> list[Problem]:
+    """What the file itself cannot show, in the variables that are set (named, never shown: they
+    are secrets): the Slack URL must be https, a webhook's secret a whsec_ one; and a CA file
+    must be there to read, a python action's callable importable."""
+    problems: list[Problem] = []
     for name, config in rules.action.items():
-        plain = isinstance(config, SlackAction) and not environ[config.url_env].startswith("https://")
+        if isinstance(config, WebhookAction) and config.secret_env in environ:
+            try:
+                standard_webhooks.secret_key(environ[config.secret_env])
+            except ValueError:
+                why = f"the secret in {config.secret_env} is not a whsec_<base64> secret"
+                problems.append((("action", name, "secret_env"), why))
+        url = environ.get(config.url_env, "https://") if isinstance(config, SlackAction) else ""
+        plain = isinstance(config, SlackAction) and not url.startswith("https://")
         if isinstance(config, SlackAction) and plain and not allow_insecure:
             why = f"the URL in {config.url_env} is not https:// ({ALLOWED_IN_DEVELOPMENT})"
             problems.append((("action", name, "url_env"), why))
         if isinstance(config, EmailAction) and config.ca_file is not None and not config.ca_file.is_file():
             problems.append((("action", name, "ca_file"), f"no such file: {config.ca_file}"))
+        if isinstance(config, PythonAction):
+            try:
+                resolve(config.callable)
+            except ValueError as exc:
+                problems.append((("action", name, "callable"), str(exc)))
     return problems
 
 
+def resolve(target: str) -> Callable[[dict[str, Any]], object]:
+    """The function ``package.module:function`` names; ValueError saying why not."""
+    module_name, _, attribute = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import {module_name}: {exc}") from None
+    found = getattr(module, attribute, None)
+    if found is None:
+        raise ValueError(f"{module_name} has no {attribute}")
+    if not callable(found):
+        raise ValueError(f"{target} is not callable")  # noqa: TRY004 - a rules-file error, as the others
+    function: Callable[[dict[str, Any]], object] = found
+    return function
+
+
 def load_rules(
-    path: Path | None, environ: Mapping[str, str], allow_insecure_transport: bool = False
+    path: Path | None,
+    environ: Mapping[str, str],
+    allow_insecure_transport: bool = False,
+    require_secrets: bool = True,
 ) -> Rules:
     if path is None:
         return Rules(DEFAULT_RULES, {})
@@ -206,7 +285,7 @@ def load_rules(
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read rules file {path}: {exc.strerror}") from None
-    return parse_rules(text, environ, str(path), allow_insecure_transport)
+    return parse_rules(text, environ, str(path), allow_insecure_transport, require_secrets)
 
 
 def _line_of(text: str, loc: tuple[object, ...]) -> int:
@@ -223,7 +302,10 @@ def _line_of(text: str, loc: tuple[object, ...]) -> int:
         start = next(
             (n for n, line in enumerate(lines) if re.match(rf"\s*\[\s*action\.\"?{name}\"?\s*\]", line)), 0
         )
-    keys = [str(part) for part in loc[2:] if isinstance(part, str)]
+    elif loc and loc[0] == "watchdog":
+        start = next((n for n, line in enumerate(lines) if re.match(r"\s*\[\s*watchdog\s*\]", line)), 0)
+    inside = loc[1:] if loc and loc[0] == "watchdog" else loc[2:]  # the keys below the table
+    keys = [str(part) for part in inside if isinstance(part, str)]
     for key in reversed(keys):
         for n in range(start + 1, len(lines)):
             if re.match(r"\s*\[", lines[n]):

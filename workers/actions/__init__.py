@@ -70,6 +70,7 @@ def post(http: httpx2.Client, url: str, target: str, timeout: float, **kwargs: o
 
 
 def senders() -> dict[str, Callable[[ActionContext], str]]:
-    from workers.actions import email, log, slack, webhook
+    from workers.actions import call, email, log, slack, webhook
 
-    return {"webhook": webhook.send, "slack": slack.send, "email": email.send, "log": log.send}
+    return {"webhook": webhook.send, "slack": slack.send, "email": email.send, "log": log.send,
+            "python": call.send}  # fmt: skip

@@ -1,0 +1,24 @@
+"""What the dead-letter queue says of a failed job: how many times it ran, not the retries it had."""
+
+from __future__ import annotations
+
+from tests.conftest import SimServer
+from tests.jobs.conftest import Pipeline
+from workers.operations import dead_letters
+
+
+def test_a_job_that_failed_for_good_at_once_ran_once(pipeline: Pipeline) -> None:
+    pipeline.submit("no-such-session", event_id="evt-gone")  # 404: permanent, no retry spent
+    pipeline.work()
+    [letter] = dead_letters(pipeline.queue)
+    assert (letter.job_id, letter.attempts) == ("evt-evt-gone", 1)
+    assert "UpstreamNotFound" in letter.error
+
+
+def test_a_job_retried_to_the_end_counts_every_run(pipeline: Pipeline, sim: SimServer) -> None:
+    sid = sim.create(preset="clear", mode="settled")["sessionId"]
+    sim.faults(seed=1, rate_500=1.0)
+    pipeline.submit(sid, event_id="evt-down")
+    pipeline.work()
+    [letter] = dead_letters(pipeline.queue)
+    assert letter.attempts == 1 + len(pipeline.settings.job_retry_intervals)  # the first run, then each retry

@@ -1,0 +1,28 @@
+"""Call a function of the deployment's own with the decision document (the ``python`` action):
+for teams that sync results into their own database or service without an HTTP hop. The function
+runs in the worker, under the job's timeout; whatever it raises is a failure to retry (then the
+dead-letter queue), like a target's 5xx; ActionRejected from it dead-letters at once."""
+
+from __future__ import annotations
+
+from service.errors import ActionFailed, ActionRejected
+from workers.action_config import PythonAction
+from workers.actions import ActionContext
+from workers.actions.document import decision_document
+from workers.rules import resolve
+
+
+def send(context: ActionContext) -> str:
+    config = context.config
+    assert isinstance(config, PythonAction)
+    try:
+        function = resolve(config.callable)  # resolved at start too; imports are cached
+    except ValueError as exc:
+        raise ActionRejected(str(exc)) from None
+    try:
+        function(decision_document(context.decision))
+    except ActionRejected:
+        raise
+    except Exception as exc:
+        raise ActionFailed(f"{config.callable} raised {type(exc).__name__}") from exc
+    return f"called {config.callable}"
