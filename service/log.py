@@ -111,6 +111,26 @@ def _renderer(fmt: LogFormat, stream: TextIO) -> Processor:
     return structlog.processors.JSONRenderer()
 
 
+class RQChatter(logging.Filter):
+    """RQ's per-job INFO lines, demoted to DEBUG (and so left out unless DEBUG is on)."""
+
+    TEMPLATES = (
+        "Worker %s: %s: %s (%s)",  # taken: its queue, description, id
+        "Worker %s: %s: %s",
+        "Successfully completed",
+        "result is kept for",
+        "result discarded immediately",
+        "cleaning registries",
+        "cleaning group registries",
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and any(t in str(record.msg) for t in self.TEMPLATES):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
+
+
 def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     """Configure structlog and the standard library's logging to write through the same chain."""
     out = stream if stream is not None else sys.stderr
@@ -155,6 +175,9 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    # RQ's lines for every job (taken, done, "result is kept for 600 seconds", registries cleaned)
+    # say what cubehook's own summary line says: DEBUG, so that INFO reads as a story.
+    logging.getLogger("rq.worker").filters[:] = [RQChatter()]
     # One INFO line per HTTP request made, or per migration step checked, is noise; their
     # failures still show as warnings.
     for name in ("httpx2", "httpcore2", "alembic"):

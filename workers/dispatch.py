@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import httpx2
 from redis.client import Pipeline
@@ -25,6 +26,7 @@ from rq import Queue, Retry, get_current_job
 from rq.job import Job
 
 from service.errors import ActionRejected
+from service.events import format_time
 from service.log import get_logger
 from service.metrics import ACTIONS
 from service.rq_jobs import JobFunction, job_id_part
@@ -139,12 +141,24 @@ class ActionRunner:
             last = job is None or not job.retries_left
             ACTIONS.labels(action=action, result="dead" if last else "failed").inc()
             self.audit.finish(claim, session_id, ok=False, detail=str(exc), started=started, dead=last)
-            bound.warning("action.dead" if last else "action.failed", attempt=claim.attempt, error=str(exc))
+            if last:  # it needs a person now: replay it once its target is fixed
+                bound.error("action.dead", attempt=claim.attempt, error=str(exc))
+            else:
+                bound.warning(
+                    "action.failed", attempt=claim.attempt, error=str(exc), next_attempt_at=next_attempt(job)
+                )
             raise
         self.audit.finish(claim, session_id, ok=True, detail=detail, started=started)
         ACTIONS.labels(action=action, result="sent").inc()
         bound.info("action.sent", attempt=claim.attempt, detail=detail)
         return detail
+
+
+def next_attempt(job: Job | None) -> str | None:
+    """When RQ will run a failing job again (it has retries left), by its retry intervals."""
+    if job is None or not job.retries_left:
+        return None
+    return format_time(datetime.now(UTC) + timedelta(seconds=job.get_retry_interval()))
 
 
 def replay(queue: Queue, audit: AuditStore, decision_id: str, action: str) -> bool:

@@ -18,10 +18,12 @@ from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker, Worker
 from rq.job import Job
 
+from service.errors import CubehookError, PermanentError
 from service.log import get_logger
 from service.queue import redis_client
 from service.rq_jobs import JOB_OPTIONS, JobFunction, rq_queue
 from service.settings import DAY, Settings, WorkerClass
+from workers.dispatch import next_attempt
 from workers.leases import KEEPER
 from workers.recovery import WORKER_PREFIX, Recovery, alive_key
 from workers.runtime import Runtime
@@ -32,7 +34,11 @@ OVERDUE_SECONDS = 10.0  # a scheduled job this late: RQ's scheduler is not movin
 
 class LeasedJobs:
     """Mixed into RQ's worker classes: the job's liveness key is taken before RQ registers the job
-    as started, kept renewed while it runs, and given up once RQ has recorded how it ended."""
+    as started, kept renewed while it runs, and given up once RQ has recorded how it ended. And
+    failures are told as operators need them: an expected one that will be retried (ComplyCube's
+    429/5xx, an action's target down) is one warning line with the next attempt's time; one that
+    leaves the job dead, one ERROR line; a traceback only for what cubehook did not expect (a bug).
+    The traceback of every failure stays in RQ's failed registry (`cubehook dlq show`)."""
 
     leases: Redis
     lease_ms: int
@@ -44,6 +50,20 @@ class LeasedJobs:
             super().execute_job(job, queue)  # type: ignore[misc]
         finally:
             KEEPER.release(held)
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:  # noqa: ANN401 - RQ's signature
+        failure = exc_info[1] if len(exc_info) > 1 else None
+        if not isinstance(failure, CubehookError):
+            super().handle_exception(job, *exc_info)  # type: ignore[misc]  # unexpected: RQ's traceback
+            return
+        if job.func_name == JobFunction.RUN_ACTION:
+            return  # the action runner said it already: action.failed, or action.dead
+        if isinstance(failure, PermanentError):
+            return  # workers.jobs said it already: job.gave_up
+        if job.retries_left:
+            log.warning("job.retrying", job_id=job.id, error=str(failure), next_attempt_at=next_attempt(job))
+        else:
+            log.error("job.dead", job_id=job.id, error=str(failure), hint="cubehook dlq show " + job.id)
 
 
 class LeasedSimpleWorker(LeasedJobs, SimpleWorker):

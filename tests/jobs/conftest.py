@@ -20,7 +20,7 @@ from service.queue import EventQueue, Submitted
 from service.rq_jobs import JOB_OPTIONS, EventRef, rq_queue
 from service.settings import Settings
 from tests.conftest import SIM_API_KEY, SimServer
-from workers import backfill, reschedule
+from workers import backfill, dispatch, jobs, reschedule, worker
 from workers import runtime as worker_runtime
 from workers.audit import AuditStore
 from workers.decide import Decision
@@ -49,7 +49,9 @@ def logs(log_output: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> io.StringI
     """``log_output``, with the loggers of the modules under test made afresh: a command run earlier
     in this process (CliRunner) configured structlog to cache each logger on first use, which pins
     a module's logger to that command's stream."""
-    for module, name in ((backfill, "cubehook.backfill"), (reschedule, "cubehook.reschedule")):
+    modules = ((backfill, "cubehook.backfill"), (reschedule, "cubehook.reschedule"),
+               (worker, "cubehook.worker"), (dispatch, "cubehook.dispatch"), (jobs, "cubehook.jobs"))  # fmt: skip
+    for module, name in modules:
         monkeypatch.setattr(module, "log", get_logger(name))
     return log_output
 
