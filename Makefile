@@ -28,6 +28,7 @@ test: $(VENV)/.installed-test
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/mypy
 
 format: $(VENV)/.installed-test
@@ -50,4 +51,4 @@ lock: | $(BIN)/python
 	printf 'setuptools>=75\n' | $(LOCK) --quiet - -o requirements-build.lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

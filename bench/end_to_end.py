@@ -32,8 +32,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from service.demo import wait_ready
-from service.devredis import EmbeddedRedis, free_port
+from cubehook_dev.demo import wait_ready
+from cubehook_dev.devredis import EmbeddedRedis, free_port
 from service.rq_jobs import rq_queue
 from workers.sessions import SessionStore
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import httpx2
 
-from service.demo import wait_ready
-from service.devredis import EmbeddedRedis, free_port
+from cubehook_dev.demo import wait_ready
+from cubehook_dev.devredis import EmbeddedRedis, free_port
 from service.signature import sign
 
 SECRET = "hostile_secret"

@@ -21,8 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from service.demo import wait_ready
-from service.devredis import EmbeddedRedis, free_port
+from cubehook_dev.demo import wait_ready
+from cubehook_dev.devredis import EmbeddedRedis, free_port
 from service.signature import sign
 
 SECRET = "bench_secret"

@@ -20,8 +20,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from service.simulator.app import SimConfig, create_simulator_app
-from service.simulator.scenarios import Preset, ScenarioSpec, resolve
+from cubehook_dev.simulator.app import SimConfig, create_simulator_app
+from cubehook_dev.simulator.scenarios import Preset, ScenarioSpec, resolve
 
 SESSIONS = 100_000
 REQUESTS = 20_000

@@ -36,8 +36,8 @@ from pathlib import Path
 import httpx2
 from redis import Redis
 
-from service.demo import wait_ready
-from service.devredis import EmbeddedRedis, free_port
+from cubehook_dev.demo import wait_ready
+from cubehook_dev.devredis import EmbeddedRedis, free_port
 from service.queue import EventQueue
 from service.rq_jobs import EventRef, rq_queue
 from service.settings import Settings

@@ -20,12 +20,12 @@ import uvicorn
 from redis import Redis
 from starlette.types import ASGIApp
 
-from service.devredis import EmbeddedRedis, free_port
+from cubehook_dev.devredis import EmbeddedRedis, free_port
+from cubehook_dev.simulator.app import SimConfig, Simulator, create_simulator_app
+from cubehook_dev.simulator.faults import FaultConfig
 from service.log import configure_logging
 from service.settings import Settings
 from service.signature import sign
-from service.simulator.app import SimConfig, Simulator, create_simulator_app
-from service.simulator.faults import FaultConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 # Sample ComplyCube payloads rebuilt from the public API reference; tests read them, never edit them.

@@ -28,8 +28,8 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
-from service import standard_webhooks
 from service.errors import ConfigError
+from workers import standard_webhooks
 from workers.action_config import (
     ALLOWED_IN_DEVELOPMENT,
     INSECURE,

@@ -18,8 +18,8 @@ import pytest
 from redis import Redis
 from rq import Queue
 
+from cubehook_dev.devredis import EmbeddedRedis, free_port
 from service.app import create_apps
-from service.devredis import EmbeddedRedis, free_port
 from service.serve import configs
 from service.settings import Settings
 from tests.conftest import ROOT, SECRET, event_body, received, serving_config, signature

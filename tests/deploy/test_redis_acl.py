@@ -19,7 +19,7 @@ import yaml
 from redis import Redis
 from redis.exceptions import AuthenticationError, ConnectionError, NoPermissionError, ResponseError
 
-from service.devredis import free_port
+from cubehook_dev.devredis import free_port
 from tests.conftest import SECRET, SIM_API_KEY, SimServer, event_body, signature
 from tests.e2e.conftest import CUBEHOOK, cubehook_env, running
 from workers.sessions import SessionStore

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from service.demo import wait_ready
-from service.devredis import free_port
+from cubehook_dev.demo import wait_ready
+from cubehook_dev.devredis import free_port
 from tests.conftest import SECRET
 
 CUBEHOOK = str(Path(sys.executable).parent / "cubehook")

@@ -12,7 +12,7 @@ import httpx2
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.devredis import free_port
+from cubehook_dev.devredis import free_port
 from tests.conftest import SECRET, event_body, signature
 from tests.e2e.conftest import CUBEHOOK, cubehook_env, running
 

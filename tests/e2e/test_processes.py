@@ -11,8 +11,8 @@ import time
 import httpx2
 import pytest
 
-from service.demo import wait_ready
-from service.devredis import free_port
+from cubehook_dev.demo import wait_ready
+from cubehook_dev.devredis import free_port
 from tests.conftest import event_body, signature
 from tests.e2e.conftest import CUBEHOOK, cubehook_env
 

@@ -11,7 +11,7 @@ import httpx2
 import pytest
 from redis import Redis
 
-from service.devredis import free_port
+from cubehook_dev.devredis import free_port
 from service.rq_jobs import rq_queue
 from tests.conftest import FIXTURES, SECRET
 from tests.e2e.conftest import CUBEHOOK, cubehook_env, running

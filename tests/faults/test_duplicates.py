@@ -14,7 +14,7 @@ import httpx2
 import pytest
 from redis import Redis
 
-from service.devredis import free_port
+from cubehook_dev.devredis import free_port
 from service.rq_jobs import rq_queue
 from tests.conftest import SECRET, Receiver, SimServer, event_body, signature
 from tests.e2e.conftest import CUBEHOOK, running

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from service.devredis import free_port
+from cubehook_dev.devredis import free_port
 from tests.conftest import SECRET, event_body, signature
 from tests.e2e.conftest import CUBEHOOK, cubehook_env, running
 

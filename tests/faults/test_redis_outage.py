@@ -11,7 +11,7 @@ import httpx2
 import pytest
 from redis import Redis
 
-from service.devredis import EmbeddedRedis, free_port
+from cubehook_dev.devredis import EmbeddedRedis, free_port
 from service.rq_jobs import rq_queue
 from tests.conftest import SECRET
 from tests.e2e.conftest import CUBEHOOK, cubehook_env, running

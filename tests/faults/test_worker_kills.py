@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from service.devredis import free_port
+from cubehook_dev.devredis import free_port
 from service.queue import EventQueue
 from service.rq_jobs import EventRef, rq_queue
 from service.settings import Settings

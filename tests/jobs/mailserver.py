@@ -13,7 +13,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from service.devredis import free_port
+from cubehook_dev.devredis import free_port
 
 LOGIN, PASSWORD = "alerts", "s3cret-password"
 

@@ -12,7 +12,7 @@ import pytest
 from rq.job import JobStatus
 from standardwebhooks import Webhook
 
-from service.devredis import free_port
+from cubehook_dev.devredis import free_port
 from service.settings import Settings
 from tests.conftest import Receiver, SimServer
 from tests.jobs.conftest import Pipeline

@@ -10,8 +10,8 @@ import httpx2
 import pytest
 from pydantic import SecretStr
 
+from cubehook_dev.simulator.world import CheckRecord
 from service.complycube_models import WorkflowSession
-from service.simulator.world import CheckRecord
 from tests.conftest import SIM_API_KEY, SimServer
 from tests.jobs.conftest import Pipeline
 from workers.complycube import ComplyCubeClient

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from service.cli import main
+from cubehook_cli import main
 from service.rq_jobs import JobFunction
 from service.settings import Settings
 from tests.conftest import SIM_API_KEY, Receiver, SimServer

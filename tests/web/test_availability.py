@@ -10,8 +10,8 @@ import pytest
 from redis import Redis
 from starlette.testclient import TestClient
 
+from cubehook_dev.devredis import EmbeddedRedis
 from service.app import create_app, create_apps
-from service.devredis import EmbeddedRedis
 from service.queue import seen_key
 from service.rq_jobs import rq_queue
 from service.settings import Settings

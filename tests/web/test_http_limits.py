@@ -16,8 +16,8 @@ from prometheus_client import REGISTRY
 from redis import Redis
 from rq import Queue
 
+from cubehook_dev.devredis import free_port
 from service.app import create_apps
-from service.devredis import free_port
 from service.serve import configs
 from service.settings import Settings
 from tests.conftest import event_body, received, serving_config, signature

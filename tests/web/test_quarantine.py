@@ -15,9 +15,9 @@ from prometheus_client import REGISTRY
 from redis import Redis
 from starlette.testclient import TestClient
 
+from cubehook_dev.devredis import EmbeddedRedis
 from service import quarantine
 from service.app import create_app
-from service.devredis import EmbeddedRedis
 from service.events import Flaw, Unreadable
 from service.intake import Intake, Replayed, run_with_intake
 from service.quarantine import INDEX, ITEM, Item

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from service.cli import main
+from cubehook_cli import main
 from service.settings import Settings, SnapshotMode
 from tests.conftest import SimServer, fixture_bytes
 from tests.jobs.conftest import Pipeline

@@ -7,9 +7,9 @@ from collections.abc import Callable
 import pytest
 from starlette.testclient import TestClient
 
+from cubehook_dev.simulator.faults import FaultConfig
 from service.complycube_models import ApiError, Check, Client, Page, Webhook, WorkflowSession
-from service.simulator.faults import FaultConfig
-from tests.simulator.conftest import AUTH, scenario, wait_idle
+from tests.dev.conftest import AUTH, scenario, wait_idle
 
 
 def test_played_session_is_served_in_complycube_shapes(simulator: TestClient) -> None:

@@ -5,10 +5,10 @@ import json
 
 import pytest
 
+from cubehook_dev.simulator.scenarios import Preset, ScenarioSpec, resolve
+from cubehook_dev.simulator.world import SessionEventStyle, SessionRecord, World, iso
 from service.complycube_models import Check, Client, Page, WorkflowSession
 from service.events import Event, Resource, read_event
-from service.simulator.scenarios import Preset, ScenarioSpec, resolve
-from service.simulator.world import SessionEventStyle, SessionRecord, World, iso
 
 T0 = 1_736_768_120.592  # 2025-01-13T11:35:20.592Z
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from service.cli import main
+from cubehook_cli import main
 from service.settings import Settings
 from tests.conftest import FIXTURES, ROOT, SimServer
 from tests.jobs.conftest import Pipeline

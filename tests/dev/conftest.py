@@ -1,3 +1,6 @@
+"""The dev package's tests. The simulator runs under a TestClient, its webhooks go to a receiver
+on a MockTransport (this ``receiver`` stands in for the suite's real HTTP one)."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +10,8 @@ import httpx2
 import pytest
 from starlette.testclient import TestClient
 
-from service.simulator.app import SimConfig, create_simulator_app
-from service.simulator.faults import FaultConfig
+from cubehook_dev.simulator.app import SimConfig, create_simulator_app
+from cubehook_dev.simulator.faults import FaultConfig
 
 API_KEY = "test_simulator_key"
 AUTH = {"Authorization": API_KEY}

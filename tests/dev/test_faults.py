@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from service.simulator.faults import Fault, FaultConfig, FaultInjector
+from cubehook_dev.simulator.faults import Fault, FaultConfig, FaultInjector
 
 CONFIG = FaultConfig(seed=7, rate_429=0.2, rate_500=0.2, rate_timeout=0.1, latency_ms=5, latency_jitter_ms=10)
 

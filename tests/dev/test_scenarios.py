@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from service.simulator.scenarios import CheckSpec, Preset, ScenarioSpec, derive_outcome, resolve
+from cubehook_dev.simulator.scenarios import CheckSpec, Preset, ScenarioSpec, derive_outcome, resolve
 
 
 def outcomes(spec: ScenarioSpec) -> tuple[dict[str, str | None], str | None, str]:

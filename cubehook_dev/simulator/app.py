@@ -23,11 +23,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service.simulator.delivery import Deliverer
-from service.simulator.faults import Fault, FaultConfig, FaultInjector
-from service.simulator.listing import empty_page
-from service.simulator.scenarios import ScenarioSpec, resolve
-from service.simulator.world import Document, SessionEventStyle, World
+from cubehook_dev.simulator.delivery import Deliverer
+from cubehook_dev.simulator.faults import Fault, FaultConfig, FaultInjector
+from cubehook_dev.simulator.listing import empty_page
+from cubehook_dev.simulator.scenarios import ScenarioSpec, resolve
+from cubehook_dev.simulator.world import Document, SessionEventStyle, World
 
 Handler = Callable[[Request], Awaitable[Response]]
 R = TypeVar("R")

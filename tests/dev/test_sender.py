@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from cubehook_dev.sender import build_event
 from service.events import Event, Resource, read_event
-from service.sender import build_event
 
 
 @pytest.mark.parametrize(

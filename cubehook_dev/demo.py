@@ -22,7 +22,7 @@ import httpx2
 from rq import Queue
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
-from service.devredis import EmbeddedRedis, free_port
+from cubehook_dev.devredis import EmbeddedRedis, free_port
 from service.queue import redis_client
 from service.rq_jobs import rq_queue
 from service.settings import Settings

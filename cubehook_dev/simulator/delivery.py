@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import httpx2
 
+from cubehook_dev.simulator.faults import FaultInjector
+from cubehook_dev.simulator.world import Document, WebhookRecord, World
 from service.signature import HEADER, sign
-from service.simulator.faults import FaultInjector
-from service.simulator.world import Document, WebhookRecord, World
 
 RETRY_DELAYS = (60, 120, 480, 960, 1920, 3840, 7680, 15360, 30720, 61440)
 

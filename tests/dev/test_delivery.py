@@ -9,11 +9,11 @@ import pytest
 from complycube.eventverifier import EventVerifier
 from starlette.testclient import TestClient
 
+from cubehook_dev.simulator.delivery import RETRY_DELAYS
+from cubehook_dev.simulator.faults import FaultConfig, FaultInjector
 from service.events import Event, read_event
 from service.signature import HEADER, verify
-from service.simulator.delivery import RETRY_DELAYS
-from service.simulator.faults import FaultConfig, FaultInjector
-from tests.simulator.conftest import AUTH, Receiver, scenario, wait_idle
+from tests.dev.conftest import AUTH, Receiver, scenario, wait_idle
 
 SECRET = "simulator_webhook_secret"
 

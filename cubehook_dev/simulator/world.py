@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from cubehook_dev.simulator.listing import Listing
+from cubehook_dev.simulator.scenarios import Plan
 from service.events import format_time
-from service.simulator.listing import Listing
-from service.simulator.scenarios import Plan
 
 TASK_IDS = {"document_check": "task_doc_1", "identity_check": "task_liv_1"}
 TEMPLATE_NAME = "AML + Liveness + Document Verification flow"

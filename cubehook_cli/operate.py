@@ -1,0 +1,94 @@
+"""Operate: one session's story or a fresh look at it, a backfill, the webhook watchdog, the queue's
+status and the audit trail's schema. The dead-letter queue, the quarantine and the audit trail's
+personal data have their own modules."""
+
+from __future__ import annotations
+
+import click
+
+from cubehook_cli.base import runtime, settings
+
+
+@click.command()
+def status() -> None:
+    """Queue depths, workers alive, the oldest waiting job, failures, the last event seen."""
+    from workers.operations import status as read_status
+
+    for key, value in read_status(runtime()).items():
+        click.echo(f"{key + ':':<24}{value}")
+
+
+@click.command()
+@click.argument("session_id")
+def history(session_id: str) -> None:
+    """Print everything on record about a session: events, snapshots, decisions, action attempts."""
+    from workers.audit import AuditStore
+    from workers.explain import format_history
+
+    loaded = settings()
+    click.echo(format_history(session_id, AuditStore.from_url(loaded.database_url).history(session_id)))
+
+
+@click.command()
+@click.argument("session_id")
+def resync(session_id: str) -> None:
+    """Fetch and process one session now (its decision is made once per state, as always)."""
+    rt = runtime()
+    outcome = rt.processor.process(session_id, trigger="resync")
+    click.echo(f"session {session_id}: {outcome.result} {outcome.outcome or outcome.status or ''}".rstrip())
+
+
+@click.command()
+@click.option("--since", required=True, help="ISO time, e.g. 2026-11-28T00:00:00Z.")
+def backfill(since: str) -> None:
+    """Queue every session updated since --since whose latest state has no decision yet."""
+    from service.events import parse_time
+    from workers.operations import backfill as run_backfill
+
+    moment = parse_time(since)
+    if moment is None:
+        raise click.BadParameter(f"not a time: {since!r}", param_hint="--since")
+    report = run_backfill(runtime(), moment)
+    click.echo(f"{report.listed} session(s) listed, {len(report.queued)} queued for processing")
+    if report.filter_missed:
+        click.echo(
+            f"ComplyCube's updatedAfter filter missed {report.filter_missed} session(s) the unfiltered "
+            "list shows: see the README's runbook, 'Backfill filter missed sessions'",
+            err=True,
+        )
+    for session_id in report.queued:
+        click.echo(f"  {session_id}")
+
+
+@click.command()
+def watchdog() -> None:
+    """Check the webhook subscription now (what maintenance does every interval)."""
+    from datetime import timedelta
+
+    from workers.operations import watchdog as run_watchdog
+
+    rt = runtime()
+    loaded = rt.settings
+    report = run_watchdog(
+        rt, loaded.public_webhook_url, loaded.webhook_auto_enable,
+        timedelta(seconds=loaded.backfill_lookback_seconds),
+    )  # fmt: skip
+    click.echo(
+        f"disabled: {', '.join(report.disabled) or 'none'}; re-enabled: {', '.join(report.enabled) or 'none'}"
+    )
+    if report.backfill:
+        click.echo(f"backfill: {len(report.backfill.queued)} session(s) queued")
+
+
+@click.group()
+def db() -> None:
+    """The audit trail's database."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the database migrations (workers also do this when they start)."""
+    from workers.audit import AuditStore
+
+    AuditStore.from_url(settings().database_url).migrate()
+    click.echo("database is up to date")

@@ -1,0 +1,94 @@
+"""Operate: `cubehook quarantine list|show|replay`, signed deliveries that could not be read.
+They run the web side's intake: Redis and the webhook secrets, no worker module."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
+
+import click
+
+from cubehook_cli.base import settings
+from service.errors import ConfigError, QueueUnavailable
+from service.log import configure_logging
+
+if TYPE_CHECKING:
+    from service.intake import Intake, Replayed
+
+T = TypeVar("T")
+
+
+@click.group()
+def quarantine() -> None:
+    """Signed deliveries that could not be read, kept whole: list, show, replay after an upgrade.
+    These need Redis and the webhook secrets only."""
+
+
+def _with_intake(action: Callable[[Intake], Awaitable[T]]) -> T:
+    from service.intake import run_with_intake
+
+    loaded = settings()
+    configure_logging(loaded)
+    try:
+        return run_with_intake(loaded, action)
+    except (ConfigError, QueueUnavailable) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@quarantine.command("list")
+def quarantine_list() -> None:
+    """Every item held, oldest first: id, when kept, size, why."""
+    from service.events import format_time
+
+    items = _with_intake(lambda intake: intake.quarantine.items())
+    if not items:
+        click.echo("the quarantine is empty")
+    for item in items:
+        click.echo(f"{item.id}  {format_time(item.kept_at)}  {item.size} bytes  {item.flaw}: {item.reason}")
+
+
+@quarantine.command("show")
+@click.argument("item_id")
+@click.option(
+    "--raw", is_flag=True, help="Write the stored body to stdout, byte for byte (it may hold personal data)."
+)
+def quarantine_show(item_id: str, raw: bool) -> None:
+    """One item: when and why it was kept, its size and digest (with --raw, its body)."""
+    import hashlib
+
+    from service.events import format_time
+
+    item = _with_intake(lambda intake: intake.quarantine.get(item_id))
+    if item is None:
+        raise click.ClickException(f"no quarantined delivery {item_id}")
+    if raw:
+        click.echo(item.body, nl=False)  # bytes go out as they are
+        return
+    click.echo(f"id:          {item.id}\nkept at:     {format_time(item.kept_at)}")
+    click.echo(f"size:        {item.size} bytes, sha256 {hashlib.sha256(item.body).hexdigest()}")
+    click.echo(f"reason:      {item.flaw}: {item.reason}\nreplayed at: {item.replayed_at or 'never'}")
+    click.echo("signature:   kept as received (not shown)")
+
+
+@quarantine.command("replay")
+@click.argument("item_id", required=False)
+@click.option("--all", "replay_all", is_flag=True, help="Replay every item held, oldest first.")
+def quarantine_replay(item_id: str | None, replay_all: bool) -> None:
+    """Put items through the intake again (signature, reading, de-duplication, queue): one now
+    read leaves the quarantine; one that still cannot be read, or whose signature no longer
+    verifies, stays and says why. Exits 1 when any stays."""
+    if (item_id is None) == (not replay_all):
+        raise click.UsageError("give an ID or --all")
+
+    async def replay(intake: Intake) -> list[Replayed]:
+        ids = [item.id for item in await intake.quarantine.items()] if replay_all else [item_id or ""]
+        return [await intake.replay(i) for i in ids]
+
+    results = _with_intake(replay)
+    for result in results:
+        click.echo(f"{result.item_id}  {result.result}{'  ' + result.reason if result.reason else ''}")
+    stayed = [r for r in results if r.result in ("kept", "missing")]
+    click.echo(f"{len(results) - len(stayed)} of {len(results)} item(s) replayed and out of the quarantine")
+    if stayed:
+        sys.exit(1)

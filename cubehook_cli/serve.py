@@ -1,0 +1,48 @@
+"""Serve: the processes of the Procfile, `cubehook web` and `cubehook worker`."""
+
+from __future__ import annotations
+
+import click
+
+from cubehook_cli.base import PORT, runtime, settings
+from service.errors import ConfigError
+from service.log import configure_logging
+
+
+@click.command()
+@click.option("--host", default=None, help="Public interface [CUBEHOOK_HOST, 127.0.0.1].")
+@click.option("--port", type=PORT, default=None, help="Public port [CUBEHOOK_PORT, 8000].")
+@click.option("--admin-host", default=None, help="Admin interface [CUBEHOOK_ADMIN_HOST, 127.0.0.1].")
+@click.option("--admin-port", type=PORT, help="Admin port, 0: off [CUBEHOOK_ADMIN_PORT, 9000].")
+def web(host: str | None, port: int | None, admin_host: str | None, admin_port: int | None) -> None:
+    """Serve POST /webhooks/complycube (and /healthz) on the public listener, and /healthz,
+    /readyz, /metrics and /openapi.json on the admin listener. One process: scale with replicas."""
+    from service.serve import run
+
+    options = {"host": host, "port": port, "admin_host": admin_host, "admin_port": admin_port}
+    loaded = settings().model_copy(update={k: v for k, v in options.items() if v is not None})
+    configure_logging(loaded)
+    try:
+        run(loaded)  # fails before binding when no secret is set
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.command()
+@click.option("--burst", is_flag=True, help="Exit once the queue is empty.")
+def worker(burst: bool) -> None:
+    """Run an RQ worker on the cubehook queue, with RQ's scheduler for retries and re-checks, the
+    recovery sweep for the jobs of dead workers, and the maintenance clock."""
+    from workers import runtime as worker_runtime
+    from workers.worker import run
+
+    built = runtime()
+    worker_runtime.install(built)
+    if built.settings.worker_metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(built.settings.worker_metrics_port, addr=built.settings.admin_host)
+    try:
+        run(built.settings, built, burst)
+    finally:
+        built.close()
