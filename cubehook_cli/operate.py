@@ -53,7 +53,7 @@ def backfill(since: str) -> None:
     if report.filter_missed:
         click.echo(
             f"ComplyCube's updatedAfter filter missed {report.filter_missed} session(s) the unfiltered "
-            "list shows: see the README's runbook, 'Backfill filter missed sessions'",
+            "list shows: see the runbook 'Backfill filter missed sessions' in docs/operations.md",
             err=True,
         )
     for session_id in report.queued:

@@ -1,7 +1,7 @@
 """The decision document the webhook action sends, and the text the alerts show. Pure.
 
 The document's shape is fixed by ``decision.schema.json`` beside this file (JSON Schema 2020-12),
-published in the README for the systems that receive it.
+published in docs/configuration.md for the systems that receive it.
 """
 
 from __future__ import annotations
