@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint format bench lock clean
+.PHONY: run test lint format bench mutation lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,22 @@ bench: $(VENV)/.installed-test
 	for script in $(BENCHMARKS); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 	echo "== bench/worker_throughput.py --mode rate"; $(BIN)/python bench/worker_throughput.py --mode rate
 
+# Mutation testing of the pure modules against tests/unit: mutmut, configured in pyproject.toml
+# ([tool.mutmut]), then the mutants it cannot make, by hand (tests/unit/hand_mutants.py); the
+# method, the score and the mutants left alive are in docs/mutation.md. Not part of `make test`
+# nor CI: about 12 minutes on 2 shared cores. MUTATION_JOBS: mutmut's processes at once.
+MUTATION_JOBS ?= 2
+$(VENV)/.installed-mutation: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[mutation]'
+	touch $@ $(VENV)/.installed-test $(VENV)/.installed-dev
+
+mutation: $(VENV)/.installed-mutation
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children $(MUTATION_JOBS)
+	$(BIN)/mutmut export-cicd-stats && cat mutants/mutmut-cicd-stats.json && echo
+	$(BIN)/mutmut results
+	$(BIN)/python -m tests.unit.hand_mutants
+
 # The image's dependencies, every one pinned with its hashes (deploy/Dockerfile installs them with
 # --require-hashes): the runtime tree from pyproject.toml, and the build backend it names. Run
 # after changing a dependency; a test fails while requirements.lock disagrees with pyproject.toml.
@@ -51,4 +67,4 @@ lock: | $(BIN)/python
 	printf 'setuptools>=75\n' | $(LOCK) --quiet - -o requirements-build.lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache mutants

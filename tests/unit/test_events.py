@@ -206,3 +206,96 @@ def test_format_time_writes_complycubes_form_and_reads_back() -> None:
     moment = datetime(2025, 1, 13, 12, 39, 30, 500000, tzinfo=timezone(timedelta(hours=1)))
     assert format_time(moment) == "2025-01-13T11:39:30.500Z"
     assert parse_time(format_time(moment)) == moment
+
+
+@pytest.mark.parametrize(
+    ("resource_id", "created_at"),
+    [("s", "2025-01-13T11:39:30.500Z"), ("s" * 256, "t" * 64), ("s" * 255, "")],
+)
+def test_the_limits_are_inclusive(resource_id: str, created_at: str) -> None:
+    event = readable(
+        document(id="e1", type="check.completed", payload={"id": resource_id}, createdAt=created_at)
+    )
+    assert (event.resource_id, event.created_at) == (resource_id, created_at)
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (b"not json", "body: Invalid JSON: "),  # pydantic's own words follow
+        (b"{}", "id: Field required; type: Field required"),
+        (b'{"id": 1, "type": 2}', "id: Input should be a valid string; type: Input should be a valid string"),
+    ],
+)
+def test_the_description_names_each_field_and_says_why(body: bytes, detail: str) -> None:
+    """Each problem as "where: why", the document itself being "body", problems apart by "; "."""
+    assert unreadable(body).detail.startswith(detail)
+
+
+# Resource names, each spelled by hand (not read from the table): every key of the table is here,
+# so one deleted or pointed at another resource fails a row.
+@pytest.mark.parametrize(
+    ("resource_type", "expected"),
+    [
+        ("check", Resource.CHECK), ("Check", Resource.CHECK), ("CHECK", Resource.CHECK),
+        ("workflowSession", Resource.SESSION), ("workflow_session", Resource.SESSION),
+        ("session", Resource.SESSION), ("SESSION", Resource.SESSION), ("Session", Resource.SESSION),
+        ("workflow", Resource.OTHER), ("checks", Resource.OTHER), ("sessions", Resource.OTHER),
+        ("client", Resource.OTHER), ("workflowsessioncheck", Resource.OTHER), ("", Resource.OTHER),
+    ],
+)  # fmt: skip
+def test_each_resource_name(resource_type: str, expected: Resource) -> None:
+    assert resource_of(resource_type, "x.y") is expected  # the type names nothing: resourceType decides
+    assert resource_of(None, f"{resource_type}.updated") is expected  # and as a type's prefix
+
+
+@pytest.mark.parametrize(
+    ("event_type", "prefix"),
+    [
+        ("session.completed", "session"),
+        ("check", "check"),  # a whole type can be the prefix
+        ("workflow.session.check.completed", "workflow.session"),  # the longest known start
+        ("check.session.completed", "check"),
+        ("client.created", None),
+        ("", None),
+    ],
+)
+def test_the_prefix_is_the_longest_known_start_of_the_type(event_type: str, prefix: str | None) -> None:
+    assert resource_prefix(event_type) == prefix
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2025-01-13T14:06:75", datetime(2025, 1, 13, 14, 7, 15, tzinfo=UTC)),  # the shortest that overflows
+        ("2025-01-13T23:59:60Z", datetime(2025, 1, 14, 0, 0, 0, tzinfo=UTC)),  # a leap second
+        ("  2025-01-13T11:39:30.500+01:00 ", datetime(2025, 1, 13, 10, 39, 30, 500000, tzinfo=UTC)),
+        ("2025-01-13T14:06:91+02:00", datetime(2025, 1, 13, 12, 7, 31, tzinfo=UTC)),
+        ("2025-01-13", datetime(2025, 1, 13, tzinfo=UTC)),
+        ("2025-01-13T1", None),  # too short to hold seconds
+        ("2025-01-13T", None),
+        ("2025-01-13T14:06", datetime(2025, 1, 13, 14, 6, tzinfo=UTC)),
+        ("2025-01-13T14:06:9", None),
+        ("2025-01-13T14-23:99", None),  # not hh:mm:ss: no seconds to carry
+        ("2025-01-13T14:0619:9", None),
+        ("2025-01-13T14:06:9x", None),
+        ("2025-13-13T14:06:91Z", None),  # out-of-range seconds on an impossible date
+        ("", None),
+    ],
+)
+def test_parse_time_carries_only_seconds(text: str, expected: datetime | None) -> None:
+    assert parse_time(text) == expected
+
+
+def test_format_time_writes_utc_whatever_the_machines_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from service.events import format_time
+
+    monkeypatch.setenv("TZ", "EST+05")
+    time.tzset()
+    try:
+        assert format_time(datetime(2025, 1, 13, 11, 39, 30, tzinfo=UTC)) == "2025-01-13T11:39:30.000Z"
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 
+from service.complycube_models import Check, WorkflowSession
 from service.errors import ConfigError
 from tests.conftest import ROOT
 from workers.action_config import EmailAction
-from workers.decide import Decision, Kind
+from workers.decide import Decide, Decision, Kind, RecheckSchedule, judge, make_decision
+from workers.reconcile import reconcile
 from workers.rules import DEFAULT_RULES, When, load_rules, matches, parse_rules, plan
 
 EXAMPLE = ROOT / "deploy" / "rules.example.toml"
@@ -220,3 +222,131 @@ def test_a_slack_url_that_is_not_https_is_named_by_its_variable_never_shown() ->
     assert "very-secret-token" not in str(caught.value)
     assert parse_rules(text, {"ALERT_URL": secret_url}, allow_insecure_transport=True).secret("ALERT_URL")
     assert parse_rules(text, {"ALERT_URL": "https://hooks.slack.com/services/T0/B0/x"}).file.rule
+
+
+# Decisions made the way the worker makes them (reconcile, judge, make_decision), not built by
+# hand: so a key renamed in the decision document breaks the matching here.
+def made(outcome: str, checks: dict[str, tuple[str, str]], template: str = "t1") -> Decision:
+    """A complete session said ``outcome``, with ``checks``: id -> (type, outcome word)."""
+    session = WorkflowSession.model_validate({
+        "id": "s1", "status": "complete", "outcome": outcome, "workflowTemplateId": template,
+        "allRelatedChecks": [{"checkId": cid, "type": kind} for cid, (kind, _) in checks.items()],
+    })  # fmt: skip
+    models = {cid: Check.model_validate({"id": cid, "type": kind, "status": "complete", "result": {"outcome": word}})
+              for cid, (kind, word) in checks.items()}  # fmt: skip
+    rec = reconcile(session, models)
+    verdict = judge(rec, 0.0, RecheckSchedule.after([60]))
+    assert isinstance(verdict, Decide)
+    return make_decision(rec, verdict.verdict, decision_id="d", supersedes=None, decided_at="t", trigger="e")
+
+
+SEVERAL = {"k1": ("document_check", "clear"), "k2": ("identity_check", "clear"),
+           "k3": ("extensive_screening_check", "clear")}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("check_type", "expected"),
+    [
+        (["document_check"], True),  # the first of three
+        (["identity_check"], True),  # one in the middle
+        (["extensive_screening_check"], True),  # the last
+        (["identity_check", "proof_of_address_check"], True),  # one of the listed types is enough
+        (["proof_of_address_check"], False),
+        (["Document_Check"], False),  # compared as ComplyCube writes them
+    ],
+)
+def test_check_type_matches_when_some_check_of_the_session_has_it(
+    check_type: list[str], expected: bool
+) -> None:
+    assert matches(When(check_type=check_type), made("clear", SEVERAL)) is expected
+
+
+@pytest.mark.parametrize(
+    ("checks", "discrepancy", "expected"),
+    [
+        ({"k1": ("document_check", "rejected")}, ["outcomes_disagree"], True),
+        ({"k1": ("document_check", "surprise")}, ["unknown_check_outcome"], True),
+        ({"k1": ("document_check", "surprise")}, ["check_failed", "unknown_check_outcome"], True),
+        ({"k1": ("document_check", "surprise")}, ["check_failed"], False),
+        ({"k1": ("document_check", "clear")}, ["outcomes_disagree"], False),
+    ],
+)
+def test_discrepancy_matches_the_issues_of_a_made_decision(
+    checks: dict[str, tuple[str, str]], discrepancy: list[str], expected: bool
+) -> None:
+    assert matches(When.model_validate({"discrepancy": discrepancy}), made("clear", checks)) is expected
+
+
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        ({}, True),
+        ({"outcome": ["rejected"]}, True),
+        ({"outcome": ["clear", "attention"]}, False),
+        ({"template": ["t1", "t2"]}, True),
+        ({"template": ["t2"]}, False),
+        ({"needs_review": True}, True),
+        ({"needs_review": False}, False),
+        ({"outcome": ["rejected"], "template": ["t1"], "check_type": ["document_check"],
+          "discrepancy": ["outcomes_disagree"], "needs_review": True}, True),
+        ({"outcome": ["rejected"], "template": ["t1"], "check_type": ["document_check"],
+          "discrepancy": ["outcomes_disagree"], "needs_review": False}, False),
+        ({"outcome": ["rejected"], "template": ["t9"], "check_type": ["document_check"],
+          "discrepancy": ["outcomes_disagree"], "needs_review": True}, False),
+        ({"outcome": ["rejected"], "template": ["t1"], "check_type": ["identity_check"],
+          "discrepancy": ["outcomes_disagree"], "needs_review": True}, False),
+        ({"outcome": ["rejected"], "template": ["t1"], "check_type": ["document_check"],
+          "discrepancy": ["check_missing"], "needs_review": True}, False),
+    ],
+)  # fmt: skip
+def test_every_condition_must_hold(when: dict[str, Any], expected: bool) -> None:
+    rejected = made("clear", {"k1": ("document_check", "rejected")})  # a check rejected: disagreement
+    assert matches(When.model_validate(when), rejected) is expected
+
+
+def test_a_rule_without_an_outcome_condition_matches_every_outcome() -> None:
+    for outcome in ("clear", "attention", "rejected"):
+        assert matches(When(), made(outcome, {})), outcome
+
+
+PLANNED = (
+    GOOD.split("[[rule]]")[0]
+    + """\
+[action.log]
+type = "log"
+
+[[rule]]
+name = "everything"
+actions = ["log"]
+
+[[rule]]
+name = "documents"
+when = { check_type = ["document_check"] }
+actions = ["hook", "log"]
+
+[[rule]]
+name = "never"
+when = { template = ["nope"] }
+actions = ["hook"]
+"""
+)
+
+
+def test_plan_runs_each_action_once_with_every_rule_that_chose_it() -> None:
+    rules = parse_rules(PLANNED, {"HOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}).file
+    planned = plan(made("clear", SEVERAL), rules)
+    assert [(p.action, p.rules) for p in planned] == [
+        ("log", ("everything", "documents")),
+        ("hook", ("documents",)),
+    ]
+    assert [p.config for p in planned] == [rules.action["log"], rules.action["hook"]]
+    assert [(p.action, p.rules) for p in plan(made("clear", {}), rules)] == [("log", ("everything",))]
+
+
+def test_a_terminal_decision_triggers_nothing_whatever_outcome_it_carries() -> None:
+    stored = made("clear", {}).to_dict() | {
+        "kind": "terminal",
+        "status": "cancelled",
+    }  # read back from storage
+    assert plan(Decision.from_dict(stored), DEFAULT_RULES) == ()
+    assert plan(decision(None), DEFAULT_RULES) == ()  # an outcome decision without an outcome

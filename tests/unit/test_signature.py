@@ -1,6 +1,9 @@
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from service.errors import SignatureError
 from service.signature import sign, verify
@@ -76,3 +79,35 @@ def test_verify_refuses_to_run_without_secrets() -> None:
 )
 def test_white_space_around_the_signature_is_stripped(padded: str) -> None:
     verify(VECTOR_BODY, padded, [VECTOR_SECRET])  # does not raise
+
+
+@pytest.mark.parametrize("header", ["€" * 64, "\u0100" * 64, VECTOR_SIGNATURE[:63] + "€"])
+def test_a_header_beyond_latin_1_is_malformed_not_a_crash(header: str) -> None:
+    with pytest.raises(SignatureError) as caught:
+        verify(VECTOR_BODY, header, [VECTOR_SECRET])
+    assert caught.value.reason == "malformed"
+
+
+def test_without_secrets_the_error_says_what_is_wrong() -> None:
+    with pytest.raises(ValueError, match=r"^verify\(\) needs at least one secret$"):
+        verify(VECTOR_BODY, VECTOR_SIGNATURE, ())
+
+
+@pytest.mark.parametrize("position", [0, 1])
+def test_the_matching_secret_may_be_anywhere_in_the_list(position: int) -> None:
+    secrets = [b"other"]
+    secrets.insert(position, VECTOR_SECRET)
+    verify(VECTOR_BODY, VECTOR_SIGNATURE, secrets)
+    with pytest.raises(SignatureError):
+        verify(VECTOR_BODY, VECTOR_SIGNATURE, [b"other", b"another"])
+
+
+@hypothesis_settings(max_examples=100, deadline=None, derandomize=True, database=None)
+@given(body=st.binary(max_size=200), secret=st.binary(min_size=1, max_size=40), flip=st.integers(0, 10**6))
+def test_a_signature_verifies_its_own_body_and_no_other(body: bytes, secret: bytes, flip: int) -> None:
+    verify(body, sign(body, secret), [secret])
+    tampered = bytearray(body or b"x")
+    tampered[flip % len(tampered)] ^= 1 if body else 0  # one bit of one byte; or a byte more
+    with pytest.raises(SignatureError) as caught:
+        verify(bytes(tampered), sign(body, secret), [secret])
+    assert caught.value.reason == "mismatch"
