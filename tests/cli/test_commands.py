@@ -19,6 +19,7 @@ from tests.unit.test_rules import EXAMPLE_ENV
 def cli(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     for name in [n for n in os.environ if n.startswith("CUBEHOOK_")]:
         monkeypatch.delenv(name)
+    monkeypatch.setenv("CUBEHOOK_ENV_FILE", "")  # no var/dev.env of the checkout's
     return CliRunner()
 
 
