@@ -86,7 +86,11 @@ def test_history_of_an_unknown_session(cli: CliRunner, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/empty.db"
     assert cli.invoke(main, ["db", "upgrade"], env={"CUBEHOOK_DATABASE_URL": url}).exit_code == 0
     result = cli.invoke(main, ["history", "nope"], env={"CUBEHOOK_DATABASE_URL": url})
-    assert result.output.strip() == "nothing on record for session nope"
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        "Error: nothing on record for session nope: no event, snapshot or decision"
+    )
+    assert len(result.output.splitlines()) == 1
 
 
 def test_a_worker_refuses_to_start_on_plain_http_to_complycube(cli: CliRunner) -> None:
