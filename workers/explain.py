@@ -86,6 +86,8 @@ def _line(record: dict[str, Any]) -> str:
     entry = record["entry"]
     if entry == "event":
         text = f"event     {record['event_id']} {record['event_type']}: {record['disposition']}"
+        if record["disposition"] == "unknown":
+            text += " (ComplyCube's API does not know it: nothing decided)"
     elif entry == "snapshot":
         session = record["session"]
         checks = record["checks"] or {}
