@@ -17,6 +17,7 @@ import httpx2
 
 from cubehook_cli.base import settings
 from cubehook_dev.simulator.world import SessionEventStyle
+from service.errors import ConfigError
 from service.log import configure_logging
 
 PROCFILE = Path(__file__).resolve().parent.parent / "Procfile"
@@ -27,11 +28,16 @@ def dev() -> None:
     """Start the whole system locally (what `make run` does) and play a short demo.
 
     Redis (embedded unless CUBEHOOK_REDIS_URL), the ComplyCube simulator, web and worker, with the
-    simulator's webhooks wired to the web process. Ctrl-C stops every process it started.
+    simulator's webhooks wired to the web process. Where everything is goes to var/dev.env, which
+    every command started in this folder reads. Ctrl-C stops every process it started, in order.
     """
-    from cubehook_dev.demo import run_dev
+    from cubehook_dev.dev import run_dev
 
-    sys.exit(run_dev(PROCFILE))
+    try:
+        code = run_dev(PROCFILE)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(code)
 
 
 @click.command()
@@ -181,8 +187,9 @@ def sink(port: int, secret: str) -> None:
 @click.command(hidden=True)
 @click.option("--simulator", "simulator_url", required=True)
 @click.option("--admin", "admin_url", required=True, help="The web process's admin listener.")
-def demo(simulator_url: str, admin_url: str) -> None:
+@click.option("--show-secret", is_flag=True, help="The webhook secret was made for this run: print it.")
+def demo(simulator_url: str, admin_url: str, show_secret: bool) -> None:
     """Play the demo scenarios and print what happens (run by `cubehook dev`)."""
     from cubehook_dev.demo import watch
 
-    watch(settings(), simulator_url, admin_url)
+    watch(settings(), simulator_url, admin_url, show_secret)

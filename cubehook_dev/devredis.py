@@ -66,6 +66,9 @@ class EmbeddedRedis:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # Its own session: a Ctrl-C in the terminal reaches its owner, which stops it after the
+            # processes that use it, not the server first (they would log lost connections).
+            start_new_session=True,
         )  # fmt: skip
         deadline = time.monotonic() + timeout
         client = Redis(port=self.port, socket_connect_timeout=0.2)

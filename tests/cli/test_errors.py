@@ -176,3 +176,12 @@ def test_web_on_a_taken_port_names_the_setting(redis_url: str, taken_port: int) 
         cubehook("web", CUBEHOOK_PORT=str(free_port()), CUBEHOOK_ADMIN_PORT=str(taken_port), **env)
     )
     assert admin.endswith("or set CUBEHOOK_ADMIN_PORT to a free port")
+
+
+def test_dev_on_a_taken_port_names_the_setting_and_starts_nothing(tmp_path: Path, taken_port: int) -> None:
+    said = one_line(
+        cubehook_in(tmp_path, "dev", CUBEHOOK_PORT=str(taken_port), CUBEHOOK_ENV_FILE="var/dev.env")
+    )
+    assert said.startswith(f"port {taken_port} on 127.0.0.1 is taken by another process")
+    assert said.endswith("set CUBEHOOK_PORT to a free port")
+    assert not (tmp_path / "var").exists()  # nothing started, nothing written
