@@ -8,6 +8,7 @@ stops everything in order (cubehook_dev.processes), the embedded Redis last, and
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -54,8 +55,6 @@ def run_dev(procfile: Path) -> int:
 
 
 def _environ() -> dict[str, str]:
-    import os
-
     env = dict(os.environ)
     # Children find the `cubehook` script of this very interpreter, even outside an activated venv.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])

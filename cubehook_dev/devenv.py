@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from cubehook_dev.devredis import free_port
+from service.errors import ConfigError
 from service.settings import env_file
 
 SIMULATOR_API_KEY = "test_simulator_key"
@@ -95,11 +96,12 @@ class DevSystem:
 
 
 def plan(environ: Mapping[str, str]) -> DevSystem:
-    """Choose ports, paths and secrets, honouring what ``environ`` sets. Writes nothing yet."""
+    """Choose ports, paths and secrets, honouring what ``environ`` sets. Writes nothing yet.
+    Raises ConfigError for a port that is not a number."""
     env = dict(environ)
-    port = int(env.get("CUBEHOOK_PORT") or env.get("PORT") or DEFAULT_PORT)
+    port = _port(env, "CUBEHOOK_PORT", env.get("PORT") or DEFAULT_PORT)
     # A free admin port unless one is set: several `cubehook dev` (tests) may run at once.
-    admin_port = int(env.get("CUBEHOOK_ADMIN_PORT") or free_port())
+    admin_port = _port(env, "CUBEHOOK_ADMIN_PORT", free_port())
     generated = None if env.get("CUBEHOOK_WEBHOOK_SECRETS") else "dev_" + secrets.token_hex(16)
     system = DevSystem(env, port, admin_port, free_port(), free_port(), generated)
     var = VAR.resolve()
@@ -152,6 +154,14 @@ def write(system: DevSystem) -> None:
     with os.fdopen(descriptor, "w") as out:
         out.writelines(lines)
     system.env_file = target if target.is_absolute() else Path(os.path.relpath(target.resolve()))
+
+
+def _port(env: Mapping[str, str], name: str, default: str | int) -> int:
+    value = env.get(name) or default
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name} is not a port number: {value!r}") from None
 
 
 def _recordable(name: str, given: Mapping[str, str], env: Mapping[str, str]) -> bool:

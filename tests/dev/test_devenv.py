@@ -10,6 +10,7 @@ import pytest
 from dotenv import dotenv_values
 
 from cubehook_dev import devenv
+from service.errors import ConfigError
 from service.settings import environment, load_settings
 from workers.rules import load_rules
 
@@ -87,3 +88,8 @@ def test_a_rules_file_the_user_gave_is_theirs(folder: Path) -> None:
     assert system.env["CUBEHOOK_RULES_FILE"] == str(mine)
     assert not (folder / "var" / "dev-rules.toml").exists()
     assert mine.read_text() == ""
+
+
+def test_a_port_that_is_not_a_number_is_one_line(folder: Path) -> None:
+    with pytest.raises(ConfigError, match="CUBEHOOK_PORT is not a port number: 'http'"):
+        devenv.plan({"CUBEHOOK_PORT": "http"})

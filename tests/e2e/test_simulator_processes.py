@@ -86,7 +86,7 @@ def test_send_event_needs_a_source_and_reports_unreachable_urls() -> None:
     assert _send("--secret", "s").returncode == 2
     gone = _send("--session", "s1", "--outcome", "clear", "--secret", "s")  # the event never told it
     assert gone.returncode == 2
-    assert "No such option: --outcome" in gone.stderr
+    assert "No such option '--outcome'" in gone.stderr
     unreachable = _send("--session", "s1", "--secret", "s", "--url", f"http://127.0.0.1:{free_port()}/x")
     assert unreachable.returncode == 1
     assert "could not reach" in unreachable.stderr
