@@ -1,9 +1,10 @@
 """The processes of `cubehook dev`: honcho runs them and prints their lines; this stops them in
 order, and quietly.
 
-A Ctrl-C (or SIGTERM) stops the processes stage by stage, each stage once the one before has
-exited: the demo and the web process first (nothing new comes in), then the worker (it finishes
-the job in hand, which may still need the simulator and the sink), then the simulator and the sink.
+A Ctrl-C (or SIGTERM, or SIGHUP: the terminal closed) stops the processes stage by stage, each
+stage once the one before has exited: the demo and the web process first (nothing new comes in),
+then the worker (it finishes the job in hand, which may still need the simulator and the sink),
+then the simulator and the sink.
 The embedded Redis, which all of them use, is stopped by the caller after the last stage. A process
 that exits by itself stops the others the same way, and its exit status becomes the run's.
 
@@ -42,8 +43,8 @@ class OrderedManager(Manager):  # type: ignore[misc]  # honcho has no type hints
         self.forced = False  # a second Ctrl-C: kill what is left
 
     def loop(self) -> None:
-        signal.signal(signal.SIGINT, self._on_signal)
-        signal.signal(signal.SIGTERM, self._on_signal)
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, self._on_signal)
         self._start()
         left: list[list[str]] | None = None  # the stages not stopped yet, once stopping
         stage: list[str] = []
@@ -88,7 +89,7 @@ class OrderedManager(Manager):  # type: ignore[misc]  # honcho has no type hints
         except queue.Empty:
             return
         if message.type == "line":
-            self._printer.write(message)
+            self._write(message)
         elif message.type == "start":
             self._processes[message.name]["pid"] = message.data["pid"]
         elif message.type == "stop":
@@ -123,7 +124,11 @@ class OrderedManager(Manager):  # type: ignore[misc]  # honcho has no type hints
             (self._procmgr.kill if force else self._procmgr.terminate)(pid)
 
     def _system_print(self, data: str) -> None:
-        self._printer.write(Message("line", data, self._clock.now(), "system", None))
+        self._write(Message("line", data, self._clock.now(), "system", None))
+
+    def _write(self, message: Message) -> None:
+        with contextlib.suppress(OSError):  # the terminal is gone (SIGHUP): stopping matters more
+            self._printer.write(message)
 
 
 @contextlib.contextmanager

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 RUNNER = """\
 import sys
 from cubehook_dev.processes import OrderedManager
@@ -94,11 +96,12 @@ def test_a_process_that_exits_by_itself_stops_the_others_with_its_status(tmp_pat
     assert "second stopped: stopping first\n" in output  # and the runner returned: first is gone too
 
 
-def test_sigterm_stops_it_the_same_way(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])  # SIGHUP: its terminal closed
+def test_sigterm_and_sighup_stop_it_the_same_way(tmp_path: Path, signum: signal.Signals) -> None:
     runner = start(tmp_path, {"first": child(tmp_path, "first"), "second": child(tmp_path, "second")})
     wait_up(tmp_path, 2)
-    runner.send_signal(signal.SIGTERM)
+    runner.send_signal(signum)
     output, _ = runner.communicate(timeout=60)
     assert runner.returncode == 0, output
-    assert "SIGTERM: stopping first, then second" in output
+    assert f"{signum.name}: stopping first, then second" in output
     assert [line for line in log(tmp_path) if line.endswith(" stops")] == ["first stops", "second stops"]
