@@ -84,7 +84,9 @@ def main() -> None:
             f'[action.hook]\ntype = "webhook"\nurl = "{url}"\nsecret_env = "HOOK_SECRET"\n'
             '[[rule]]\nname = "all"\nactions = ["hook"]\n'
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CUBEHOOK_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CUBEHOOK_")} | {
+            "CUBEHOOK_ENV_FILE": ""
+        }  # nor var/dev.env
         env.update(
             CUBEHOOK_REDIS_URL=redis_server.url, CUBEHOOK_WEBHOOK_SECRETS=SECRET, CUBEHOOK_PORT=str(web_port),
             CUBEHOOK_ADMIN_PORT=str(admin_port),

@@ -124,7 +124,9 @@ def main() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (args.nofile, args.nofile))
 
     with EmbeddedRedis() as redis:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CUBEHOOK_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CUBEHOOK_")} | {
+            "CUBEHOOK_ENV_FILE": ""
+        }  # nor var/dev.env
         env.update(
             CUBEHOOK_REDIS_URL=redis.url, CUBEHOOK_WEBHOOK_SECRETS=SECRET, CUBEHOOK_PORT=str(port),
             CUBEHOOK_ADMIN_PORT=str(free_port()), CUBEHOOK_LOG_LEVEL="ERROR",

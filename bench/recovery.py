@@ -86,7 +86,9 @@ def main() -> None:
                 intake.submit(
                     EventRef(f"bench-{n}", "workflow.session.completed", "workflowSession", sid, "t")
                 )
-            env = {k: v for k, v in os.environ.items() if not k.startswith("CUBEHOOK_")}
+            env = {k: v for k, v in os.environ.items() if not k.startswith("CUBEHOOK_")} | {
+                "CUBEHOOK_ENV_FILE": ""
+            }  # nor var/dev.env
             env.update(
                 CUBEHOOK_REDIS_URL=server.url, CUBEHOOK_COMPLYCUBE_BASE_URL=f"{simulator}/v1",
                 CUBEHOOK_ALLOW_INSECURE_TRANSPORT="true",

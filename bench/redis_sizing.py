@@ -89,7 +89,9 @@ def main() -> None:
                 events.append(events[2])  # ComplyCube sends `completed` twice
                 for event_id, kind, resource, resource_id in events:
                     intake.submit(EventRef(event_id, kind, resource, resource_id, "2026-11-29T00:00:00.000Z"))
-            env = {k: v for k, v in os.environ.items() if not k.startswith("CUBEHOOK_")}
+            env = {k: v for k, v in os.environ.items() if not k.startswith("CUBEHOOK_")} | {
+                "CUBEHOOK_ENV_FILE": ""
+            }  # nor var/dev.env
             env.update(
                 CUBEHOOK_REDIS_URL=server.url, CUBEHOOK_COMPLYCUBE_BASE_URL=f"{simulator}/v1",
                 CUBEHOOK_ALLOW_INSECURE_TRANSPORT="true", CUBEHOOK_COMPLYCUBE_API_KEY=API_KEY,

@@ -87,7 +87,9 @@ class Bench:
         intake = EventQueue(redis, Settings(redis_url=self.redis_url, webhook_secrets="bench"))
         for event in events:
             intake.submit(event)  # a second delivery of an event is refused here, as at the endpoint
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CUBEHOOK_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CUBEHOOK_")} | {
+            "CUBEHOOK_ENV_FILE": ""
+        }  # nor var/dev.env
         env.update(
             CUBEHOOK_REDIS_URL=self.redis_url, CUBEHOOK_COMPLYCUBE_BASE_URL=f"{self.simulator}/v1",
             CUBEHOOK_ALLOW_INSECURE_TRANSPORT="true",

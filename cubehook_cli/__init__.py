@@ -3,16 +3,21 @@
 Each command lives in a small module of this package and is imported only when it runs (or when
 ``--help`` lists it), so ``cubehook web`` loads the web side and never a worker module. What users
 type stays flat (``cubehook dlq list``); the audiences show in ``cubehook --help``.
+
+A command that fails says so in one line with what to do (cubehook_cli.errors); ``--debug`` (or
+CUBEHOOK_DEBUG=1) lets the traceback through instead.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator
+from typing import Any
 
 import click
 
 DEV_PACKAGE = "cubehook_dev"
+DEBUG = "cubehook.debug"  # ctx.meta: --debug was given
 
 # audience -> command -> "module:attribute" in this package. The production image has no dev
 # package: the commands that need it say so (see Audiences.get_command) and are not listed.
@@ -71,6 +76,20 @@ class Audiences(click.Group):
         assert isinstance(command, click.Command)
         return command
 
+    def invoke(self, ctx: click.Context) -> Any:  # noqa: ANN401 - click's own signature
+        """Run the command; what it did not handle itself becomes one line with a hint."""
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            if ctx.meta.get(DEBUG):
+                raise
+            from cubehook_cli.base import SETTINGS
+            from cubehook_cli.errors import one_line
+
+            raise click.ClickException(one_line(exc, ctx.meta.get(SETTINGS))) from None
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         listed = [
             (audience, about, list(self._shown(ctx, commands)))
@@ -106,5 +125,10 @@ def _needs_dev_extra(name: str) -> click.Command:
 
 
 @click.group(cls=Audiences)
-def main() -> None:
+@click.option(
+    "--debug", is_flag=True, envvar="CUBEHOOK_DEBUG", help="Show the traceback of an error, not one line."
+)
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """cubehook: ComplyCube workflow-session webhooks in, onboarding decisions out."""
+    ctx.meta[DEBUG] = debug

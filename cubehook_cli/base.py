@@ -1,30 +1,39 @@
 """What the commands share: the settings, built once per command, and the worker runtime.
 
 Imported by every command, `cubehook web` included: it names no worker module at import time.
+The settings come from the environment and the env file `cubehook dev` writes (var/dev.env: see
+service.settings); the rules file's secrets are looked up in both too.
 """
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 import click
 
 from service.errors import ConfigError
 from service.log import configure_logging
-from service.settings import Settings, load_settings
+from service.settings import Settings, environment, load_settings
 
 if TYPE_CHECKING:
+    from redis import Redis
+
+    from workers.audit import AuditStore
     from workers.runtime import Runtime
 
 PORT = click.IntRange(0, 65535)
+SETTINGS = "cubehook.settings"  # ctx.meta: the settings the command loaded, for its error message
 
 
 def settings() -> Settings:
     try:
-        return load_settings()
+        loaded = load_settings()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    context = click.get_current_context(silent=True)
+    if context is not None:
+        context.meta[SETTINGS] = loaded
+    return loaded
 
 
 def runtime() -> Runtime:
@@ -34,6 +43,23 @@ def runtime() -> Runtime:
     loaded = settings()
     configure_logging(loaded)
     try:
-        return Runtime.build(loaded, os.environ)
+        return Runtime.build(loaded, environment())
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+# What the commands that only read need: Redis, the audit trail. Neither the ComplyCube key nor
+# the rules file's secrets, which belong to the processes that act.
+
+
+def redis(loaded: Settings) -> Redis:
+    from service.queue import redis_client
+
+    return redis_client(loaded)
+
+
+def audit_trail(loaded: Settings) -> AuditStore:
+    """The audit trail as it is: NoAuditTrail (one line) when there is none; nothing created."""
+    from workers.audit import AuditStore
+
+    return AuditStore.existing(loaded.database_url, loaded.snapshot_mode)

@@ -1,5 +1,6 @@
-"""Develop: `cubehook dev` (what `make run` runs), `cubehook simulate`, `cubehook send-event`, and
-the two processes `cubehook dev` starts besides web and worker (`sink`, `demo`).
+"""Develop: `cubehook dev` (what `make run` runs), `cubehook simulate` (and `simulate play`),
+`cubehook send-event`, and the two processes `cubehook dev` starts besides web and worker (`sink`,
+`demo`).
 
 All of them run code of the dev package, which the production image leaves out: without it this
 module does not import, and the CLI says these commands need the dev extra.
@@ -16,7 +17,9 @@ import click
 import httpx2
 
 from cubehook_cli.base import settings
+from cubehook_dev.simulator.scenarios import Preset
 from cubehook_dev.simulator.world import SessionEventStyle
+from service.errors import ConfigError
 from service.log import configure_logging
 
 PROCFILE = Path(__file__).resolve().parent.parent / "Procfile"
@@ -27,14 +30,19 @@ def dev() -> None:
     """Start the whole system locally (what `make run` does) and play a short demo.
 
     Redis (embedded unless CUBEHOOK_REDIS_URL), the ComplyCube simulator, web and worker, with the
-    simulator's webhooks wired to the web process. Ctrl-C stops every process it started.
+    simulator's webhooks wired to the web process. Where everything is goes to var/dev.env, which
+    every command started in this folder reads. Ctrl-C stops every process it started, in order.
     """
-    from cubehook_dev.demo import run_dev
+    from cubehook_dev.dev import run_dev
 
-    sys.exit(run_dev(PROCFILE))
+    try:
+        code = run_dev(PROCFILE)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(code)
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8100, show_default=True)
 @click.option(
@@ -67,7 +75,10 @@ def dev() -> None:
     help="Session events as workflow.session.* with resourceType workflow.session (dotted), the same "
     "without resourceType (dotted-bare), or as workflowSession.* (camel).",
 )
+@click.pass_context
 def simulate(
+    ctx: click.Context,
+    /,
     host: str,
     port: int,
     api_key: str,
@@ -78,7 +89,10 @@ def simulate(
     session_event_style: str,
     **faults: object,
 ) -> None:
-    """Serve a local ComplyCube: its API, signed webhooks, scenarios and injected faults."""
+    """Serve a local ComplyCube: its API, signed webhooks, scenarios and injected faults. Or, with
+    `play`, play a session in the one `cubehook dev` runs."""
+    if ctx.invoked_subcommand is not None:
+        return
     import uvicorn
     from pydantic import ValidationError
 
@@ -109,9 +123,33 @@ def simulate(
     uvicorn.run(create_simulator_app(config), host=host, port=port, log_config=None, access_log=False)
 
 
+@simulate.command("play")
+@click.option(
+    "--preset",
+    type=click.Choice([preset.value for preset in Preset]),
+    default=Preset.CLEAR.value,
+    show_default=True,
+    help="What the session turns out as (pending_check is decided only after its re-checks).",
+)
+@click.option(
+    "--no-wait", is_flag=True, help="Print the session id and return; do not wait for the decision."
+)
+@click.option(
+    "--timeout", type=click.FloatRange(min=0), default=60, show_default=True, help="Seconds to wait."
+)
+def simulate_play(preset: str, no_wait: bool, timeout: float) -> None:
+    """Play a session in the simulator `cubehook dev` runs: it sends the webhooks as ComplyCube
+    would. Prints the session id, waits for the decision and prints it with the history command."""
+    from cubehook_dev.play import play
+
+    play(settings(), preset, not no_wait, timeout)
+
+
 @click.command("send-event")
 @click.argument("file", type=click.File("rb"), required=False)
-@click.option("--url", default="http://127.0.0.1:8000/webhooks/complycube", show_default=True)
+@click.option(
+    "--url", default=None, help="[the web process of the settings: http://127.0.0.1:CUBEHOOK_PORT/...]"
+)
 @click.option("--secret", default=None, help="Signing secret [first of CUBEHOOK_WEBHOOK_SECRETS].")
 @click.option("--session", "session_id", default=None, help="Workflow session id (builds the event).")
 @click.option("--type", "event_type", default="workflow.session.completed", show_default=True)
@@ -120,7 +158,6 @@ def simulate(
     default=None,
     help='resourceType [the start of --type that names a resource, e.g. workflow.session]; "" leaves it out.',
 )
-@click.option("--outcome", default=None, help="Outcome in the payload summary, e.g. clear.")
 @click.option("--event-id", default=None, help="Event id (default: random); reuse one to test duplicates.")
 def send_event(
     file: IO[bytes] | None,
@@ -129,16 +166,21 @@ def send_event(
     session_id: str | None,
     event_type: str,
     resource_type: str | None,
-    outcome: str | None,
     event_id: str | None,
 ) -> None:
-    """Sign and POST one event: FILE as it is (e.g. a fixture), or one built from the flags."""
+    """Sign and POST one event: FILE as it is (e.g. a fixture), or one built from the flags. The
+    worker then reads the session from ComplyCube's API (the simulator's, under `cubehook dev`):
+    an event names a session, it never tells its outcome."""
     from cubehook_dev.sender import build_event, send
 
     if (file is None) == (session_id is None):
         raise click.UsageError("give either FILE or --session")
+    loaded = settings()
+    if url is None:
+        host = "127.0.0.1" if loaded.host in ("0.0.0.0", "::") else loaded.host  # noqa: S104 - a comparison
+        url = f"http://{host}:{loaded.port}/webhooks/complycube"
     if secret is None:
-        configured = settings().webhook_secrets
+        configured = loaded.webhook_secrets
         if not configured:
             raise click.UsageError("no --secret and no CUBEHOOK_WEBHOOK_SECRETS to sign with")
         secret = configured[0].get_secret_value()
@@ -150,7 +192,6 @@ def send_event(
             session_id=session_id,
             event_type=event_type,
             resource_type=resource_type,
-            outcome=outcome,
             event_id=event_id,
         )
     try:
@@ -181,8 +222,9 @@ def sink(port: int, secret: str) -> None:
 @click.command(hidden=True)
 @click.option("--simulator", "simulator_url", required=True)
 @click.option("--admin", "admin_url", required=True, help="The web process's admin listener.")
-def demo(simulator_url: str, admin_url: str) -> None:
+@click.option("--show-secret", is_flag=True, help="The webhook secret was made for this run: print it.")
+def demo(simulator_url: str, admin_url: str, show_secret: bool) -> None:
     """Play the demo scenarios and print what happens (run by `cubehook dev`)."""
     from cubehook_dev.demo import watch
 
-    watch(settings(), simulator_url, admin_url)
+    watch(settings(), simulator_url, admin_url, show_secret)

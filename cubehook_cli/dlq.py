@@ -3,24 +3,35 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from cubehook_cli.base import runtime
+from cubehook_cli.base import audit_trail, redis, settings
+from service.errors import NoAuditTrail
+
+if TYPE_CHECKING:
+    from rq import Queue
 
 
 @click.group()
 def dlq() -> None:
-    """The dead-letter queue: failed jobs (events, sessions, actions) and how to replay them."""
+    """The dead-letter queue: failed jobs (events, sessions, actions) and how to replay them.
+    Redis and the audit trail only: no ComplyCube key, no rules."""
+
+
+def _queue() -> Queue:
+    from service.rq_jobs import rq_queue
+
+    loaded = settings()
+    return rq_queue(loaded.queue_name, redis(loaded))
 
 
 @dlq.command("list")
 def dlq_list() -> None:
-    from service.rq_jobs import rq_queue
     from workers.operations import dead_letters
 
-    rt = runtime()
-    letters = dead_letters(rq_queue(rt.settings.queue_name, rt.redis))
+    letters = dead_letters(_queue())
     if not letters:
         click.echo("the dead-letter queue is empty")
     for letter in letters:
@@ -32,11 +43,9 @@ def dlq_list() -> None:
 @dlq.command("show")
 @click.argument("job_id")
 def dlq_show(job_id: str) -> None:
-    from service.rq_jobs import rq_queue
     from workers.operations import dead_letter
 
-    rt = runtime()
-    queue = rq_queue(rt.settings.queue_name, rt.redis)
+    queue = _queue()
     job = queue.fetch_job(job_id)
     if job is None or job_id not in queue.failed_job_registry:
         raise click.ClickException(f"no failed job {job_id}")
@@ -44,7 +53,12 @@ def dlq_show(job_id: str) -> None:
     click.echo(f"job:       {letter.job_id}\nkind:      {letter.kind}\nfor:       {letter.summary}")
     click.echo(f"attempts:  {letter.attempts}\nfailed at: {letter.failed_at}\nerror:     {letter.error}")
     if letter.kind == "action":
-        for entry in rt.audit.ledger(job.kwargs["decision_id"]):
+        try:
+            ledger = audit_trail(settings()).ledger(job.kwargs["decision_id"])
+        except NoAuditTrail as exc:
+            click.echo(f"ledger:    unknown, {exc}")
+            return
+        for entry in ledger:
             if entry["action"] == job.kwargs["action"]:
                 click.echo(
                     f"ledger:    {entry['state']}, {entry['attempts']} attempt(s), {entry['last_error']}"
@@ -56,15 +70,14 @@ def dlq_show(job_id: str) -> None:
 @click.option("--all", "replay_all", is_flag=True, help="Replay every failed job.")
 def dlq_replay(job_id: str | None, replay_all: bool) -> None:
     """Re-queue failed jobs; decisions stay once per state and actions once in effect."""
-    from service.rq_jobs import rq_queue
     from workers.operations import replay_job
 
     if (job_id is None) == (not replay_all):
         raise click.UsageError("give a JOB_ID or --all")
-    rt = runtime()
-    queue = rq_queue(rt.settings.queue_name, rt.redis)
+    queue = _queue()
+    audit = audit_trail(settings())
     ids = queue.failed_job_registry.get_job_ids() if replay_all else [job_id or ""]
-    replayed = [i for i in ids if replay_job(rt, queue, i)]
+    replayed = [i for i in ids if replay_job(audit, queue, i)]
     click.echo(f"{len(replayed)} job(s) re-queued")
     if not replay_all and not replayed:
         sys.exit(1)

@@ -6,27 +6,39 @@ from __future__ import annotations
 
 import click
 
-from cubehook_cli.base import runtime, settings
+from cubehook_cli.base import audit_trail, redis, runtime, settings
+from service.errors import NoAuditTrail, UpstreamNotFound
 
 
 @click.command()
 def status() -> None:
-    """Queue depths, workers alive, the oldest waiting job, failures, the last event seen."""
+    """Queue depths, workers alive, the oldest waiting job, failures, the last event seen.
+    Reads Redis and the audit trail only."""
     from workers.operations import status as read_status
 
-    for key, value in read_status(runtime()).items():
+    loaded = settings()
+    try:
+        audit = audit_trail(loaded)
+    except NoAuditTrail:
+        audit = None  # nothing processed yet: the queue's figures still tell
+    for key, value in read_status(loaded, redis(loaded), audit).items():
         click.echo(f"{key + ':':<24}{value}")
 
 
 @click.command()
 @click.argument("session_id")
 def history(session_id: str) -> None:
-    """Print everything on record about a session: events, snapshots, decisions, action attempts."""
-    from workers.audit import AuditStore
+    """Print everything on record about a session: events, snapshots, decisions, action attempts.
+    Reads the audit trail only; exits 1 when nothing names the session."""
     from workers.explain import format_history
 
-    loaded = settings()
-    click.echo(format_history(session_id, AuditStore.from_url(loaded.database_url).history(session_id)))
+    records = audit_trail(settings()).history(session_id)
+    if not records:
+        raise click.ClickException(
+            f"nothing on record for session {session_id}: no event, snapshot or decision names it "
+            "(check the id; `cubehook status` shows when the last event came)"
+        )
+    click.echo(format_history(session_id, records))
 
 
 @click.command()
@@ -34,7 +46,13 @@ def history(session_id: str) -> None:
 def resync(session_id: str) -> None:
     """Fetch and process one session now (its decision is made once per state, as always)."""
     rt = runtime()
-    outcome = rt.processor.process(session_id, trigger="resync")
+    try:
+        outcome = rt.processor.process(session_id, trigger="resync")
+    except UpstreamNotFound:
+        raise click.ClickException(
+            f"ComplyCube knows no session {session_id} (404): check the id, and that "
+            "CUBEHOOK_COMPLYCUBE_API_KEY belongs to its account (test_ sandbox, live_ live)"
+        ) from None
     click.echo(f"session {session_id}: {outcome.result} {outcome.outcome or outcome.status or ''}".rstrip())
 
 

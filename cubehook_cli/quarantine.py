@@ -1,5 +1,6 @@
 """Operate: `cubehook quarantine list|show|replay`, signed deliveries that could not be read.
-They run the web side's intake: Redis and the webhook secrets, no worker module."""
+list and show read Redis only; replay runs the web side's intake: Redis and the webhook secrets.
+No worker module."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ from typing import TYPE_CHECKING, TypeVar
 import click
 
 from cubehook_cli.base import settings
-from service.errors import ConfigError, QueueUnavailable
 from service.log import configure_logging
 
 if TYPE_CHECKING:
     from service.intake import Intake, Replayed
+    from service.quarantine import Quarantine
 
 T = TypeVar("T")
 
@@ -22,7 +23,7 @@ T = TypeVar("T")
 @click.group()
 def quarantine() -> None:
     """Signed deliveries that could not be read, kept whole: list, show, replay after an upgrade.
-    These need Redis and the webhook secrets only."""
+    list and show need Redis only; replay the webhook secrets too."""
 
 
 def _with_intake(action: Callable[[Intake], Awaitable[T]]) -> T:
@@ -30,10 +31,31 @@ def _with_intake(action: Callable[[Intake], Awaitable[T]]) -> T:
 
     loaded = settings()
     configure_logging(loaded)
-    try:
-        return run_with_intake(loaded, action)
-    except (ConfigError, QueueUnavailable) as exc:
-        raise click.ClickException(str(exc)) from None
+    return run_with_intake(loaded, action)  # a failure is told by the CLI (cubehook_cli.errors)
+
+
+def _with_quarantine(action: Callable[[Quarantine], Awaitable[T]]) -> T:
+    import asyncio
+
+    from service.quarantine import Quarantine
+    from service.queue import async_redis_client
+
+    loaded = settings()
+
+    async def run() -> T:
+        aredis = async_redis_client(loaded)
+        try:
+            held = Quarantine(
+                aredis,
+                loaded.quarantine_max_items,
+                loaded.quarantine_max_bytes,
+                loaded.quarantine_retention_seconds,
+            )
+            return await action(held)
+        finally:
+            await aredis.aclose()
+
+    return asyncio.run(run())
 
 
 @quarantine.command("list")
@@ -41,7 +63,7 @@ def quarantine_list() -> None:
     """Every item held, oldest first: id, when kept, size, why."""
     from service.events import format_time
 
-    items = _with_intake(lambda intake: intake.quarantine.items())
+    items = _with_quarantine(lambda held: held.items())
     if not items:
         click.echo("the quarantine is empty")
     for item in items:
@@ -59,7 +81,7 @@ def quarantine_show(item_id: str, raw: bool) -> None:
 
     from service.events import format_time
 
-    item = _with_intake(lambda intake: intake.quarantine.get(item_id))
+    item = _with_quarantine(lambda held: held.get(item_id))
     if item is None:
         raise click.ClickException(f"no quarantined delivery {item_id}")
     if raw:

@@ -1,135 +1,39 @@
-"""`cubehook dev` (what `make run` runs): the whole system on one machine, and a short demo.
-
-It starts Redis (embedded unless CUBEHOOK_REDIS_URL is set), the ComplyCube simulator, the web
-process and a worker under honcho, wires the simulator's webhooks to the web process, then plays
-a clear, an attention and a rejected session and prints what arrives and what the workers make of
-it. It keeps running (for `cubehook send-event`) until Ctrl-C, which stops everything it started.
+"""The demo `cubehook dev` runs beside the system: it plays a clear, an attention and a rejected
+session through the simulator and tells what happens, in order (cubehook_dev.story): each webhook
+the simulator delivers, each decision the workers make and the actions it caused. Once the three
+are decided it prints commands to try, ready to paste. It keeps watching until stopped.
 """
 
 from __future__ import annotations
 
-import base64
-import os
-import secrets
-import shlex
 import sys
-import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import httpx2
+from redis.exceptions import RedisError
 from rq import Queue
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
-from cubehook_dev.devredis import EmbeddedRedis, free_port
+from cubehook_dev.story import Line, Story, delivery_line, job_line
 from service.queue import redis_client
 from service.rq_jobs import rq_queue
 from service.settings import Settings
 
-SIMULATOR_API_KEY = "test_simulator_key"
-DEV_RULES = """\
-# Written by `cubehook dev`: every decision to the local sink, an alert for the ones to review.
-[action.onboarding]
-type = "webhook"
-url = "{sink}/decisions"
-secret_env = "DEV_DECISION_WEBHOOK_SECRET"
-
-[action.compliance-alert]
-type = "slack"
-url_env = "DEV_ALERT_WEBHOOK_URL"
-
-[action.log]
-type = "log"
-
-[[rule]]
-name = "onboarding decision and result sync"
-actions = ["onboarding", "log"]
-
-[[rule]]
-name = "alert compliance on attention and rejection"
-when = {{ outcome = ["attention", "rejected"] }}
-actions = ["compliance-alert"]
-"""
 DEMO_SCENARIOS = (
     {"preset": "clear", "first_name": "Ada", "last_name": "Clear"},
     {"first_name": "Ben", "last_name": "attention"},  # ComplyCube's sandbox convention
     {"preset": "rejected", "first_name": "Cy", "last_name": "Rejected"},
 )
+POLL_SECONDS = 0.5
 
 
-def run_dev(procfile: Path) -> int:
-    from honcho.environ import parse_procfile
-    from honcho.manager import Manager
-
-    env = dict(os.environ)
-    # Children find the `cubehook` script of this very interpreter, even outside an activated venv.
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env["PYTHONUNBUFFERED"] = "1"  # honcho reads pipes: print lines as they happen
-    env.setdefault("CUBEHOOK_LOG_FORMAT", "console")
-    env.setdefault("PORT", env.get("CUBEHOOK_PORT", "8000"))
-    web_url = f"http://127.0.0.1:{env['PORT']}"
-    # A free admin port unless one is set: several `cubehook dev` (tests) may run at once.
-    env.setdefault("CUBEHOOK_ADMIN_PORT", str(free_port()))
-    admin_url = f"http://127.0.0.1:{env['CUBEHOOK_ADMIN_PORT']}"
-    simulator_port = free_port()
-    simulator_url = f"http://127.0.0.1:{simulator_port}"
-    # Everything here talks plain HTTP on loopback (the simulator, the sink): allowed for these
-    # processes only, never by default.
-    env["CUBEHOOK_ALLOW_INSECURE_TRANSPORT"] = "true"
-    # The workers read the simulator, never a real ComplyCube, whatever the environment says.
-    env["CUBEHOOK_COMPLYCUBE_BASE_URL"] = f"{simulator_url}/v1"
-    env["CUBEHOOK_COMPLYCUBE_API_KEY"] = SIMULATOR_API_KEY
-    # Decisions go to a local sink: a decision webhook for every outcome, an alert for the others.
-    workdir = tempfile.TemporaryDirectory(prefix="cubehook-dev-")
-    sink_port = free_port()
-    rules_path = Path(workdir.name) / "rules.toml"
-    rules_path.write_text(DEV_RULES.format(sink=f"http://127.0.0.1:{sink_port}"))
-    env.setdefault("CUBEHOOK_RULES_FILE", str(rules_path))
-    env["DEV_DECISION_WEBHOOK_SECRET"] = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-    env["DEV_ALERT_WEBHOOK_URL"] = f"http://127.0.0.1:{sink_port}/alerts"
-    env.setdefault("CUBEHOOK_DATABASE_URL", f"sqlite:///{workdir.name}/audit.db")
-    embedded = None if env.get("CUBEHOOK_REDIS_URL") else EmbeddedRedis()
-    if embedded is not None:
-        embedded.start()
-        env["CUBEHOOK_REDIS_URL"] = embedded.url
-    if env.get("CUBEHOOK_WEBHOOK_SECRETS"):
-        shown = "from CUBEHOOK_WEBHOOK_SECRETS (not shown)"
-    else:
-        env["CUBEHOOK_WEBHOOK_SECRETS"] = shown = "dev_" + secrets.token_hex(16)
-        shown += "  (generated for this run; sign test events with it)"
-    click.echo(
-        f"cubehook dev\n"
-        f"  redis:     {env['CUBEHOOK_REDIS_URL']}{' (embedded)' if embedded else ''}\n"
-        f"  endpoint:  {web_url}/webhooks/complycube\n"
-        f"  admin:     {admin_url}  (/readyz, /metrics, /openapi.json)\n"
-        f"  simulator: {simulator_url}/v1 (ComplyCube API), {simulator_url}/_sim (control)\n"
-        f"  secret:    {shown}\n"
-        f"  rules:     {env['CUBEHOOK_RULES_FILE']}\n"
-        f"  audit:     {env['CUBEHOOK_DATABASE_URL']}  (cubehook history SESSION_ID)\n"
-        f"  try:       cubehook send-event --session SESSION_ID --url {web_url}/webhooks/complycube\n"
-        f"  Ctrl-C stops everything."
-    )
-    sys.stdout.flush()
-    processes = dict(parse_procfile(procfile.read_text()).processes)
-    # The simulator signs with the first of CUBEHOOK_WEBHOOK_SECRETS, which it reads from env.
-    processes["simulator"] = shlex.join(
-        ["cubehook", "simulate", "--port", str(simulator_port), "--step-seconds", "0.5",
-         "--api-key", SIMULATOR_API_KEY,
-         "--retry-scale", "0.05", "--webhook-url", f"{web_url}/webhooks/complycube"]
-    )  # fmt: skip
-    processes["sink"] = shlex.join(["cubehook", "sink", "--port", str(sink_port)])
-    processes["demo"] = shlex.join(["cubehook", "demo", "--simulator", simulator_url, "--admin", admin_url])
-    manager = Manager()
-    for name, command in processes.items():
-        manager.add_process(name, command, env=env)
-    try:
-        manager.loop()
-    finally:
-        if embedded is not None:
-            embedded.close()
-        workdir.cleanup()
-    return int(manager.returncode or 0)
+def cubehook_path() -> str:
+    """The `cubehook` script of this very interpreter, for lines a user pastes anywhere."""
+    script = Path(sys.executable).parent / "cubehook"
+    return str(script) if script.exists() else "cubehook"
 
 
 def wait_ready(url: str, timeout: float = 60.0) -> None:
@@ -146,31 +50,60 @@ def wait_ready(url: str, timeout: float = 60.0) -> None:
         time.sleep(0.2)
 
 
-def watch(settings: Settings, simulator_url: str, admin_url: str) -> None:
-    """Play the demo scenarios, then print deliveries and processed jobs as they happen, forever."""
+def watch(settings: Settings, simulator_url: str, admin_url: str, show_secret: bool) -> None:
+    """Play the demo scenarios, then tell what happens, for ever."""
     wait_ready(f"{admin_url}/readyz")
     wait_ready(f"{simulator_url}/_sim/health")
+    sessions = []
     for scenario in DEMO_SCENARIOS:
         created = httpx2.post(f"{simulator_url}/_sim/sessions", json=scenario, timeout=5).json()
+        sessions.append(created["sessionId"])
         click.echo(f"session {created['sessionId']} started: ComplyCube will say {created['sessionOutcome']}")
-    redis = redis_client(settings)
-    queue = rq_queue(settings.queue_name, redis)
-    seen_deliveries = 0
-    seen_jobs: set[str] = set()
+    queue = rq_queue(settings.queue_name, redis_client(settings))
+    story, seen_jobs, delivered = Story(), set[str](), 0
+    undecided, unreachable = set(sessions), False
     while True:
-        deliveries = httpx2.get(f"{simulator_url}/_sim/deliveries", timeout=5).json()
-        for record in deliveries[seen_deliveries:]:
-            click.echo(f"webhook {record['type']} ({record['eventId']}) -> {record['outcome']}")
-        seen_deliveries = len(deliveries)
-        _print_jobs(queue, seen_jobs)
-        time.sleep(0.5)
+        try:
+            # Idle before this poll's reading: every job done by then is among those read below.
+            idle = queue.count == 0 and queue.started_job_registry.count == 0
+            deliveries = httpx2.get(f"{simulator_url}/_sim/deliveries", timeout=5).json()
+            lines = [delivery_line(record) for record in deliveries[delivered:]]
+            delivered = len(deliveries)
+            lines += _finished(queue, seen_jobs, undecided)
+        except (httpx2.TransportError, RedisError) as exc:
+            if not unreachable:  # once: the system may be stopping, or be back soon
+                click.echo(f"demo: cannot read the simulator or Redis ({type(exc).__name__}); trying again")
+            unreachable = True
+        else:
+            unreachable = False
+            for text in story.tell(lines):
+                click.echo(text)
+            if not undecided and sessions and idle:  # decided, and the actions they caused told
+                click.echo("\n".join(try_lines(settings, sessions[-1], show_secret)))
+                sessions = []
+        time.sleep(POLL_SECONDS)
 
 
-def _print_jobs(queue: Queue, seen: set[str]) -> None:
-    for registry, state in (
-        (FinishedJobRegistry(queue=queue), "processed"),
-        (FailedJobRegistry(queue=queue), "failed"),
-    ):
+def try_lines(settings: Settings, session_id: str, show_secret: bool) -> list[str]:
+    """Commands to paste, from this folder or any other: the full path, a real session id, and the
+    secret when it was made for this run (a secret the user gave is in their environment)."""
+    cubehook = cubehook_path()
+    secret = f" --secret {settings.webhook_secrets[0].get_secret_value()}" if show_secret else ""
+    endpoint = f"http://127.0.0.1:{settings.port}/webhooks/complycube"
+    return [
+        "the demo's sessions are decided; try (the settings are in var/dev.env):",
+        f"  {cubehook} history {session_id}",
+        f"  {cubehook} simulate play --preset attention",
+        f"  {cubehook} send-event --session {session_id}{secret} --url {endpoint}",
+        f"  {cubehook} status",
+    ]
+
+
+def _finished(queue: Queue, seen: set[str], undecided: set[str]) -> list[Line]:
+    """Lines for the jobs finished or failed since the last call; ``undecided`` loses the sessions
+    decided meanwhile."""
+    lines = []
+    for registry in (FinishedJobRegistry(queue=queue), FailedJobRegistry(queue=queue)):
         for job_id in registry.get_job_ids():
             if job_id in seen:
                 continue
@@ -178,17 +111,16 @@ def _print_jobs(queue: Queue, seen: set[str]) -> None:
             job = queue.fetch_job(job_id)
             if job is None:
                 continue
-            result = job.return_value() if state == "processed" else None
-            click.echo(f"worker {state} {job_id} {describe(result)}".rstrip())
-
-
-def describe(result: object) -> str:
-    """``session S: decided rejected (dec_...)``, from a job's result."""
-    if not isinstance(result, dict) or "session_id" not in result:
-        return ""
-    text = f"session {result['session_id']}: {result.get('result')}"
-    if result.get("result") in ("decided", "unchanged"):
-        text += f" {result.get('outcome') or result.get('status')} ({result.get('decision_id')})"
-    elif result.get("status"):
-        text += f" ({result['status']})"
-    return text
+            failed = isinstance(registry, FailedJobRegistry)
+            result: Any = None if failed else job.return_value()
+            latest = job.latest_result() if failed else None
+            error = (latest.exc_string or "").strip().splitlines()[-1:] if latest else []
+            at = job.ended_at.timestamp() if job.ended_at else time.time()
+            line = job_line(
+                job.func_name or "", job.kwargs, result, (error or ["?"])[0] if failed else None, at
+            )
+            if line is not None:
+                lines.append(line)
+            if isinstance(result, dict) and result.get("result") == "decided":
+                undecided.discard(str(result.get("session_id")))
+    return lines

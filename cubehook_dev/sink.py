@@ -1,6 +1,8 @@
 """A local stand-in for the systems cubehook's actions reach (`cubehook sink`): for `make run`'s
 demo. It takes decision webhooks (checking their Standard Webhooks signature as a receiver
-should) and Slack-style alerts, and prints one line for each."""
+should) and Slack-style alerts. What it accepts, the demo tells, after the decision that caused
+it (the action's line: "webhook target answered 200"); the sink itself prints only what it
+refuses or drops, which would otherwise go unseen."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from workers import standard_webhooks
 
 def create_sink_app(secret: str) -> Starlette:
     seen: set[str] = set()
+    received: list[object] = []  # what it took, for GET /received (tests, the curious)
 
     async def decision(request: Request) -> JSONResponse:
         body = await request.body()
@@ -36,18 +39,20 @@ def create_sink_app(secret: str) -> Starlette:
             click.echo(f"sink: decision {message_id} again, dropped as a copy")
             return JSONResponse({"status": "duplicate"})
         seen.add(message_id)
-        doc = json.loads(body)
-        click.echo(
-            f"sink: decision {doc['decision_id']} for session {doc['session_id']}: {doc['outcome']}"
-            f"{' (needs review)' if doc['needs_review'] else ''}, signature verified"
-        )
+        received.append(json.loads(body))
         return JSONResponse({"status": "received"})
 
     async def alert(request: Request) -> JSONResponse:
-        payload = await request.json()
-        click.echo(f"sink: compliance alert: {payload.get('text')}")
+        received.append(await request.json())
         return JSONResponse({"status": "received"})
 
+    async def listing(request: Request) -> JSONResponse:
+        return JSONResponse(received)
+
     return Starlette(
-        routes=[Route("/decisions", decision, methods=["POST"]), Route("/alerts", alert, methods=["POST"])]
+        routes=[
+            Route("/decisions", decision, methods=["POST"]),
+            Route("/alerts", alert, methods=["POST"]),
+            Route("/received", listing, methods=["GET"]),
+        ]
     )

@@ -2,6 +2,7 @@
 
     CubehookError
     ├── ConfigError                  refuse to start: the settings cannot work
+    │   └── NoAuditTrail             a command that reads the audit trail found none at the URL
     ├── RejectedRequest              answer 4xx, keep nothing (status_code on each class)
     │   ├── PayloadTooLarge          413  body over the configured limit
     │   ├── BodyTimeout              408  body not received in time (a stalled or trickling client)
@@ -32,6 +33,11 @@ class CubehookError(Exception):
 
 class ConfigError(CubehookError):
     """The settings cannot work; the process must not start."""
+
+
+class NoAuditTrail(ConfigError):
+    """The database has no audit trail (no such SQLite file, no tables, or a schema behind its
+    migrations): a command that only reads it creates nothing and says what to do."""
 
 
 class RejectedRequest(CubehookError):

@@ -70,7 +70,9 @@ def _sensitive(key: object) -> bool:
     return verdict
 
 
-def _scrub_text(value: str) -> str:
+def scrub_text(value: str) -> str:
+    """Free text with what looks like a secret or an e-mail address masked (also for messages
+    outside the log, such as the CLI's, that show a URL)."""
     # The cheap tests first: most values are short identifiers with none of these.
     if "@" in value:
         if "://" in value:  # before the e-mail pattern, which would take "password@host.tld"
@@ -85,7 +87,7 @@ def _scrub_text(value: str) -> str:
 
 def _scrub(value: object) -> object:
     if isinstance(value, str):
-        return _scrub_text(value)
+        return scrub_text(value)
     if value is None or isinstance(value, int | float):
         return value
     if isinstance(value, SecretStr):

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import signal
+import socket
 from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
 
 from service.app import Apps, create_apps
+from service.errors import ConfigError
 from service.http_limits import LimitedHttpToolsProtocol
 from service.settings import Settings
 
@@ -64,9 +67,34 @@ def configs(settings: Settings, apps: Apps) -> list[uvicorn.Config]:
     return found
 
 
+def ensure_free(host: str, port: int, setting: str) -> None:
+    """Raise ConfigError, naming the setting to change, when ``host:port`` cannot be listened on
+    (another process holds it, most likely). Checked before anything starts, so the answer is one
+    line instead of a server that starts half-way and logs its failure to bind."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            why = (
+                "is taken by another process"
+                if exc.errno == errno.EADDRINUSE
+                else f"cannot be used ({exc.strerror})"
+            )
+            raise ConfigError(
+                f"port {port} on {host} {why}: stop what holds it, or set {setting} to a free port"
+            ) from None
+
+
 def run(settings: Settings) -> None:
-    """Serve until SIGINT or SIGTERM. Raises ConfigError (before binding) without a secret."""
-    servers = [_Server(config) for config in configs(settings, create_apps(settings))]
+    """Serve until SIGINT or SIGTERM. Raises ConfigError (before binding) without a secret, or for
+    a port that cannot be listened on."""
+    apps = create_apps(settings)
+    ensure_free(settings.host, settings.port, "CUBEHOOK_PORT")
+    if settings.admin_port:
+        ensure_free(settings.admin_host, settings.admin_port, "CUBEHOOK_ADMIN_PORT")
+    servers = [_Server(config) for config in configs(settings, apps)]
     with asyncio.Runner(loop_factory=servers[0].config.get_loop_factory()) as runner:
         runner.run(serve(servers))
 

@@ -2,14 +2,23 @@
 
 Nothing else in cubehook reads ``os.environ``: every knob is a field here, named
 ``CUBEHOOK_<FIELD>`` in the environment (pydantic-settings, ``env_prefix``).
+
+An entry point also reads an env file (pydantic-settings' ``env_file``): ``var/dev.env`` in the
+folder it starts in, where `cubehook dev` records the settings of the system it runs, so that
+`cubehook status` or `cubehook history` from the same folder find that system with nothing set.
+A variable of the environment wins over the file; ``CUBEHOOK_ENV_FILE`` names another file, or,
+empty, none.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+from dotenv import dotenv_values  # pydantic-settings' own reader of env files
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -22,6 +31,8 @@ MIB = 1024 * 1024
 KIB = 1024
 DAY = 24 * 60 * 60
 LIVE_RATE, SANDBOX_RATE = 10.0, 5.0  # ComplyCube's requests/s per key
+DEV_ENV_FILE = Path("var") / "dev.env"  # relative: the folder a command starts in
+ENV_FILE_VARIABLE = "CUBEHOOK_ENV_FILE"
 
 
 class LogFormat(StrEnum):
@@ -225,10 +236,32 @@ class Settings(BaseSettings):
         return tuple(secret.get_secret_value().encode("utf-8") for secret in self.webhook_secrets)
 
 
+def env_file(environ: Mapping[str, str] = os.environ) -> Path | None:
+    """The env file the entry points read: CUBEHOOK_ENV_FILE (empty: none), else var/dev.env."""
+    named = environ.get(ENV_FILE_VARIABLE)
+    if named is None:
+        return DEV_ENV_FILE
+    return Path(named) if named else None
+
+
+def env_file_values(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The variables the env file sets ({} when there is none)."""
+    path = env_file(environ)
+    found = dotenv_values(path) if path is not None and path.is_file() else {}
+    return {name: value for name, value in found.items() if value is not None}
+
+
+def environment(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The environment with the env file's variables under it (the environment wins): what the
+    rules file's secrets are looked up in, as the settings are."""
+    return {**env_file_values(environ), **environ}
+
+
 def load_settings() -> Settings:
-    """Build the settings from the environment, turning validation errors into a ConfigError."""
+    """Build the settings from the environment and the env file (see the module's docstring),
+    turning validation errors into a ConfigError."""
     try:
-        return Settings()
+        return Settings(_env_file=env_file())
     except ValidationError as exc:
         problems = "; ".join(
             f"CUBEHOOK_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"

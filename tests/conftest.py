@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import socket
 import threading
 import time
@@ -24,10 +25,13 @@ from cubehook_dev.devredis import EmbeddedRedis, free_port
 from cubehook_dev.simulator.app import SimConfig, Simulator, create_simulator_app
 from cubehook_dev.simulator.faults import FaultConfig
 from service.log import configure_logging
-from service.settings import Settings
+from service.settings import ENV_FILE_VARIABLE, Settings
 from service.signature import sign
 
 ROOT = Path(__file__).resolve().parent.parent
+# No env file: a var/dev.env that `make run` left in the checkout must not reach the tests' commands
+# (in this process and the ones they start). The quick-start test sets its own folder.
+os.environ[ENV_FILE_VARIABLE] = ""
 # Sample ComplyCube payloads rebuilt from the public API reference; tests read them, never edit them.
 FIXTURES = ROOT / "tests" / "fixtures"
 SECRET = "whsec_test_primary"

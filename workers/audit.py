@@ -15,11 +15,14 @@ import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, make_url, select, update
 from sqlalchemy.exc import IntegrityError
 
+from service.errors import NoAuditTrail
+from service.log import scrub_text
 from service.settings import SnapshotMode
 from workers import privacy
 from workers.audit_schema import (
@@ -47,6 +50,22 @@ class AuditStore:
     @classmethod
     def from_url(cls, url: str, snapshot_mode: SnapshotMode = SnapshotMode.FULL) -> AuditStore:
         return cls(make_engine(url), snapshot_mode)
+
+    @classmethod
+    def existing(cls, url: str, snapshot_mode: SnapshotMode = SnapshotMode.FULL) -> AuditStore:
+        """The audit trail at ``url``, to read: never created (a SQLite file that is not there
+        stays so). Raises NoAuditTrail when there is none, or its schema is behind."""
+        missing = NoAuditTrail(
+            f"no audit trail at {scrub_text(url)}; run `cubehook db upgrade` or set CUBEHOOK_DATABASE_URL"
+        )
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and not _sqlite_file(parsed.database):
+            raise missing
+        store = cls.from_url(url, snapshot_mode)
+        if store.needs_migration():
+            store.engine.dispose()
+            raise missing
+        return store
 
     def migrate(self, revision: str = "head") -> None:
         """Bring the schema up to the newest migration (Alembic), or to ``revision``."""
@@ -253,3 +272,12 @@ class AuditStore:
             if part["time"].tzinfo is None:  # SQLite gives naive times back; they were stored in UTC
                 part["time"] = part["time"].replace(tzinfo=UTC)
         return sorted(parts, key=lambda p: (p["time"], p["entry"]))
+
+
+def _sqlite_file(database: str | None) -> bool:
+    """Whether a SQLite database names a file with something in it (an empty one was made by a
+    connection that found nothing: opening it would only write SQLite's header into it)."""
+    if not database or database == ":memory:":
+        return False
+    path = Path(database).expanduser()
+    return path.is_file() and path.stat().st_size > 0

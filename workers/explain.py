@@ -3,6 +3,7 @@ of one (`cubehook history`). Pure: data in, text out."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +13,16 @@ from service.complycube_models import Check, WorkflowSession
 from workers.decide import Decide, Progress, RecheckSchedule, Wait, judge, make_decision
 from workers.reconcile import reconcile
 from workers.rules import Rules, plan
+
+
+def event_type(document: bytes) -> str | None:
+    """The type of a webhook event (an object with a type and a payload), else None."""
+    try:
+        parsed = json.loads(document)
+    except ValueError:
+        return None
+    kind = parsed.get("type") if isinstance(parsed, dict) and "payload" in parsed else None
+    return kind if isinstance(kind, str) else None
 
 
 def explain(session_json: bytes, checks_json: list[bytes], rules: Rules) -> str:
@@ -75,6 +86,8 @@ def _line(record: dict[str, Any]) -> str:
     entry = record["entry"]
     if entry == "event":
         text = f"event     {record['event_id']} {record['event_type']}: {record['disposition']}"
+        if record["disposition"] == "unknown":
+            text += " (ComplyCube's API does not know it: nothing decided)"
     elif entry == "snapshot":
         session = record["session"]
         checks = record["checks"] or {}

@@ -11,6 +11,7 @@ rate limit (a 429 beyond the client's retries) fails nothing: the job is put bac
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ import structlog
 from rq import get_current_job
 
 from service import keys
-from service.errors import PermanentError, UpstreamRateLimited
+from service.errors import PermanentError, UpstreamNotFound, UpstreamRateLimited
 from service.events import Resource, parse_time
 from service.log import get_logger
 from service.metrics import EVENT_TO_DECISION, JOB_SECONDS
@@ -84,16 +85,29 @@ def process_event(
             log.info("event.deferred", session_id=known, next_attempt_at=summary["next_attempt_at"])
             found = {"session_id": known} if known else {}
             return {"event_id": event_id, "event_type": event_type, **found, **summary}
-        session_id = known if known is not None else processor.session_for_check(resource_id)
-        current.audit.record_event(
-            event_id=event_id, event_type=event_type, resource_type=resource_type, resource_id=resource_id,
-            disposition="accepted", event_time=event_time, session_id=session_id, once=True,
+        record = functools.partial(
+            current.audit.record_event, event_id=event_id, event_type=event_type, resource_type=resource_type,
+            resource_id=resource_id, event_time=event_time, once=True,
         )  # fmt: skip
-        if session_id is None:
-            log.warning("event.unmatched", check_id=resource_id)
-            return {"event_id": event_id, "result": Result.UNMATCHED, "check_id": resource_id}
-        asked_at = accepted_at(current.redis, event_id)
-        look = processor.process(session_id, trigger=event_id, asked_at=asked_at)
+        try:
+            session_id = known if known is not None else processor.session_for_check(resource_id)
+            record(disposition="accepted", session_id=session_id)
+            if session_id is None:
+                log.warning("event.unmatched", check_id=resource_id)
+                return {"event_id": event_id, "result": Result.UNMATCHED, "check_id": resource_id}
+            asked_at = accepted_at(current.redis, event_id)
+            look = processor.process(session_id, trigger=event_id, asked_at=asked_at)
+        except UpstreamNotFound:
+            # Expected, and no job to retry: an event about a session of another account (or key),
+            # or a hand-made test event. On record, and one warning line; nothing is decided.
+            named = {"check_id": resource_id} if is_check else {"session_id": resource_id}
+            record(disposition="unknown", session_id=named.get("session_id"))
+            log.warning(
+                "event.unknown", resource_type=resource_type, resource_id=resource_id,
+                hint="ComplyCube's API does not know it (404): an event of another account or key, or a "
+                "test event; recorded, nothing decided",
+            )  # fmt: skip
+            return {"event_id": event_id, "event_type": event_type, "result": Result.UNKNOWN, **named}
         happened = parse_time(event_time)
         if look.result is Result.DECIDED and happened is not None:
             EVENT_TO_DECISION.observe(max(0.0, time.time() - happened.timestamp()))

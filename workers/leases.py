@@ -87,10 +87,11 @@ class LeaseKeeper:
     def _run(self) -> None:
         while True:
             with self._guard:
-                leases = list(self._held.values())
-            period = min((h.lease_ms for h in leases), default=3000) / 3000
+                period = min((h.lease_ms for h in self._held.values()), default=3000) / 3000
             self._wake.wait(period)
             self._wake.clear()
+            with self._guard:  # as held now: a lease released during the wait is not renewed
+                leases = list(self._held.values())
             for held in leases:
                 self._renew(held)
 
@@ -106,9 +107,13 @@ class LeaseKeeper:
             self.forget(held.key, held.token)
             log.warning("lease.abandoned", key=held.key, error=type(exc).__name__)
             return
-        if not kept:
+        if not kept and self._holding(held):  # not released meanwhile: lost while still held
             self.forget(held.key, held.token)
             log.warning("lease.lost", key=held.key)
+
+    def _holding(self, held: Held) -> bool:
+        with self._guard:
+            return self._held.get(held.key) is held
 
 
 KEEPER = LeaseKeeper()

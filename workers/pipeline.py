@@ -53,6 +53,7 @@ class Result(StrEnum):
     COALESCED = "coalesced"  # the session was busy: its holder looks again for this job
     COVERED = "covered"  # a look that began after this job's event has answered it
     UNMATCHED = "unmatched"  # a check event whose session cannot be found
+    UNKNOWN = "unknown"  # ComplyCube's API does not know the session or check (404): nothing to decide
     DEFERRED = "deferred"  # put back for later: its session's own event will cover it (triggers)
     RESCHEDULED = "rescheduled"  # put back after ComplyCube's rate limit (reschedule)
 

@@ -134,14 +134,17 @@ class SessionStore:
         lease renewed). Requests made before it are answered by the round."""
         keys = [self.key(lease.session_id, p) for p in ("lock", "dirty", "covered")]
         args: list[EncodableT] = [lease.token, self.lock_ms, round_started, self.state_ttl]
+        # Not renewed while the script may let go: a renewal after it would find the lock gone
+        # and report it lost. Kept again when the script holds on.
+        KEEPER.forget(keys[0], lease.token)
         released = int(self._release_if_idle(keys=keys, args=args)) != 0
-        if released:
-            KEEPER.forget(keys[0], lease.token)
+        if not released:
+            KEEPER.keep(self.redis, keys[0], lease.token, self.lock_ms)
         return released
 
     def release(self, lease: Lease) -> None:
+        KEEPER.forget(self.key(lease.session_id, "lock"), lease.token)  # first: as above
         self._release(keys=[self.key(lease.session_id, "lock")], args=[lease.token])
-        KEEPER.forget(self.key(lease.session_id, "lock"), lease.token)
 
     # --- decisions -----------------------------------------------------------------------------
 

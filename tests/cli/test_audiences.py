@@ -32,7 +32,7 @@ def test_help_lists_the_commands_by_audience() -> None:
     result = CliRunner().invoke(main, ["--help"])
     assert result.exit_code == 0, result.output
     assert sections(result.output) == {
-        "Options": ["--help"],
+        "Options": ["--debug", "--help"],
         "Serve": ["web", "worker"],
         "Operate": [
             "status",

@@ -19,6 +19,7 @@ from tests.unit.test_rules import EXAMPLE_ENV
 def cli(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     for name in [n for n in os.environ if n.startswith("CUBEHOOK_")]:
         monkeypatch.delenv(name)
+    monkeypatch.setenv("CUBEHOOK_ENV_FILE", "")  # no var/dev.env of the checkout's
     return CliRunner()
 
 
@@ -41,8 +42,9 @@ def test_rules_check_names_the_problem(cli: CliRunner, tmp_path: Path) -> None:
 
 
 def test_rules_explain_a_fixture(cli: CliRunner) -> None:
+    # The session's three checks, each with its file: a clean decision, no check read as missing.
     files = [str(FIXTURES / name) for name in ("workflow-session-complete.json", "check-document-rejected.json",
-                                               "check-pending.json", "check-screening-clear.json")]  # fmt: skip
+                                               "check-identity-clear.json", "check-screening-clear.json")]  # fmt: skip
     result = cli.invoke(
         main,
         ["rules", "explain", *files, "--rules", str(ROOT / "deploy" / "rules.example.toml")],
@@ -50,6 +52,10 @@ def test_rules_explain_a_fixture(cli: CliRunner) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "final outcome:   rejected" in result.output
+    assert "check 689c78f619987c0002774922 identity_check: complete clear" in result.output
+    assert "decision: outcome rejected\n" in result.output
+    assert "waiting" not in result.output
+    assert "read as missing" not in result.output
     assert "! outcomes_disagree: session says clear, its checks say rejected" in result.output
     assert "compliance-slack (slack), by rule(s): rejections alert compliance" in result.output
     assert "John Doe" not in result.output
@@ -61,6 +67,45 @@ def test_rules_explain_refuses_what_is_not_a_session(cli: CliRunner, tmp_path: P
     result = cli.invoke(main, ["rules", "explain", str(not_a_session)])
     assert result.exit_code == 1
     assert "not a ComplyCube session" in result.output
+
+
+def test_rules_explain_given_an_event_says_so(cli: CliRunner) -> None:
+    event = FIXTURES / "event-workflow-session-completed.json"
+    result = cli.invoke(main, ["rules", "explain", str(event)])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: {event} is a webhook event (workflowSession.completed), not a session or a check: "
+        "`rules explain` reads ComplyCube's session (GET /v1/workflowSessions/ID) and its checks "
+        "(GET /v1/checks/ID)\n"
+    )
+
+
+def test_rules_check_and_explain_validate_without_the_secrets(cli: CliRunner) -> None:
+    example = str(ROOT / "deploy" / "rules.example.toml")
+    checked = cli.invoke(main, ["rules", "check", example])  # none of the secrets set here
+    assert checked.exit_code == 0, checked.output
+    assert f"{example}: ok, 5 action(s), 4 rule(s)" in checked.stdout
+    assert checked.stderr.startswith(
+        f"warning: {example}: not set here: ONBOARDING_WEBHOOK_SECRET, CRM_WEBHOOK_SECRET,"
+    )
+    assert "--strict makes this an error" in checked.stderr
+    strict = cli.invoke(main, ["rules", "check", "--strict", example])
+    assert strict.exit_code == 1
+    assert "environment variables named by actions are not set: ONBOARDING_WEBHOOK_SECRET" in strict.output
+    session = str(FIXTURES / "workflow-session-complete.json")
+    explained = cli.invoke(main, ["rules", "explain", session, "--rules", example])
+    assert explained.exit_code == 0, explained.output
+    assert "onboarding (webhook), by rule(s): every decision to onboarding and the CRM" in explained.stdout
+    assert cli.invoke(main, ["rules", "explain", session, "--rules", example, "--strict"]).exit_code == 1
+
+
+def test_rules_check_still_checks_the_secrets_that_are_set(cli: CliRunner, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[action.a]\ntype = "webhook"\nurl = "https://crm.example/h"\nsecret_env = "S"\n')
+    result = cli.invoke(main, ["rules", "check", str(rules)], env={"S": "not-a-whsec"})
+    assert result.exit_code == 1
+    assert "the secret in S is not a whsec_<base64> secret" in result.output
+    assert "not-a-whsec" not in result.output
 
 
 def test_history_tells_a_sessions_story(
@@ -85,7 +130,11 @@ def test_history_of_an_unknown_session(cli: CliRunner, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/empty.db"
     assert cli.invoke(main, ["db", "upgrade"], env={"CUBEHOOK_DATABASE_URL": url}).exit_code == 0
     result = cli.invoke(main, ["history", "nope"], env={"CUBEHOOK_DATABASE_URL": url})
-    assert result.output.strip() == "nothing on record for session nope"
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        "Error: nothing on record for session nope: no event, snapshot or decision"
+    )
+    assert len(result.output.splitlines()) == 1
 
 
 def test_a_worker_refuses_to_start_on_plain_http_to_complycube(cli: CliRunner) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
+import time
 
 import pytest
 from redis import Redis
@@ -31,3 +35,35 @@ def test_stop_then_start_reuses_the_port() -> None:
         server.start()
         assert server.port == port
         assert Redis.from_url(server.url).ping()
+
+
+OWNER = """\
+import sys, time
+from cubehook_dev.devredis import EmbeddedRedis
+server = EmbeddedRedis()
+server.start()
+print(server.port, flush=True)
+time.sleep(600)
+"""
+
+
+def test_it_is_out_of_reach_of_the_terminal_yet_does_not_outlive_its_owner() -> None:
+    # Its own session (a Ctrl-C to its owner's group does not stop it before the processes using
+    # it); and when its owner dies, even by SIGKILL, so does it.
+    owner = subprocess.Popen([sys.executable, "-c", OWNER], stdout=subprocess.PIPE, text=True)
+    assert owner.stdout is not None
+    port = int(owner.stdout.readline())
+    client = Redis(port=port, socket_connect_timeout=0.5)
+    assert client.ping()
+    server_pid = int(client.info("server")["process_id"])
+    assert os.getsid(server_pid) == server_pid != os.getsid(owner.pid)
+    owner.kill()
+    owner.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+        except RedisConnectionError:
+            break
+        assert time.monotonic() < deadline, "the embedded Redis outlived its owner"
+        time.sleep(0.05)

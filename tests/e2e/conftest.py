@@ -19,11 +19,12 @@ CUBEHOOK = str(Path(sys.executable).parent / "cubehook")
 
 
 def cubehook_env(**extra: str) -> dict[str, str]:
-    """This environment without any CUBEHOOK_ setting of the developer's, plus ``extra``; a free
-    admin port unless ``extra`` names one (the default one may be taken by a test running alongside).
-    Plain HTTP is allowed: the simulator and the receivers the processes talk to are on loopback."""
+    """This environment without any CUBEHOOK_ setting of the developer's, nor their var/dev.env,
+    plus ``extra``; a free admin port unless ``extra`` names one (the default one may be taken by a
+    test running alongside). Plain HTTP is allowed: the simulator and the receivers the processes
+    talk to are on loopback."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CUBEHOOK_")}
-    env.update(CUBEHOOK_LOG_FORMAT="json", CUBEHOOK_ALLOW_INSECURE_TRANSPORT="true")
+    env.update(CUBEHOOK_ENV_FILE="", CUBEHOOK_LOG_FORMAT="json", CUBEHOOK_ALLOW_INSECURE_TRANSPORT="true")
     env.update(CUBEHOOK_ADMIN_PORT=str(free_port()))
     env.update(extra)
     return env

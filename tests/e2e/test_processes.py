@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import httpx2
 import pytest
@@ -48,11 +49,12 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_dev_runs_the_whole_system_and_stops_it_all() -> None:
+def test_dev_runs_the_whole_system_and_stops_it_all(tmp_path: Path) -> None:
     port = free_port()
     process = subprocess.Popen(
         [CUBEHOOK, "dev"],
-        env=cubehook_env(PORT=str(port)),
+        env=cubehook_env(PORT=str(port), CUBEHOOK_ENV_FILE="var/dev.env"),
+        cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -70,7 +72,7 @@ def test_dev_runs_the_whole_system_and_stops_it_all() -> None:
         wait_ready(f"{admin}/readyz", timeout=30)
         # The probes are on the admin listener, not on the public one.
         assert httpx2.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 404
-        body = event_body(event_id="dev-1", session_id="sess-dev")
+        body = event_body(event_id="dev-1", session_id="sess-dev")  # a session the simulator never had
         response = httpx2.post(
             f"http://127.0.0.1:{port}/webhooks/complycube",
             content=body,
@@ -79,51 +81,69 @@ def test_dev_runs_the_whole_system_and_stops_it_all() -> None:
         )
         assert response.status_code == 202
         deadline = time.monotonic() + 60
-        decided = re.compile(
-            r"demo\s+\| worker processed \S+ session \S+: decided (clear|attention|rejected)"
-        )
-        sunk = re.compile(r"sink\s+\| sink: decision dec_\w+ for session \w+: (\w+).*signature verified")
-        alerted = re.compile(r"sink\s+\| sink: compliance alert: ComplyCube session \w+: (\w+)")
+        decided = re.compile(r"demo\s+\| worker: workflow\.session\.completed -> session \w+ decided (\w+)")
         while (
             sorted(set(decided.findall(output))) != ["attention", "clear", "rejected"]
-            or sorted(sunk.findall(output)) != ["attention", "clear", "rejected"]
-            or sorted(alerted.findall(output)) != ["ATTENTION", "REJECTED"]
+            or "ComplyCube's API does not know session sess-dev" not in output
         ):
             assert time.monotonic() < deadline, output
             output += process.stdout.readline()
     finally:
         process.send_signal(signal.SIGINT)
-        rest, _ = process.communicate(timeout=30)
+        rest, _ = process.communicate(timeout=60)
         output += rest
+    assert process.returncode == 0, output
+    assert "Traceback" not in output
     redis_port = int(re.search(r"redis:\s+redis://127\.0\.0\.1:(\d+)", output).group(1))  # type: ignore[union-attr]
-    assert "(embedded)" in output
-    assert "sess-dev" in output
+    assert "(embedded: stops with this run)" in output
     # The demo played a clear, an attention and a rejected session through the whole system.
     for outcome in ("clear", "attention", "rejected"):
         assert f"ComplyCube will say {outcome}" in output
     assert not _port_open(port), "web still listening after Ctrl-C"
     assert not _port_open(int(admin.rsplit(":", 1)[1])), "web's admin listener still open after Ctrl-C"
     assert not _port_open(redis_port), "embedded Redis still running after Ctrl-C"
-    assert process.returncode is not None
+    # What outlives the run: the settings every command in the folder reads, and the audit trail.
+    recorded = (tmp_path / "var" / "dev.env").read_text()
+    assert f"CUBEHOOK_WEBHOOK_SECRETS='{secret}'" in recorded
+    assert f"CUBEHOOK_REDIS_URL='redis://127.0.0.1:{redis_port}/0'" in recorded
+    assert (tmp_path / "var" / "dev-audit.db").stat().st_size > 0
+    assert (tmp_path / "var" / "dev.env").stat().st_mode & 0o077 == 0  # the owner's alone
 
 
-def test_dev_never_prints_a_secret_it_was_given(redis_url: str) -> None:
+def test_dev_never_prints_nor_records_a_secret_it_was_given(redis_url: str, tmp_path: Path) -> None:
     port = free_port()
     process = subprocess.Popen(
         [CUBEHOOK, "dev"],
         env=cubehook_env(
-            PORT=str(port), CUBEHOOK_WEBHOOK_SECRETS="given_secret_value", CUBEHOOK_REDIS_URL=redis_url
+            PORT=str(port),
+            CUBEHOOK_WEBHOOK_SECRETS="given_secret_value",
+            CUBEHOOK_REDIS_URL=redis_url,
+            CUBEHOOK_ENV_FILE="var/dev.env",
         ),
+        cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
     )
+    assert process.stdout is not None
+    output = ""
     try:
-        wait_ready(f"http://127.0.0.1:{port}/healthz", timeout=30)
+        while "the demo's sessions are decided" not in output:
+            line = process.stdout.readline()
+            assert line, output
+            output += line
+        output += process.stdout.readline() * 4  # the lines to try
     finally:
         process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=30)
+        rest, _ = process.communicate(timeout=60)
+        output += rest
+    assert process.returncode == 0, output
     assert "from CUBEHOOK_WEBHOOK_SECRETS (not shown)" in output
     assert "given_secret_value" not in output
-    assert "(embedded)" not in output
+    assert " --secret " not in output  # the line to try signs with the variable the user has
+    assert "(embedded" not in output
+    recorded = (tmp_path / "var" / "dev.env").read_text()
+    assert "given_secret_value" not in recorded
+    assert f"CUBEHOOK_REDIS_URL='{redis_url}'" in recorded
+    assert "DEV_REDIS_EMBEDDED" not in recorded

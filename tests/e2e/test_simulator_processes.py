@@ -75,7 +75,7 @@ def test_send_event_against_the_real_web_process(web: str) -> None:
     again = _send(fixture, "--url", url, "--secret", SECRET)
     assert again.stdout.startswith("200 OK")
     assert json.loads(again.stdout.splitlines()[1])["status"] == "duplicate"
-    built = _send("--session", "sess-x", "--outcome", "clear", "--url", url, "--secret", SECRET)
+    built = _send("--session", "sess-x", "--url", url, "--secret", SECRET)
     assert built.stdout.startswith("202 Accepted")
     forged = _send("--session", "sess-y", "--url", url, "--secret", "wrong")
     assert forged.returncode == 1
@@ -84,6 +84,9 @@ def test_send_event_against_the_real_web_process(web: str) -> None:
 
 def test_send_event_needs_a_source_and_reports_unreachable_urls() -> None:
     assert _send("--secret", "s").returncode == 2
+    gone = _send("--session", "s1", "--outcome", "clear", "--secret", "s")  # the event never told it
+    assert gone.returncode == 2
+    assert "No such option '--outcome'" in gone.stderr
     unreachable = _send("--session", "s1", "--secret", "s", "--url", f"http://127.0.0.1:{free_port()}/x")
     assert unreachable.returncode == 1
     assert "could not reach" in unreachable.stderr

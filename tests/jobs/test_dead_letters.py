@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+from rq import Retry
+
+from service.rq_jobs import JobFunction
 from tests.conftest import SimServer
 from tests.jobs.conftest import Pipeline
 from workers.operations import dead_letters
 
 
 def test_a_job_that_failed_for_good_at_once_ran_once(pipeline: Pipeline) -> None:
-    pipeline.submit("no-such-session", event_id="evt-gone")  # 404: permanent, no retry spent
+    # A re-check of a session ComplyCube no longer knows (404): permanent, no retry spent. (An
+    # event about one is recorded and warned about, not dead-lettered: tests/jobs/test_worker_logs.py.)
+    pipeline.queue.enqueue(
+        JobFunction.PROCESS_SESSION, session_id="no-such-session", trigger="recheck-1", job_id="recheck-gone",
+        retry=Retry(max=2, interval=[0, 0]),  # as cubehook queues: one interval a retry
+    )  # fmt: skip
     pipeline.work()
     [letter] = dead_letters(pipeline.queue)
-    assert (letter.job_id, letter.attempts) == ("evt-evt-gone", 1)
+    assert (letter.job_id, letter.attempts) == ("recheck-gone", 1)
     assert "UpstreamNotFound" in letter.error
 
 

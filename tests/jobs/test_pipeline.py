@@ -114,15 +114,13 @@ def test_a_check_event_finds_its_session_through_the_api(pipeline: Pipeline, sim
     assert [d.outcome for d in pipeline.decisions(sid)] == ["rejected"]
 
 
-def test_an_event_for_a_check_the_api_does_not_know_fails_without_retries(
+def test_an_event_for_a_check_the_api_does_not_know_is_recorded_without_retries(
     pipeline: Pipeline, sim: SimServer
 ) -> None:
     pipeline.submit("000000000000000000000000", "check.completed")
     pipeline.work()
-    assert pipeline.queue.failed_job_registry.count == 1  # 404 for the check itself: permanent
-    job = pipeline.queue.fetch_job(pipeline.queue.failed_job_registry.get_job_ids()[0])
-    assert job is not None
-    assert job.retries_left == 0
+    assert pipeline.queue.failed_job_registry.count == 0  # 404 for the check itself: nothing to retry
+    assert pipeline.results()[0]["result"] == "unknown"
 
 
 def test_a_pending_check_that_later_completes(pipeline: Pipeline, sim: SimServer) -> None:
@@ -142,16 +140,15 @@ def test_a_pending_check_that_later_completes(pipeline: Pipeline, sim: SimServer
     assert not decision.needs_review
 
 
-def test_session_not_found_fails_without_retries(pipeline: Pipeline) -> None:
-    pipeline.submit("ffffffffffffffffffffffff")
+def test_an_event_for_a_session_the_api_does_not_know_is_recorded_without_retries(pipeline: Pipeline) -> None:
+    event_id = pipeline.submit("ffffffffffffffffffffffff")
     pipeline.work()
-    failed = pipeline.queue.failed_job_registry
-    [job_id] = failed.get_job_ids()
-    job = pipeline.queue.fetch_job(job_id)
+    assert pipeline.queue.failed_job_registry.count == 0
+    job = pipeline.queue.fetch_job(f"evt-{event_id}")
     assert job is not None
-    assert job.get_status() == JobStatus.FAILED
-    assert job.retries_left == 0
-    assert "UpstreamNotFound" in (job.latest_result().exc_string or "")  # type: ignore[union-attr]
+    assert job.get_status() == JobStatus.FINISHED
+    assert job.return_value()["result"] == "unknown"  # type: ignore[index]
+    assert pipeline.decisions("ffffffffffffffffffffffff") == []
 
 
 def test_an_api_outage_exhausts_retries_then_replays_cleanly(pipeline: Pipeline, sim: SimServer) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -13,7 +15,7 @@ from service.queue import EventQueue, Submitted, accepted_at
 from service.rq_jobs import EventRef
 from service.settings import Settings
 from workers.decide import Decision, Kind
-from workers.leases import KEEPER
+from workers.leases import KEEPER, LeaseKeeper
 from workers.sessions import Committed, HandedOff, Lease, SessionStore
 
 
@@ -172,3 +174,35 @@ def test_check_index(store: SessionStore) -> None:
     store.index_checks("s1", ["c1", "c2"])
     assert store.session_for_check("c2") == "s1"
     assert store.session_for_check("c3") is None
+
+
+def wait_until(condition: Callable[[], bool], limit: float = 10.0) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def test_a_lease_released_while_the_keeper_renews_is_not_reported_lost(
+    redis: Redis, log_output: io.StringIO
+) -> None:
+    keeper = LeaseKeeper()
+    for n in range(20):  # as jobs come and go: each lease is held while the keeper waits, then let go
+        held = keeper.take(redis, f"passing:{n}", "t", 3000)  # wakes the keeper, which then waits 1 s
+        time.sleep(0.05)
+        keeper.release(held)
+    last = keeper.take(redis, "passing:last", "t", 300)
+    redis.pexpire("passing:last", 60_000)
+    wait_until(lambda: int(redis.pttl("passing:last")) <= 300)  # renewed: the thread went round
+    lines = [json.loads(line) for line in log_output.getvalue().splitlines()]
+    assert [line for line in lines if str(line.get("key")).startswith("passing:")] == []
+    keeper.release(last)
+
+
+def test_a_lease_taken_away_while_held_is_reported_lost(redis: Redis, log_output: io.StringIO) -> None:
+    keeper = LeaseKeeper()
+    keeper.take(redis, "stolen", "t", 300)
+    redis.delete("stolen")
+    wait_until(lambda: not keeper.holds("stolen"))
+    lines = [json.loads(line) for line in log_output.getvalue().splitlines()]
+    assert [line["event"] for line in lines if line.get("key") == "stolen"] == ["lease.lost"]

@@ -67,3 +67,38 @@ def test_an_unexpected_failure_keeps_its_traceback(
     errors = [line for line in lines(logs) if line["level"] == "error"]
     assert errors
     assert any("Traceback" in json.dumps(line) for line in errors), errors
+
+
+def test_an_event_for_a_session_complycube_does_not_know_is_one_warning_and_a_record(
+    pipeline: Pipeline, redis: Redis, logs: io.StringIO
+) -> None:
+    # What `cubehook send-event --session sess1` did: a signed event naming no session the API knows.
+    pipeline.submit("sess1", event_type="workflow.session.completed", event_id="evt-unknown")
+    work(pipeline, redis)
+    said = lines(logs)
+    [warned] = [line for line in said if line["event"] == "event.unknown"]
+    assert warned["level"] == "warning"
+    assert warned["resource_id"] == "sess1"
+    assert "does not know it (404)" in warned["hint"]
+    assert not any(line["level"] == "error" for line in said)
+    assert not any("Traceback" in json.dumps(line) for line in said)
+    assert pipeline.results() == [
+        {"event_id": "evt-unknown", "event_type": "workflow.session.completed", "result": "unknown",
+         "session_id": "sess1"}
+    ]  # fmt: skip
+    assert pipeline.queue.failed_job_registry.count == 0  # nothing for a person: not a dead letter
+    dispositions = [
+        r["disposition"] for r in pipeline.runtime.audit.history("sess1") if r["entry"] == "event"
+    ]
+    assert dispositions == ["accepted", "unknown"]
+
+
+def test_a_check_event_complycube_does_not_know_is_one_warning_too(
+    pipeline: Pipeline, redis: Redis, logs: io.StringIO
+) -> None:
+    pipeline.submit("chk-gone", event_type="check.completed", event_id="evt-unknown-check")
+    work(pipeline, redis)
+    said = lines(logs)
+    assert [line["resource_id"] for line in said if line["event"] == "event.unknown"] == ["chk-gone"]
+    assert not any(line["level"] == "error" for line in said)
+    assert pipeline.queue.failed_job_registry.count == 0

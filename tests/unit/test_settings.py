@@ -1,7 +1,9 @@
+from pathlib import Path
+
 import pytest
 
 from service.errors import ConfigError
-from service.settings import Settings, load_settings
+from service.settings import Settings, env_file_values, environment, load_settings
 
 
 def test_secrets_are_comma_separated_and_trimmed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -93,3 +95,38 @@ def test_a_rate_limit_set_wins_over_the_key(monkeypatch: pytest.MonkeyPatch, val
     monkeypatch.setenv("CUBEHOOK_COMPLYCUBE_API_KEY", "live_abc")
     monkeypatch.setenv("CUBEHOOK_COMPLYCUBE_RATE_LIMIT", value)
     assert load_settings().complycube_rate() == rate
+
+
+def test_the_dev_env_file_is_read_from_the_folder_and_the_environment_wins(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("CUBEHOOK_ENV_FILE")  # the default: var/dev.env of the folder a command starts in
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CUBEHOOK_REDIS_URL", raising=False)
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "dev.env").write_text(
+        "# written by cubehook dev\nCUBEHOOK_REDIS_URL='redis://127.0.0.1:7000/0'\n"
+        "CUBEHOOK_PORT='8123'\nDEV_DECISION_WEBHOOK_SECRET='whsec_x'\n"
+    )
+    monkeypatch.setenv("CUBEHOOK_PORT", "8200")
+    loaded = load_settings()
+    assert loaded.redis_url == "redis://127.0.0.1:7000/0"  # from the file
+    assert loaded.port == 8200  # the environment wins
+    assert environment()["DEV_DECISION_WEBHOOK_SECRET"] == "whsec_x"  # for the rules' secrets
+    assert environment({"DEV_DECISION_WEBHOOK_SECRET": "mine"})["DEV_DECISION_WEBHOOK_SECRET"] == "mine"
+    assert Settings().redis_url == "redis://127.0.0.1:6379/0"  # only the entry points read the file
+
+
+def test_cubehook_env_file_names_another_file_or_none(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CUBEHOOK_REDIS_URL", raising=False)
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "dev.env").write_text("CUBEHOOK_REDIS_URL='redis://127.0.0.1:7000/0'\n")
+    (tmp_path / "other.env").write_text("CUBEHOOK_REDIS_URL='redis://127.0.0.1:7001/0'\n")
+    monkeypatch.setenv("CUBEHOOK_ENV_FILE", "other.env")
+    assert load_settings().redis_url == "redis://127.0.0.1:7001/0"
+    monkeypatch.setenv("CUBEHOOK_ENV_FILE", "")
+    assert load_settings().redis_url == "redis://127.0.0.1:6379/0"
+    assert env_file_values() == {}
