@@ -11,6 +11,8 @@ CUBEHOOK_DEBUG=1) lets the traceback through instead.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -82,6 +84,9 @@ class Audiences(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except BrokenPipeError:  # `cubehook status | head -1`: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python flushes at exit
+            raise click.exceptions.Exit(1) from None
         except Exception as exc:
             if ctx.meta.get(DEBUG):
                 raise

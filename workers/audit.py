@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, insert, make_url, select, update
 from sqlalchemy.exc import IntegrityError
 
 from service.errors import NoAuditTrail
+from service.events import parse_time
 from service.log import scrub_text
 from service.settings import SnapshotMode
 from workers import privacy
@@ -261,7 +262,10 @@ class AuditStore:
         parts: list[dict[str, Any]] = []
         with self._tx() as tx:
             for row in tx.execute(select(events).where(events.c.session_id == session_id)):
-                parts.append({"entry": "event", "time": row.recorded_at, **dict(row._mapping)})
+                # In the story at the time ComplyCube gave it: a worker may look at it well after
+                # (a deferred look, a retry), and the line then says when it was recorded.
+                sent = parse_time(row.event_time) if row.event_time else None
+                parts.append({"entry": "event", "time": sent or row.recorded_at, **dict(row._mapping)})
             for row in tx.execute(select(snapshots).where(snapshots.c.session_id == session_id)):
                 parts.append({"entry": "snapshot", "time": row.fetched_at, **dict(row._mapping)})
             for row in tx.execute(select(decisions).where(decisions.c.session_id == session_id)):
@@ -269,8 +273,9 @@ class AuditStore:
             for row in tx.execute(select(action_attempts).where(action_attempts.c.session_id == session_id)):
                 parts.append({"entry": "attempt", "time": row.finished_at, **dict(row._mapping)})
         for part in parts:
-            if part["time"].tzinfo is None:  # SQLite gives naive times back; they were stored in UTC
-                part["time"] = part["time"].replace(tzinfo=UTC)
+            for field in ("time", "recorded_at"):  # SQLite gives naive times back, stored in UTC
+                if isinstance(part.get(field), datetime) and part[field].tzinfo is None:
+                    part[field] = part[field].replace(tzinfo=UTC)
         return sorted(parts, key=lambda p: (p["time"], p["entry"]))
 
 

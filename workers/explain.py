@@ -4,7 +4,7 @@ of one (`cubehook history`). Pure: data in, text out."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -13,6 +13,8 @@ from service.complycube_models import Check, WorkflowSession
 from workers.decide import Decide, Progress, RecheckSchedule, Wait, judge, make_decision
 from workers.reconcile import reconcile
 from workers.rules import Rules, plan
+
+LATE_RECORD = timedelta(seconds=2)  # an event recorded later than this after it was sent says so
 
 
 def event_type(document: bytes) -> str | None:
@@ -88,6 +90,9 @@ def _line(record: dict[str, Any]) -> str:
         text = f"event     {record['event_id']} {record['event_type']}: {record['disposition']}"
         if record["disposition"] == "unknown":
             text += " (ComplyCube's API does not know it: nothing decided)"
+        late = record["recorded_at"] - record["time"] if isinstance(record["time"], datetime) else None
+        if late is not None and late > LATE_RECORD:
+            text += f" (recorded {late.total_seconds():.0f} s later, when a worker looked at it)"
     elif entry == "snapshot":
         session = record["session"]
         checks = record["checks"] or {}

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from service.events import format_time
 from tests.unit.test_rules import decision
 from workers.audit import AuditStore
 from workers.audit_schema import metadata
+from workers.explain import format_history
 
 
 def test_the_migration_builds_exactly_the_schema_the_code_uses(store: AuditStore) -> None:
@@ -67,3 +70,24 @@ def test_history_tells_the_whole_story_in_order(store: AuditStore) -> None:
     assert entries == ["event", "snapshot", "decision", "attempt"]
     assert store.decision(made.decision_id) == made
     assert store.history("s1")[1]["session"] == {"id": "s1", "status": "complete"}
+
+
+def test_an_event_looked_at_late_stands_in_the_story_when_complycube_sent_it(store: AuditStore) -> None:
+    """A deferred look records an event well after its session was decided: history places it at
+    the time ComplyCube gave it, and its line says when it was recorded."""
+    now = datetime.now(UTC)
+    made = decision("rejected", decided_at=(now - timedelta(seconds=20)).isoformat())
+    store.record_decision(made)
+    for event_id, sent in [
+        ("e-processing", now - timedelta(seconds=30)),
+        ("e-started", now - timedelta(seconds=31)),
+    ]:
+        store.record_event(event_id=event_id, event_type="workflow.session.x", resource_type="workflowSession",
+                           resource_id="s1", disposition="accepted", event_time=format_time(sent),
+                           session_id="s1", once=True)  # fmt: skip
+    story = store.history("s1")
+    assert [r.get("event_id") or r["entry"] for r in story] == ["e-started", "e-processing", "decision"]
+    lines = format_history("s1", story).splitlines()
+    assert "e-started" in lines[1]
+    assert re.search(r"\(recorded 3[01] s later, when a worker looked at it\)$", lines[1])
+    assert "recorded" not in lines[3]

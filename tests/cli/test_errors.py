@@ -4,6 +4,7 @@ PostgreSQL, the ComplyCube simulator."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cubehook_dev.devredis import free_port
-from tests.conftest import SECRET, SIM_API_KEY, SimServer
+from tests.conftest import ROOT, SECRET, SIM_API_KEY, SimServer
 from tests.e2e.conftest import CUBEHOOK, cubehook_env
 
 pytestmark = pytest.mark.e2e
@@ -185,3 +186,21 @@ def test_dev_on_a_taken_port_names_the_setting_and_starts_nothing(tmp_path: Path
     assert said.startswith(f"port {taken_port} on 127.0.0.1 is taken by another process")
     assert said.endswith("set CUBEHOOK_PORT to a free port")
     assert not (tmp_path / "var").exists()  # nothing started, nothing written
+
+
+def test_a_reader_that_stops_early_gets_no_error(tmp_path: Path) -> None:
+    """`cubehook ... | head -1`: the pipe closes before the command has written all it had; it
+    stops quietly, as a Unix tool does, instead of an 'unexpected BrokenPipeError'."""
+    read, write = os.pipe()
+    os.close(read)  # the reader has gone before the first line
+    try:
+        result = subprocess.run(
+            [CUBEHOOK, "rules", "check", str(ROOT / "deploy" / "rules.example.toml")],
+            env=cubehook_env(), stdout=write, stderr=subprocess.PIPE, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        os.close(write)
+    assert result.returncode == 1
+    assert result.stderr.startswith("warning: ")  # the rules' unset secrets: said before the first write
+    for noise in ("Error", "Traceback", "Exception ignored", "BrokenPipe"):
+        assert noise not in result.stderr
