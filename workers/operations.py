@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from redis import Redis
 from rq import Queue, Worker
 from rq.job import Job
 
@@ -23,7 +24,9 @@ from service import keys, quarantine
 from service.events import format_time
 from service.log import get_logger
 from service.rq_jobs import JOB_FUNCTIONS, RUNS, JobFunction, rq_queue
+from service.settings import Settings
 from workers.actions.notice import notify
+from workers.audit import AuditStore
 from workers.backfill import BackfillReport as BackfillReport  # re-exported: maintenance and the
 from workers.backfill import backfill as backfill  # CLI find backfill here, where it used to live
 from workers.dispatch import replay
@@ -121,40 +124,50 @@ def dead_letter(job: Job) -> DeadLetter:
 
 def replay_job(rt: Runtime, queue: Queue, job_id: str) -> bool:
     """Re-queue a failed job. Once-per-state decisions and the action ledger keep it exactly once."""
+    return replay_failed(rt.audit, queue, job_id)
+
+
+def replay_failed(audit: AuditStore, queue: Queue, job_id: str) -> bool:
+    """``replay_job`` with the audit trail alone (the console has no worker runtime)."""
     job = queue.fetch_job(job_id)
     if job is None or job_id not in queue.failed_job_registry:
         return False
     if job.func_name == JobFunction.RUN_ACTION:
-        return replay(queue, rt.audit, job.kwargs["decision_id"], job.kwargs["action"])
+        return replay(queue, audit, job.kwargs["decision_id"], job.kwargs["action"])
     queue.failed_job_registry.requeue(job_id)
     return True
 
 
 def status(rt: Runtime) -> dict[str, Any]:
-    queue = rq_queue(rt.settings.queue_name, rt.redis)
+    return read_status(rt.settings, rt.redis, rt.audit)
+
+
+def read_status(settings: Settings, redis: Redis, audit: AuditStore) -> dict[str, Any]:
+    """``status`` from its parts: what `cubehook status` prints and the console shows."""
+    queue = rq_queue(settings.queue_name, redis)
     oldest = queue.get_jobs(0, 1)
-    last = rt.redis.get(keys.LAST_EVENT)
+    last = redis.get(keys.LAST_EVENT)
     return {
         "queued": queue.count,
         "started": queue.started_job_registry.count,
         "scheduled": queue.scheduled_job_registry.count,
         "failed": queue.failed_job_registry.count,
-        "dead_actions": len(rt.audit.dead_letters()),
+        "dead_actions": len(audit.dead_letters()),
         "workers": len(Worker.all(queue=queue)),
         "oldest_queued_seconds": round(time.time() - oldest[0].enqueued_at.timestamp(), 1)
         if oldest and oldest[0].enqueued_at
         else 0,
         "last_event_at": format_time(datetime.fromtimestamp(float(last), UTC)) if last else None,
-        **_intake_status(rt),
+        **_intake_status(settings, redis),
     }
 
 
-def _intake_status(rt: Runtime) -> dict[str, Any]:
+def _intake_status(settings: Settings, redis: Redis) -> dict[str, Any]:
     """What the intake kept aside: the quarantine (see `cubehook quarantine list`) and the types of
     the events it did not act on, with their counts."""
-    held = quarantine.totals(rt.redis, rt.settings.quarantine_retention_seconds)
-    ignored = quarantine.ignored_types(rt.redis)
-    copies = {quarantine.text(k): int(v) for k, v in rt.redis.hgetall(keys.COPIES_BY_TYPE).items()}
+    held = quarantine.totals(redis, settings.quarantine_retention_seconds)
+    ignored = quarantine.ignored_types(redis)
+    copies = {quarantine.text(k): int(v) for k, v in redis.hgetall(keys.COPIES_BY_TYPE).items()}
     return {
         "quarantined": held.items,
         "quarantine_bytes": held.bytes,
