@@ -22,6 +22,7 @@ import httpx2
 from rq import Queue
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
+from cubehook_console.dev import dev_console
 from cubehook_dev.devredis import EmbeddedRedis, free_port
 from service.queue import redis_client
 from service.rq_jobs import rq_queue
@@ -98,6 +99,7 @@ def run_dev(procfile: Path) -> int:
     else:
         env["CUBEHOOK_WEBHOOK_SECRETS"] = shown = "dev_" + secrets.token_hex(16)
         shown += "  (generated for this run; sign test events with it)"
+    console = dev_console(env, free_port())  # its key, port and a development login (the Procfile starts it)
     click.echo(
         f"cubehook dev\n"
         f"  redis:     {env['CUBEHOOK_REDIS_URL']}{' (embedded)' if embedded else ''}\n"
@@ -107,6 +109,7 @@ def run_dev(procfile: Path) -> int:
         f"  secret:    {shown}\n"
         f"  rules:     {env['CUBEHOOK_RULES_FILE']}\n"
         f"  audit:     {env['CUBEHOOK_DATABASE_URL']}  (cubehook history SESSION_ID)\n"
+        f"{console.line}"
         f"  try:       cubehook send-event --session SESSION_ID --url {web_url}/webhooks/complycube\n"
         f"  Ctrl-C stops everything."
     )
