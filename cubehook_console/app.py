@@ -10,11 +10,12 @@ person's decision (workers.manual: the dispatcher queues its actions), a dead le
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from cubehook_console.auth import Auth, Refused, Who
 from cubehook_console.settings import ConsoleSettings
 from cubehook_console.users import Trail, UserStore
 from service.intake import Intake
+from service.quarantine import Quarantine
 from service.queue import async_redis_client, redis_client
 from service.rq_jobs import rq_queue
 from service.settings import Settings
@@ -65,15 +67,34 @@ class Console:
     settings: Settings
     options: ConsoleSettings
     redis: Redis
-    aredis: AsyncRedis
     audit: AuditStore
     users: UserStore
     trail: Trail
     auth: Auth
     manual: ManualDecisions
     queue: Queue
-    intake: Intake | None  # None without CUBEHOOK_WEBHOOK_SECRETS: no quarantine replay
     templates: Environment
+    # The intake's asyncio clients belong to the event loop that made them: one per loop (uvicorn
+    # runs one; a test client may run several).
+    _intakes: dict[int, tuple[AsyncRedis, Intake | None, Quarantine]] = field(default_factory=dict)
+
+    @property
+    def can_replay(self) -> bool:
+        """Replaying a quarantined delivery checks its signature: it needs the webhook secrets."""
+        return bool(self.settings.webhook_secrets)
+
+    def intake(self) -> tuple[Intake | None, Quarantine]:
+        """The intake (None without CUBEHOOK_WEBHOOK_SECRETS) and the quarantine, on this loop."""
+        loop = id(asyncio.get_running_loop())
+        if loop not in self._intakes:
+            settings = self.settings
+            aredis = async_redis_client(settings)
+            intake = Intake.build(settings, self.redis, aredis) if self.can_replay else None
+            quarantine = Quarantine(aredis, settings.quarantine_max_items, settings.quarantine_max_bytes,
+                                    settings.quarantine_retention_seconds)  # fmt: skip
+            self._intakes[loop] = (aredis, intake, quarantine)
+        _, intake, quarantine = self._intakes[loop]
+        return intake, quarantine
 
     @classmethod
     def build(cls, settings: Settings, options: ConsoleSettings, environ: Mapping[str, str]) -> Console:
@@ -85,7 +106,6 @@ class Console:
             settings.rules_file, environ, settings.allow_insecure_transport, require_secrets=False
         )
         redis = redis_client(settings)
-        aredis = async_redis_client(settings)
         audit = AuditStore.from_url(settings.database_url, settings.snapshot_mode)
         migrate(audit, redis)
         queue = rq_queue(settings.queue_name, redis)
@@ -95,24 +115,23 @@ class Console:
         )
         store = SessionStore(redis, settings.session_lock_seconds, settings.session_state_ttl_seconds)
         users = UserStore(audit.engine)
-        intake = Intake.build(settings, redis, aredis) if settings.webhook_secrets else None
         return cls(
             settings,
             options,
             redis,
-            aredis,
             audit,
             users,
             Trail(audit.engine),
             Auth(options, users, redis),
             ManualDecisions(store, audit, dispatcher),
             queue,
-            intake,
             templates(),
         )
 
     async def close(self) -> None:
-        await self.aredis.aclose()
+        for aredis, _, _ in self._intakes.values():
+            await aredis.aclose()
+        self._intakes.clear()
         self.redis.close()
         self.audit.engine.dispose()
 

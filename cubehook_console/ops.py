@@ -35,7 +35,7 @@ def _read(console: Console) -> dict[str, Any]:
         for k, v in console.redis.hgetall(keys.WATCHDOG_ENABLED).items()
     }
     return {
-        "status": read_status(console.settings, console.redis, console.audit),
+        "health": read_status(console.settings, console.redis, console.audit),
         "letters": dead_letters(console.queue),
         "webhooks": sorted(webhooks.items()),
         "recent": console.trail.latest(20),
@@ -46,20 +46,7 @@ async def operations(request: Request) -> Response:
     console = console_of(request)
     who = await run_in_threadpool(console.auth.require, request, Role.VIEWER)
     seen = await run_in_threadpool(_read, console)
-    held = []
-    if console.intake is not None:
-        held = await console.intake.quarantine.items()
-    else:
-        from service.quarantine import Quarantine
-
-        settings = console.settings
-        reader = Quarantine(
-            console.aredis,
-            settings.quarantine_max_items,
-            settings.quarantine_max_bytes,
-            settings.quarantine_retention_seconds,
-        )
-        held = await reader.items()
+    held = await console.intake()[1].items()
     done = {k: v for k, v in request.query_params.items() if k in ("replayed", "kept", "enabled")}
     return console.page(
         request,
@@ -67,7 +54,7 @@ async def operations(request: Request) -> Response:
         "operations.html",
         held=held,
         done=done,
-        can_replay_quarantine=console.intake is not None,
+        can_replay_quarantine=console.can_replay,
         can_enable=console.settings.complycube_api_key is not None,
         may_operate=who.user is not None and who.user.role.may(Role.OPERATOR),
         **seen,
@@ -93,7 +80,8 @@ async def replay_quarantined(request: Request) -> Response:
     who = await run_in_threadpool(console.auth.require, request, Role.OPERATOR)
     await console.auth.form(request, who)
     item_id = request.path_params["item_id"]
-    if console.intake is None:
+    intake, _ = console.intake()
+    if intake is None:
         raise Refused(
             503,
             "Replay not configured",
@@ -101,7 +89,7 @@ async def replay_quarantined(request: Request) -> Response:
             "give the console CUBEHOOK_WEBHOOK_SECRETS, as the web process has.",
         )
     try:
-        result = await console.intake.replay(item_id)
+        result = await intake.replay(item_id)
     except QueueUnavailable:
         raise Refused(503, "Redis unavailable", "The delivery could not be queued: try again.") from None
     ok = result.result not in ("kept", "missing")

@@ -162,7 +162,7 @@ def test_images_are_pinned_to_the_project_version() -> None:
 def test_image_and_procfile_run_real_commands() -> None:
     procfile = (ROOT / "Procfile").read_text().splitlines()
     processes = {line.split()[2] for line in procfile if line}
-    assert processes == {"web", "worker"} == set(AUDIENCES["serve"][1])  # the CLI's serve commands
+    assert processes == {"web", "worker", "console"} == set(AUDIENCES["serve"][1])  # the CLI's serve commands
     assert all(main.get_command(click.Context(main), name) for name in processes)
     assert 'CMD ["cubehook", "web"]' in (DEPLOY / "Dockerfile").read_text()
 
