@@ -47,6 +47,9 @@ def browser() -> Iterator[object]:
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(30)
+    # A click that submits a form returns before the next page is there: looking an element up
+    # waits for it (up to this long), and each check below looks up one only the next page has.
+    driver.implicitly_wait(15)
     yield driver
     driver.quit()
 
@@ -70,6 +73,7 @@ def log_out(driver: object) -> None:
     from selenium.webdriver.common.by import By
 
     driver.find_element(By.CSS_SELECTOR, "form.who button").click()  # type: ignore[attr-defined]
+    driver.find_element(By.ID, "login")  # type: ignore[attr-defined]  # the login page is there
 
 
 def screenshot(driver: object, name: str) -> None:
@@ -98,10 +102,10 @@ def test_review_approve_and_replay_in_a_real_browser(
     # A wrong password is refused.
     log_in(driver, console_url, "reviewer", "not the password")
     assert driver.find_element(By.ID, "error").text == "Wrong name or password."  # type: ignore[attr-defined]
-    assert driver.current_url.endswith("/login")  # type: ignore[attr-defined]
 
     # A viewer may read the session, and is refused when trying to decide.
     log_in(driver, console_url, "viewer")
+    driver.find_element(By.ID, "queue")  # type: ignore[attr-defined]  # logged in
     driver.get(f"{console_url}/sessions/{rejected}")  # type: ignore[attr-defined]
     assert "deciding takes a reviewer" in driver.find_element(By.ID, "cannot-decide").text  # type: ignore[attr-defined]
     token = driver.find_element(By.CSS_SELECTOR, "form.who input[name=csrf]").get_attribute("value")  # type: ignore[attr-defined]
@@ -112,14 +116,14 @@ def test_review_approve_and_replay_in_a_real_browser(
         f"/sessions/{rejected}/decide",
         {"csrf": token, "outcome": "clear", "note": "a viewer trying", "key": "k" * 24, "over": "dec_x"},
     )
-    assert driver.find_element(By.TAG_NAME, "h1").text == "Not allowed"  # type: ignore[attr-defined]
+    assert driver.find_element(By.CSS_SELECTOR, "#refused h1").text == "Not allowed"  # type: ignore[attr-defined]
     assert "viewer is a viewer" in driver.find_element(By.ID, "message").text  # type: ignore[attr-defined]
     driver.get(f"{console_url}/queue")  # type: ignore[attr-defined]
     log_out(driver)
 
     # The reviewer finds the rejected session in the queue and opens it.
     log_in(driver, console_url, "reviewer")
-    assert driver.current_url.endswith("/queue")  # type: ignore[attr-defined]
+    driver.find_element(By.ID, "queue")  # type: ignore[attr-defined]
     link = driver.find_element(By.LINK_TEXT, rejected)  # type: ignore[attr-defined]
     row = link.find_element(By.XPATH, "./ancestor::tr")
     assert "rejected" in row.text
@@ -131,7 +135,7 @@ def test_review_approve_and_replay_in_a_real_browser(
     driver.execute_script("document.querySelector('#decide input[name=csrf]').remove()")  # type: ignore[attr-defined]
     driver.find_element(By.ID, "note").send_keys("no token")  # type: ignore[attr-defined]
     driver.find_element(By.ID, "approve").click()  # type: ignore[attr-defined]
-    assert driver.find_element(By.TAG_NAME, "h1").text == "Form expired or forged"  # type: ignore[attr-defined]
+    assert driver.find_element(By.CSS_SELECTOR, "#refused h1").text == "Form expired or forged"  # type: ignore[attr-defined]
     assert len(pipeline.decisions(rejected)) == 1
 
     # Approve with a note.
@@ -154,6 +158,7 @@ def test_review_approve_and_replay_in_a_real_browser(
 
     # An operator replays the dead letter; the target, back up, receives the decision.
     log_in(driver, console_url, "operator")
+    driver.find_element(By.ID, "queue")  # type: ignore[attr-defined]
     driver.get(f"{console_url}/operations")  # type: ignore[attr-defined]
     letters = driver.find_element(By.ID, "dead-letters")  # type: ignore[attr-defined]
     assert dead in letters.text
