@@ -56,9 +56,19 @@ async def call(app: App, path: str, headers: list[tuple[bytes, bytes]]) -> tuple
         if message["type"] == "http.response.start":
             status = message["status"]
 
-    scope = {"type": "http", "http_version": "1.1", "method": "GET", "scheme": "http", "path": route,
-             "raw_path": route.encode(), "query_string": query.encode(), "headers": headers,
-             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8300), "root_path": ""}  # fmt: skip
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": route,
+        "raw_path": route.encode(),
+        "query_string": query.encode(),
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8300),
+        "root_path": "",
+    }
     started = time.perf_counter()
     await app(scope, receive, send)
     return status, time.perf_counter() - started
@@ -75,32 +85,70 @@ def decision_rows(count: int, rng: random.Random) -> tuple[list[dict[str, Any]],
         needs = bool(kinds) or outcome != "clear"
         decision_id = f"dec_{n:020x}"
         template = f"tmpl{n % 10:02d}"
-        document = {"decision_id": decision_id, "template_id": template, "status": "complete",
-                    "reasons": [f"{k}: session says clear, its checks say rejected" for k in kinds]
-                    or [f"session and checks agree: {outcome}"],
-                    "discrepancies": [{"issue": k, "detail": "...", "check_id": None} for k in kinds],
-                    "checks": [{"check_id": f"chk{n}", "type": "document_check", "status": "complete",
-                                "outcome": outcome, "findings": []}]}  # fmt: skip
-        rows.append({"decision_id": decision_id, "session_id": f"sess{n:08d}", "client_id": f"cli{n:08d}",
-                     "kind": "outcome", "outcome": outcome, "needs_review": needs, "fingerprint": "f" * 64,
-                     "supersedes": None, "trigger": f"evt{n}", "document": document, "decided_at": decided_at,
-                     "template_id": template, "decided_by": None, "note": None, "superseded_by": None,
-                     "review": "open" if needs else None})  # fmt: skip
+        document = {
+            "decision_id": decision_id,
+            "template_id": template,
+            "status": "complete",
+            "reasons": [f"{k}: session says clear, its checks say rejected" for k in kinds]
+            or [f"session and checks agree: {outcome}"],
+            "discrepancies": [{"issue": k, "detail": "...", "check_id": None} for k in kinds],
+            "checks": [
+                {
+                    "check_id": f"chk{n}",
+                    "type": "document_check",
+                    "status": "complete",
+                    "outcome": outcome,
+                    "findings": [],
+                }
+            ],
+        }
+        rows.append(
+            {
+                "decision_id": decision_id,
+                "session_id": f"sess{n:08d}",
+                "client_id": f"cli{n:08d}",
+                "kind": "outcome",
+                "outcome": outcome,
+                "needs_review": needs,
+                "fingerprint": "f" * 64,
+                "supersedes": None,
+                "trigger": f"evt{n}",
+                "document": document,
+                "decided_at": decided_at,
+                "template_id": template,
+                "decided_by": None,
+                "note": None,
+                "superseded_by": None,
+                "review": "open" if needs else None,
+            }
+        )
         issues += [{"decision_id": decision_id, "issue": k, "decided_at": decided_at} for k in kinds]
     # A person decided over one in eight of those that need one (older ones more than recent).
     for row in [r for r in rows[: count * 3 // 4] if r["review"] == "open" and rng.random() < 0.125]:
         manual_id = "dec_m" + row["decision_id"][5:]
         row.update(review="reviewed", superseded_by=manual_id)
-        rows.append({**row, "decision_id": manual_id, "kind": "manual", "outcome": "clear", "needs_review": False,
-                     "supersedes": row["decision_id"], "superseded_by": None, "review": None, "decided_by": "ada",
-                     "note": "checked", "decided_at": row["decided_at"] + timedelta(hours=2)})  # fmt: skip
+        rows.append(
+            {
+                **row,
+                "decision_id": manual_id,
+                "kind": "manual",
+                "outcome": "clear",
+                "needs_review": False,
+                "supersedes": row["decision_id"],
+                "superseded_by": None,
+                "review": None,
+                "decided_by": "ada",
+                "note": "checked",
+                "decided_at": row["decided_at"] + timedelta(hours=2),
+            }
+        )
     return rows, issues
 
 
 def load(url: str, count: int) -> str:
     """Fill the trail; returns the session whose page is measured (a full story)."""
     engine = create_engine(url)
-    rows, issues = decision_rows(count, random.Random(7))  # noqa: S311 - test data
+    rows, issues = decision_rows(count, random.Random(7))
     with engine.begin() as tx:
         for start in range(0, len(rows), 5000):
             tx.execute(insert(decisions), rows[start : start + 5000])
@@ -109,21 +157,57 @@ def load(url: str, count: int) -> str:
         story = rows[count // 2]
         sid, at = story["session_id"], story["decided_at"]
         for n in range(6):
-            tx.execute(insert(events).values(event_id=f"evt-story-{n}", event_type="workflow.session.completed",
-                       resource_type="session", resource_id=sid, session_id=sid, disposition="accepted",
-                       event_time=None, recorded_at=at))  # fmt: skip
+            tx.execute(
+                insert(events).values(
+                    event_id=f"evt-story-{n}",
+                    event_type="workflow.session.completed",
+                    resource_type="session",
+                    resource_id=sid,
+                    session_id=sid,
+                    disposition="accepted",
+                    event_time=None,
+                    recorded_at=at,
+                )
+            )
         for n in range(3):
-            tx.execute(insert(snapshots).values(session_id=sid, client_id="cli", fingerprint="f" * 64,
-                       trigger=f"evt-story-{n}", session={"id": sid, "status": "complete", "outcome": "clear"},
-                       checks={f"chk{i}": {"id": f"chk{i}"} for i in range(3)}, fetched_at=at))  # fmt: skip
+            tx.execute(
+                insert(snapshots).values(
+                    session_id=sid,
+                    client_id="cli",
+                    fingerprint="f" * 64,
+                    trigger=f"evt-story-{n}",
+                    session={"id": sid, "status": "complete", "outcome": "clear"},
+                    checks={f"chk{i}": {"id": f"chk{i}"} for i in range(3)},
+                    fetched_at=at,
+                )
+            )
         for action in ("onboarding", "alert"):
             decision_id = story["decision_id"]
-            tx.execute(insert(action_ledger).values(decision_id=decision_id, session_id=sid, action=action,
-                       state="sent", attempts=2, created_at=at, updated_at=at, sent_at=at))  # fmt: skip
+            tx.execute(
+                insert(action_ledger).values(
+                    decision_id=decision_id,
+                    session_id=sid,
+                    action=action,
+                    state="sent",
+                    attempts=2,
+                    created_at=at,
+                    updated_at=at,
+                    sent_at=at,
+                )
+            )
             for attempt in (1, 2):
-                tx.execute(insert(action_attempts).values(decision_id=decision_id, session_id=sid, action=action,
-                           attempt=attempt, ok=attempt == 2, detail="target answered 200", started_at=at,
-                           finished_at=at))  # fmt: skip
+                tx.execute(
+                    insert(action_attempts).values(
+                        decision_id=decision_id,
+                        session_id=sid,
+                        action=action,
+                        attempt=attempt,
+                        ok=attempt == 2,
+                        detail="target answered 200",
+                        started_at=at,
+                        finished_at=at,
+                    )
+                )
         tx.execute(text("ANALYZE"))
     engine.dispose()
     return sid
@@ -137,8 +221,10 @@ def plans(console: Console, cursor: tuple[datetime, str]) -> None:
         "queue, rejected": QueueFilter(outcome="rejected"),
         "queue, a template": QueueFilter(template="tmpl03"),
         "queue, a discrepancy kind": QueueFilter(discrepancy="check_missing"),
-        "queue, a date range": QueueFilter(since=datetime(2026, 10, 1, tzinfo=UTC), until=datetime(2026, 10, 8, tzinfo=UTC)),
-    }  # fmt: skip
+        "queue, a date range": QueueFilter(
+            since=datetime(2026, 10, 1, tzinfo=UTC), until=datetime(2026, 10, 8, tzinfo=UTC)
+        ),
+    }
     with console.audit.engine.connect() as connection:
         for name, flt in cases.items():
             query = queue_query(flt or QueueFilter(), cursor if flt is None else None, 50)
@@ -192,15 +278,18 @@ def main() -> None:
         console = Console.build(settings, options, {})  # migrates the empty database
         started = time.perf_counter()
         sid = load(settings.database_url, args.decisions)
-        print(
-            f"loaded {args.decisions:,} decisions (and the reviews over some) in {time.perf_counter() - started:.0f} s"
-        )
+        took = time.perf_counter() - started
+        print(f"loaded {args.decisions:,} decisions (and the reviews over some) in {took:.0f} s")
         UserStore(console.audit.engine).add("bench", Role.REVIEWER, "a password for the bench")
         cookie = f"cubehook_console={console.auth.signer.dumps({'u': 'bench', 'c': 'token'})}".encode()
         with console.audit.engine.connect() as connection:
-            deep = connection.execute(text(
-                "select decided_at, decision_id from decisions where review = 'open' "
-                "order by decided_at desc, decision_id desc offset :deep limit 1"), {"deep": args.decisions // 5}).one()  # fmt: skip
+            deep = connection.execute(
+                text(
+                    "select decided_at, decision_id from decisions where review = 'open' "
+                    "order by decided_at desc, decision_id desc offset :deep limit 1"
+                ),
+                {"deep": args.decisions // 5},
+            ).one()
         cursor = (deep.decided_at, deep.decision_id)
         paths = {
             "queue, first page": "/queue",
