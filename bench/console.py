@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from simulator_get import _call as call_app  # bench/, on the path when run as a script
 from sqlalchemy import create_engine, insert, text
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -44,33 +45,10 @@ ISSUES = ("outcomes_disagree", "check_missing", "unknown_check_outcome", "check_
 
 
 async def call(app: App, path: str, headers: list[tuple[bytes, bytes]]) -> tuple[int, float]:
-    """One GET, straight into the ASGI app; its status and how long the app took (s)."""
-    status = 0
-    route, _, query = path.partition("?")
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-
-    scope = {
-        "type": "http",
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": route,
-        "raw_path": route.encode(),
-        "query_string": query.encode(),
-        "headers": headers,
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8300),
-        "root_path": "",
-    }
+    """One GET, straight into the ASGI app (as bench/simulator_get.py calls one); its status and
+    how long the app took (s)."""
     started = time.perf_counter()
-    await app(scope, receive, send)
+    status = await call_app(app, path, headers)
     return status, time.perf_counter() - started
 
 
