@@ -90,6 +90,10 @@ def test_a_reviewer_approves_a_rejected_session_and_onboarding_receives_it_signe
     current = pipeline.runtime.store.current(sid)
     assert current is not None
     assert current.decision_id == manual_row["decision_id"]
+    from workers.explain import format_history
+
+    told = format_history(sid, console.audit.history(sid))
+    assert f"manual clear by reviewer (supersedes {auto_row['decision_id']})" in told
     # The page tells the story, and the human action is on the trail: who, what, when, from where.
     page = client.get(answer.headers["location"]).text
     assert "Passport checked by phone" in page
