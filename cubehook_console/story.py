@@ -70,9 +70,9 @@ class Story:
 def story(console: Console, session_id: str) -> Story | None:
     """None when nothing is on record about the session."""
     parts = console.audit.history(session_id)
-    human = console.trail.about(session_id)
-    if not parts and not human:
+    if not parts:  # what people tried about an unknown session does not make it known
         return None
+    human = console.trail.about(session_id)
     engine = console.audit.engine
     said = notes(engine, session_id)
     by_action: dict[tuple[str, str], Action] = {}

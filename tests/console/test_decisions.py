@@ -6,6 +6,7 @@ decided first; bad input changes nothing."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from tests.console.conftest import HOOK_SECRET, KEY, OVER, csrf, decided, login,
 from tests.jobs.conftest import Pipeline
 from workers.audit_schema import console_actions, decisions
 from workers.decide import Kind
+from workers.explain import format_history
 
 
 @pytest.fixture
@@ -90,14 +92,17 @@ def test_a_reviewer_approves_a_rejected_session_and_onboarding_receives_it_signe
     current = pipeline.runtime.store.current(sid)
     assert current is not None
     assert current.decision_id == manual_row["decision_id"]
-    from workers.explain import format_history
-
     told = format_history(sid, console.audit.history(sid))
     assert f"manual clear by reviewer (supersedes {auto_row['decision_id']})" in told
     # The page tells the story, and the human action is on the trail: who, what, when, from where.
     page = client.get(answer.headers["location"]).text
     assert "Passport checked by phone" in page
     assert "superseded by" in page
+    # The snapshots, the raw JSON on demand.
+    [raw_link] = re.findall(rf'href="(/sessions/{sid}/snapshots/\d+)"', page)
+    raw = client.get(raw_link)
+    assert raw.headers["content-type"] == "application/json"
+    assert raw.json()["session"]["id"] == sid
     with console.audit.engine.connect() as connection:
         [action] = connection.execute(
             select(console_actions).where(console_actions.c.action == "decide")
@@ -177,6 +182,10 @@ def test_bad_input_gets_a_clear_page_and_changes_nothing(
         assert (answer.status_code, said in answer.text) == (status, True), (change, answer.text)
     unknown = reviewer.post("/sessions/nosuchsession/decide", data=decide_form(reviewer, sid))
     assert unknown.status_code == 404
+    nothing = reviewer.get("/sessions/nosuchsession")
+    assert nothing.status_code == 404
+    assert "Nothing is on record about session nosuchsession" in nothing.text
+    assert reviewer.get(f"/sessions/{sid}/snapshots/999999").status_code == 404
     # A viewer may read, not decide.
     viewer = login(app_client(), "viewer")
     page = viewer.get(f"/sessions/{sid}")

@@ -59,7 +59,10 @@ def test_web_has_a_readiness_probe_and_workers_scale_on_queue_depth() -> None:
 
 def test_compose_file() -> None:
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
-    assert set(compose["services"]) == {"web", "worker", "redis", "postgres"}
+    assert set(compose["services"]) == {"web", "worker", "console", "redis", "postgres"}
+    console = compose["services"]["console"]
+    assert console["command"] == ["cubehook", "console"]
+    assert console["environment"]["CUBEHOOK_CONSOLE_SECRET_KEY"].startswith("${CUBEHOOK_CONSOLE_SECRET_KEY:?")
     redis = compose["services"]["redis"]
     assert "redis-server /etc/redis/redis.conf" in redis["command"][2]
     assert "./redis/redis.conf:/etc/redis/redis.conf:ro" in redis["volumes"]
@@ -87,6 +90,11 @@ def test_every_component_reaches_redis_over_tls_as_its_own_user() -> None:
             assert parts.scheme == "rediss", url
             assert parts.username == f"cubehook-{name}", url
             assert "ssl_ca_certs=" in parts.query, url
+    # The console reads and writes what the workers do: it is the worker user, over TLS too.
+    console = urlsplit(
+        re.sub(r"\$\{[^}]*\}", "password", services["console"]["environment"]["CUBEHOOK_REDIS_URL"])
+    )
+    assert (console.scheme, console.username) == ("rediss", "cubehook-worker")
     assert "CUBEHOOK_REDIS_URL" not in {d["metadata"]["name"]: d for d in manifests()}["cubehook"]["data"]
     deployments = {d["metadata"]["name"]: d for d in manifests() if d["kind"] == "Deployment"}
     for name, deployment in deployments.items():
@@ -116,7 +124,7 @@ def test_compose_binds_loopback_and_takes_the_database_password_from_the_environ
     assert all(port.startswith("127.0.0.1:") for port in published), published
     required = "${POSTGRES_PASSWORD:?"
     assert services["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith(required)
-    for name in ("web", "worker"):
+    for name in ("web", "worker", "console"):
         env = services[name]["environment"]
         assert env["PGPASSWORD"].startswith(required)  # libpq's; the URL carries no password
         assert urlsplit(env["CUBEHOOK_DATABASE_URL"]).password is None
