@@ -104,7 +104,7 @@ def test_every_component_reaches_redis_over_tls_as_its_own_user() -> None:
 
 def test_network_policies_fence_every_pod_and_the_data_stores() -> None:
     policies = {d["metadata"]["name"]: d["spec"] for d in manifests() if d["kind"] == "NetworkPolicy"}
-    for component in ("web", "worker"):
+    for component in ("web", "worker", "console"):
         spec = policies[f"cubehook-{component}"]
         assert spec["podSelector"]["matchLabels"] == {"app": "cubehook", "component": component}
         assert spec["policyTypes"] == ["Ingress", "Egress"]
@@ -114,6 +114,10 @@ def test_network_policies_fence_every_pod_and_the_data_stores() -> None:
         assert peer["podSelector"]["matchLabels"]["app"] == "cubehook"
     web_out = {p["port"] for rule in policies["cubehook-web"]["egress"] for p in rule["ports"]}
     assert web_out == {53, 6380}  # the web never reaches PostgreSQL nor the internet
+    [console_in] = policies["cubehook-console"]["ingress"]  # people, through the SSO proxy only
+    assert console_in["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "sso"}}}
+    ]
 
 
 def test_compose_binds_loopback_and_takes_the_database_password_from_the_environment() -> None:
