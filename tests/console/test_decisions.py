@@ -26,8 +26,11 @@ from workers.explain import format_history
 
 
 @pytest.fixture
-def worker_settings(worker_settings: Settings, receiver: Receiver, tmp_path: Path) -> Settings:
-    return with_rules(worker_settings, receiver, tmp_path)
+def worker_settings(
+    worker_settings: Settings, receiver: Receiver, tmp_path: Path, database_url: str
+) -> Settings:
+    """On SQLite, then on PostgreSQL (skipped, visibly, where it is not reachable)."""
+    return with_rules(worker_settings, receiver, tmp_path).model_copy(update={"database_url": database_url})
 
 
 def decide_form(client: TestClient, sid: str, **changes: str) -> dict[str, str]:
