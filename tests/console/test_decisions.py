@@ -213,3 +213,40 @@ def test_bad_input_gets_a_clear_page_and_changes_nothing(
         )
     assert refusals
     assert not any(refusals)
+
+
+def test_reviewers_deciding_at_the_same_instant_make_one_decision(
+    console: Console, pipeline: Pipeline, sim: SimServer
+) -> None:
+    import threading
+
+    from workers.manual import Made, Overtaken
+
+    sid = decided(pipeline, sim, "rejected")
+    [base] = pipeline.decisions(sid)
+    start = threading.Barrier(6)
+    results: list[Made | Overtaken] = []
+
+    def reviewer(n: int) -> None:
+        start.wait()
+        try:
+            results.append(
+                console.manual.decide(
+                    sid, base.decision_id, "clear", f"r{n}", "seen", f"form-{n}-" + "k" * 16
+                )
+            )
+        except Overtaken as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=reviewer, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    [made] = [r for r in results if isinstance(r, Made)]
+    told = [r for r in results if isinstance(r, Overtaken)]
+    assert len(told) == 5
+    assert {t.current.decision_id for t in told} == {made.decision.decision_id}  # each told who was first
+    assert [d.decision_id for d in pipeline.decisions(sid)] == [base.decision_id, made.decision.decision_id]
+    assert [r["decision_id"] for r in rows(console, sid)] == [base.decision_id, made.decision.decision_id]
+    assert len(pipeline.queue.job_ids) == 2  # the winner's actions only (onboarding, the people's alert)
