@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cubehook_console.queries import ledger, notes
+from workers.decide import Decision
 
 if TYPE_CHECKING:
     from cubehook_console.app import Console
@@ -110,6 +111,16 @@ def story(console: Console, session_id: str) -> Story | None:
         decisions.append(view)
     decisions.reverse()
     latest = decisions[0] if decisions else None
+    current = next((d for d in decisions if d.current), None)
+    if current is not None:  # its actions the rules plan, queued but not yet claimed by a worker
+        document = next(
+            p["document"]
+            for p in parts
+            if p.get("decision_id") == current.decision_id and p["entry"] == "decision"
+        )
+        known = {a.name for a in current.actions}
+        planned = console.manual.dispatcher.planned(Decision.from_dict(document))
+        current.actions += [Action(p.action, "queued") for p in planned if p.action not in known]
     snapshots = [p for p in parts if p["entry"] == "snapshot"]
     return Story(
         session_id=session_id,

@@ -68,6 +68,9 @@ def test_a_reviewer_approves_a_rejected_session_and_onboarding_receives_it_signe
     answer = client.post(f"/sessions/{sid}/decide", data=decide_form(client, sid))
     assert answer.status_code == 303
     assert answer.headers["location"].startswith(f"/sessions/{sid}?decided=dec_")
+    before = client.get(answer.headers["location"]).text  # its actions queued, not run yet
+    assert '<strong>onboarding</strong> <span class="badge queued">queued</span>' in before
+    assert '<strong>alert</strong> <span class="badge queued">queued</span>' in before
     pipeline.work()  # the workers run its actions, as for any decision
 
     # Onboarding received the person's decision, verified as a receiver would.
@@ -101,6 +104,7 @@ def test_a_reviewer_approves_a_rejected_session_and_onboarding_receives_it_signe
     page = client.get(answer.headers["location"]).text
     assert "Passport checked by phone" in page
     assert "superseded by" in page
+    assert '<strong>onboarding</strong> <span class="badge sent">sent</span>' in page
     # The snapshots, the raw JSON on demand.
     [raw_link] = re.findall(rf'href="(/sessions/{sid}/snapshots/\d+)"', page)
     raw = client.get(raw_link)
