@@ -5,6 +5,7 @@ actions' target a real HTTP server. Browser tests drive Debian's chromium (test_
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from starlette.testclient import TestClient
 from cubehook_console.app import Console, create_console_app
 from cubehook_console.settings import ConsoleSettings
 from cubehook_console.users import Role, UserStore
+from service.log import configure_logging
 from service.settings import Settings
 from tests.conftest import Receiver, SimServer
 from tests.jobs.conftest import (
@@ -51,6 +53,15 @@ actions = ["alert"]
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 KEY = re.compile(r'name="key" value="([^"]+)"')
 OVER = re.compile(r'name="over" value="([^"]+)"')
+
+
+@pytest.fixture(autouse=True)
+def _loggers_not_pinned() -> Iterator[None]:
+    """A command run in a test (CliRunner: `cubehook console ...`) configures structlog to cache each
+    logger on first use, which would pin the loggers later tests use first (the intake's) to its
+    stream, out of their log capture: configured with a stream again, nothing is cached."""
+    yield
+    configure_logging(Settings(log_format="json"), stream=sys.stderr)
 
 
 @pytest.fixture
