@@ -64,6 +64,18 @@ def decision_rows(count: int, rng: random.Random) -> tuple[list[dict[str, Any]],
         decision_id = f"dec_{n:020x}"
         template = f"tmpl{n % 10:02d}"
         document = {
+            "session_id": f"sess{n:08d}",
+            "client_id": f"cli{n:08d}",
+            "kind": "outcome",
+            "outcome": outcome,
+            "session_outcome": outcome,
+            "derived_outcome": outcome,
+            "needs_review": needs,
+            "fingerprint": "f" * 64,
+            "supersedes": None,
+            "decided_at": decided_at.isoformat(),
+            "trigger": f"evt{n}",
+            "decided_by": None,
             "decision_id": decision_id,
             "template_id": template,
             "status": "complete",

@@ -113,14 +113,9 @@ def story(console: Console, session_id: str) -> Story | None:
     latest = decisions[0] if decisions else None
     current = next((d for d in decisions if d.current), None)
     if current is not None:  # its actions the rules plan, queued but not yet claimed by a worker
-        document = next(
-            p["document"]
-            for p in parts
-            if p.get("decision_id") == current.decision_id and p["entry"] == "decision"
-        )
         known = {a.name for a in current.actions}
-        planned = console.manual.dispatcher.planned(Decision.from_dict(document))
-        current.actions += [Action(p.action, "queued") for p in planned if p.action not in known]
+        planned = _planned(console, parts, current.decision_id)
+        current.actions += [Action(name, "queued") for name in planned if name not in known]
     snapshots = [p for p in parts if p["entry"] == "snapshot"]
     return Story(
         session_id=session_id,
@@ -131,6 +126,18 @@ def story(console: Console, session_id: str) -> Story | None:
         decisions=decisions,
         human=human,
     )
+
+
+def _planned(console: Console, parts: list[dict[str, Any]], decision_id: str) -> list[str]:
+    """The actions the rules plan for a recorded decision (none for a document it cannot read)."""
+    document = next(
+        p["document"] for p in parts if p["entry"] == "decision" and p["decision_id"] == decision_id
+    )
+    try:
+        decision = Decision.from_dict(document)
+    except (KeyError, TypeError, ValueError):
+        return []
+    return [p.action for p in console.manual.dispatcher.planned(decision)]
 
 
 def _template(latest: DecisionView | None, snapshots: list[dict[str, Any]]) -> str | None:
