@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from cubehook_console.app import Console, console_of
-from cubehook_console.auth import Refused
+from cubehook_console.auth import Refused, Who
 from cubehook_console.users import Role
 from service import keys, quarantine
 from service.errors import CubehookError, QueueUnavailable
@@ -61,10 +61,16 @@ async def operations(request: Request) -> Response:
     )
 
 
-async def replay_dead_letter(request: Request) -> Response:
+async def _operator(request: Request) -> tuple[Console, Who]:
+    """An operator's form, its CSRF token checked; Refused otherwise."""
     console = console_of(request)
     who = await run_in_threadpool(console.auth.require, request, Role.OPERATOR)
     await console.auth.form(request, who)
+    return console, who
+
+
+async def replay_dead_letter(request: Request) -> Response:
+    console, who = await _operator(request)
     job_id = request.path_params["job_id"]
     replayed = await run_in_threadpool(replay_failed, console.audit, console.queue, job_id)
     await run_in_threadpool(console.trail.record, who.actor, "replay_dead_letter", job_id, replayed)
@@ -76,9 +82,7 @@ async def replay_dead_letter(request: Request) -> Response:
 
 
 async def replay_quarantined(request: Request) -> Response:
-    console = console_of(request)
-    who = await run_in_threadpool(console.auth.require, request, Role.OPERATOR)
-    await console.auth.form(request, who)
+    console, who = await _operator(request)
     item_id = request.path_params["item_id"]
     intake, _ = console.intake()
     if intake is None:
@@ -101,9 +105,7 @@ async def replay_quarantined(request: Request) -> Response:
 
 
 async def enable_webhook(request: Request) -> Response:
-    console = console_of(request)
-    who = await run_in_threadpool(console.auth.require, request, Role.OPERATOR)
-    await console.auth.form(request, who)
+    console, who = await _operator(request)
     webhook_id = request.path_params["webhook_id"]
     known = await run_in_threadpool(console.redis.hexists, keys.WATCHDOG_ENABLED, webhook_id)
     if not known:
