@@ -36,7 +36,7 @@ format: $(VENV)/.installed-test
 	$(BIN)/ruff format .
 
 # Benchmarks print ratios against a baseline measured in the same run (see bench/).
-BENCHMARKS := bench/ingest.py bench/worker_throughput.py bench/recovery.py bench/redis_sizing.py bench/simulator_get.py bench/end_to_end.py
+BENCHMARKS := bench/ingest.py bench/worker_throughput.py bench/recovery.py bench/redis_sizing.py bench/simulator_get.py bench/end_to_end.py bench/console.py
 bench: $(VENV)/.installed-test
 	for script in $(BENCHMARKS); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 	echo "== bench/worker_throughput.py --mode rate"; $(BIN)/python bench/worker_throughput.py --mode rate

@@ -39,9 +39,11 @@ async def _call(app: App, path: str, headers: list[tuple[bytes, bytes]]) -> int:
         if message["type"] == "http.response.start":
             status = message["status"]
 
-    scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(), "query_string": b"",
-             "headers": headers, "http_version": "1.1", "scheme": "http", "server": ("127.0.0.1", 80),
-             "client": ("127.0.0.1", 1), "root_path": "", "app": app}  # fmt: skip
+    path, _, query = path.partition("?")
+    scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(),
+             "query_string": query.encode(), "headers": headers, "http_version": "1.1", "scheme": "http",
+             "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1), "root_path": "",
+             "app": app}  # fmt: skip
     await app(scope, receive, send)
     return status
 

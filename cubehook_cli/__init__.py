@@ -25,8 +25,8 @@ DEBUG = "cubehook.debug"  # ctx.meta: --debug was given
 # package: the commands that need it say so (see Audiences.get_command) and are not listed.
 AUDIENCES: dict[str, tuple[str, dict[str, str]]] = {
     "serve": (
-        "the processes of the Procfile",  # `console` will join them
-        {"web": "serve:web", "worker": "serve:worker"},
+        "the processes of the Procfile",
+        {"web": "serve:web", "worker": "serve:worker", "console": "console:console"},
     ),
     "operate": (
         "against a deployment",

@@ -15,15 +15,16 @@ from pathlib import Path
 
 import click
 
+from cubehook_console.dev import dev_console
 from cubehook_dev import devenv
-from cubehook_dev.devredis import EmbeddedRedis
+from cubehook_dev.devredis import EmbeddedRedis, free_port
 from cubehook_dev.processes import OrderedManager, terminal_foreground
 from service.log import scrub_text
 from service.serve import ensure_free
 
 # Stopped in this order (then the embedded Redis): nothing new comes in, then the worker finishes
 # the job in hand, then what that job may still need.
-STAGES = (("demo", "web"), ("worker",), ("simulator", "sink"))
+STAGES = (("demo", "web", "console"), ("worker",), ("simulator", "sink"))
 
 
 def run_dev(procfile: Path) -> int:
@@ -40,8 +41,9 @@ def run_dev(procfile: Path) -> int:
         embedded.start()
     try:
         devenv.use_redis(system, embedded.url if embedded else str(given), embedded is not None)
+        console = dev_console(system.env, free_port())  # its key, port and a development login
         devenv.write(system)
-        click.echo(_banner(system, embedded is not None))
+        click.echo(_banner(system, embedded is not None, console.line.rstrip()))
         sys.stdout.flush()
         manager = OrderedManager(STAGES)
         for name, command in _processes(system, dict(parse_procfile(procfile.read_text()).processes)).items():
@@ -79,7 +81,7 @@ def _processes(system: devenv.DevSystem, procfile: dict[str, str]) -> dict[str, 
     return processes
 
 
-def _banner(system: devenv.DevSystem, embedded: bool) -> str:
+def _banner(system: devenv.DevSystem, embedded: bool, console: str) -> str:
     env = system.env
     secret = (
         f"{system.generated_secret}  (generated for this run; sign test events with it)"
@@ -104,6 +106,7 @@ def _banner(system: devenv.DevSystem, embedded: bool) -> str:
             f"  rules:     {env['CUBEHOOK_RULES_FILE']}",
             f"  audit:     {scrub_text(env['CUBEHOOK_DATABASE_URL'])}  (kept after the run)",
             f"  settings:  {settings}",
+            console,
             f"  logs:      {level} and above from the processes (CUBEHOOK_LOG_LEVEL=INFO: every step)",
             "  Ctrl-C stops everything.",
         ]

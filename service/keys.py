@@ -6,6 +6,7 @@ session leaves no key without a time to live but the few fixed ones marked "fixe
 
 from __future__ import annotations
 
+import hashlib
 from enum import StrEnum
 
 PREFIX = "cubehook:"
@@ -62,3 +63,13 @@ def job_alive(job_id: str) -> str:
 
 def watchdog_alerted(webhook_id: str) -> str:
     return WATCHDOG_ALERTED + webhook_id
+
+
+# --- the console (cubehook_console) -------------------------------------------------------------
+CONSOLE_LOGIN_FAILURES = PREFIX + "console:login_failures:"  # + user|address:<digest>; the window
+
+
+def console_login_failures(kind: str, subject: str) -> str:
+    """Failed logins in the current window, for one user name or one client address (``kind``).
+    The subject is hashed: a name typed in the wrong field may be a password, and never a key."""
+    return f"{CONSOLE_LOGIN_FAILURES}{kind}:{hashlib.sha256(subject.encode()).hexdigest()[:32]}"

@@ -148,6 +148,9 @@ class Settings(BaseSettings):
     legal_hold_days: int = Field(default=5 * 365, ge=0)
     # Which actions run for which decisions (TOML); without one, every outcome is logged.
     rules_file: Path | None = None
+    # Where the compliance team's console is reached (https://console.example/): alerts link to a
+    # session's page there. Unset: alerts link to ComplyCube's portal only.
+    console_url: str | None = None
     # Seconds between retries of a failed action (each with +-20% jitter); then the dead-letter queue.
     action_retry_intervals: Annotated[tuple[int, ...], NoDecode] = (10, 30, 120, 600, 1800)
 
@@ -263,10 +266,12 @@ def load_settings() -> Settings:
     try:
         return Settings(_env_file=env_file())
     except ValidationError as exc:
-        problems = "; ".join(
-            f"CUBEHOOK_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-            if err["loc"]
-            else err["msg"]
-            for err in exc.errors()
-        )
-        raise ConfigError(f"invalid settings: {problems}") from None
+        raise ConfigError(f"invalid settings: {problems(exc, 'CUBEHOOK_')}") from None
+
+
+def problems(exc: ValidationError, prefix: str) -> str:
+    """What is wrong with the settings, each named by its variable (never its value)."""
+    return "; ".join(
+        f"{prefix}{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" if err["loc"] else err["msg"]
+        for err in exc.errors()
+    )

@@ -11,12 +11,11 @@ or erases (retention, erasure requests), which it records in ``privacy_log``.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, insert, make_url, select, update
 from sqlalchemy.exc import IntegrityError
@@ -31,13 +30,17 @@ from workers.audit_schema import (
     action_attempts,
     action_ledger,
     alembic_config,
+    decision_issues,
     decisions,
     events,
     make_engine,
     now,
     snapshots,
 )
-from workers.decide import Decision
+from workers.decide import Decision, Kind
+
+T = TypeVar("T")
+NEEDS_A_PERSON = ("attention", "rejected")  # with needs_review: what the console's review queue lists
 
 
 class AuditStore:
@@ -135,21 +138,56 @@ class AuditStore:
 
     def record_decision(self, decision: Decision) -> None:
         """Idempotent: a decision is recorded once, however often this is called for it."""
-        row = {
-            "decision_id": decision.decision_id,
-            "session_id": decision.session_id,
-            "client_id": decision.client_id,
-            "kind": decision.kind.value,
-            "outcome": decision.outcome,
-            "needs_review": decision.needs_review,
-            "fingerprint": decision.fingerprint,
-            "supersedes": decision.supersedes,
-            "trigger": decision.trigger,
-            "document": decision.to_dict(),
-            "decided_at": datetime.fromisoformat(decision.decided_at),
-        }
-        with contextlib.suppress(IntegrityError), self._tx() as tx:
-            tx.execute(insert(decisions).values(**row))
+        try:
+            with self._tx() as tx:
+                self._insert_decision(tx, decision, note=None)
+        except IntegrityError:
+            pass  # recorded before
+
+    def record_manual(self, decision: Decision, note: str, then: Callable[[], T]) -> T:
+        """Record a person's decision with their note, and run ``then`` (its commit in Redis) inside
+        the same transaction: an exception from ``then`` leaves nothing recorded. IntegrityError
+        when this decision is recorded already (a double submit), or when another person's
+        decision superseded the same one first."""
+        with self._tx() as tx:
+            self._insert_decision(tx, decision, note=note)
+            return then()
+
+    def _insert_decision(self, tx: Connection, decision: Decision, note: str | None) -> None:
+        """The decision's row, its discrepancy kinds, and the review queue's states: the one it
+        supersedes leaves the queue (reviewed, when a person decided), and it enters it when it is
+        an automatic decision that needs a person, unless a decision recorded before it (out of
+        order) supersedes it already."""
+        newer = decisions.c.supersedes == decision.decision_id
+        later = tx.execute(select(decisions.c.decision_id, decisions.c.kind).where(newer)).first()
+        needs_person = decision.needs_review or decision.outcome in NEEDS_A_PERSON
+        review = "open" if decision.kind is Kind.OUTCOME and needs_person else None
+        if later is not None:
+            review = "reviewed" if review and later.kind == Kind.MANUAL else None
+        decided_at = datetime.fromisoformat(decision.decided_at)
+        tx.execute(
+            insert(decisions).values(
+                decision_id=decision.decision_id, session_id=decision.session_id,
+                client_id=decision.client_id, kind=decision.kind.value, outcome=decision.outcome,
+                needs_review=decision.needs_review, fingerprint=decision.fingerprint,
+                supersedes=decision.supersedes, trigger=decision.trigger,
+                document=decision.to_dict(), decided_at=decided_at, template_id=decision.template_id,
+                decided_by=decision.decided_by, note=note, review=review,
+                superseded_by=later.decision_id if later is not None else None,
+            )
+        )  # fmt: skip
+        kinds = sorted({str(d["issue"]) for d in decision.discrepancies if d.get("issue")})
+        if kinds:
+            decision_id = decision.decision_id
+            rows = [{"decision_id": decision_id, "issue": k, "decided_at": decided_at} for k in kinds]
+            tx.execute(insert(decision_issues), rows)
+        if decision.supersedes is None:
+            return
+        older = (decisions.c.decision_id == decision.supersedes) & decisions.c.superseded_by.is_(None)
+        tx.execute(update(decisions).where(older).values(superseded_by=decision.decision_id))
+        left = "reviewed" if decision.kind is Kind.MANUAL else None
+        opened = (decisions.c.decision_id == decision.supersedes) & (decisions.c.review == "open")
+        tx.execute(update(decisions).where(opened).values(review=left))
 
     def latest_decision(self, session_id: str) -> Decision | None:
         """The session's current decision: the latest made (None when it has none)."""
@@ -157,6 +195,18 @@ class AuditStore:
             select(decisions.c.document)
             .where(decisions.c.session_id == session_id)
             .order_by(decisions.c.decided_at.desc())
+            .limit(1)
+        )
+        with self._tx() as tx:
+            document = tx.execute(query).scalar()
+        return Decision.from_dict(document) if document else None
+
+    def superseder(self, decision_id: str) -> Decision | None:
+        """The decision that superseded this one, if any (the first recorded)."""
+        query = (
+            select(decisions.c.document)
+            .where(decisions.c.supersedes == decision_id)
+            .order_by(decisions.c.decided_at)
             .limit(1)
         )
         with self._tx() as tx:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Engine,
+    Index,
     Integer,
     MetaData,
     String,
@@ -25,9 +26,12 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    text,
 )
 
 metadata = MetaData()
+QUEUED = text("review IS NOT NULL")  # in the review queue, open or reviewed
+MANUAL = text("kind = 'manual'")  # a person's decision
 
 events = Table(
     "events",
@@ -68,6 +72,38 @@ decisions = Table(
     Column("trigger", String(256), nullable=False),
     Column("document", JSON, nullable=False),
     Column("decided_at", DateTime(timezone=True), nullable=False),
+    # The review queue (migration 0003): filters and states as columns, so that its pages are read
+    # through indexes. ``review``: open (an automatic decision that needs a person: needs_review,
+    # attention or rejected, not superseded), reviewed (superseded by a person's decision), or
+    # none. ``decided_by`` and ``note``: a person's decision (kind manual); the note stays here.
+    Column("template_id", String(256)),
+    Column("decided_by", String(256)),
+    Column("note", Text),
+    Column("superseded_by", String(64)),
+    Column("review", String(16)),
+    Index("ix_decisions_supersedes", "supersedes"),
+    Index("ix_decisions_review", "review", "decided_at", "decision_id"),
+    Index("ix_decisions_review_outcome", "review", "outcome", "decided_at", "decision_id"),
+    Index("ix_decisions_review_template", "review", "template_id", "decided_at", "decision_id"),
+    # "all" (open and reviewed), newest first.
+    Index("ix_decisions_queued", "decided_at", "decision_id", postgresql_where=QUEUED, sqlite_where=QUEUED),
+    # One person's decision per decision: of two reviewers at once, the second is refused.
+    Index(
+        "uq_decisions_manual_supersedes",
+        "supersedes",
+        unique=True,
+        postgresql_where=MANUAL,
+        sqlite_where=MANUAL,
+    ),
+)
+# The review queue's discrepancy filter: a decision's discrepancy kinds, one row each.
+decision_issues = Table(
+    "decision_issues",
+    metadata,
+    Column("decision_id", String(64), primary_key=True),
+    Column("issue", String(64), primary_key=True),
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+    Index("ix_decision_issues_issue", "issue", "decided_at", "decision_id"),
 )
 action_ledger = Table(
     "action_ledger",
@@ -108,6 +144,32 @@ privacy_log = Table(
     Column("requested_by", String(256), nullable=False),
     Column("done_at", DateTime(timezone=True), nullable=False),
     Column("summary", JSON, nullable=False),
+)
+
+# The console's users (cubehook_console.users): a name, a role, an argon2 hash (none: single
+# sign-on only); and every human action taken there: who, what, when, from where.
+console_users = Table(
+    "console_users",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("role", String(16), nullable=False),  # viewer | reviewer | operator
+    Column("password_hash", String(256)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+console_actions = Table(
+    "console_actions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("user_name", String(128), nullable=False),
+    Column("action", String(32), nullable=False),  # login, decide, replay_dead_letter, ...
+    Column("target", String(256)),  # a session id, a job id, a webhook id
+    Column("address", String(64), nullable=False),  # where from: the client's address
+    Column("ok", Boolean, nullable=False),
+    Column("detail", Text, nullable=False),
+    Index("ix_console_actions_target", "target"),
+    Index("ix_console_actions_at", "at"),
 )
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"

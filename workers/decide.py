@@ -75,6 +75,7 @@ class Wait:
 class Kind(StrEnum):
     OUTCOME = "outcome"  # clear / attention / rejected: the outcome actions run
     TERMINAL = "terminal"  # abandoned / cancelled: recorded, no outcome actions
+    MANUAL = "manual"  # a person's clear / rejected, over an automatic one (workers.manual): actions run
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +106,7 @@ class Decision:
     supersedes: str | None
     decided_at: str
     trigger: str
+    decided_by: str | None = None  # who, for a manual decision; None: cubehook, automatically
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -98,12 +98,14 @@ class ActionRunner:
         load_decision: Callable[[str, str], Decision | None],
         personal_data: Callable[[str], PersonalData],
         http: httpx2.Client,
+        console_url: str | None = None,
     ) -> None:
         self.rules = rules
         self.audit = audit
         self.load_decision = load_decision
         self.personal_data = personal_data
         self.http = http
+        self.console_url = console_url
         self.senders = senders()
 
     def run(self, decision_id: str, session_id: str, action: str) -> str:
@@ -128,6 +130,7 @@ class ActionRunner:
             self.rules,
             self.http,
             self.personal_data,
+            self.console_url,
         )
         try:
             detail = self.senders[config.type](context)

@@ -103,6 +103,8 @@ def _line(record: dict[str, Any]) -> str:
     elif entry == "decision":
         document = record["document"]
         text = f"decision  {record['decision_id']} {record['kind']} {record['outcome'] or ''}".rstrip()
+        if record.get("decided_by"):  # a person's, in the console (its note stays out of this text)
+            text += f" by {record['decided_by']}"
         if record["supersedes"]:
             text += f" (supersedes {record['supersedes']})"
         text += "".join(f"\n{'':29}because {reason}" for reason in document.get("reasons", []))

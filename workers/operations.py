@@ -123,7 +123,8 @@ def dead_letter(job: Job) -> DeadLetter:
 
 
 def replay_job(audit: AuditStore, queue: Queue, job_id: str) -> bool:
-    """Re-queue a failed job. Once-per-state decisions and the action ledger keep it exactly once."""
+    """Re-queue a failed job. Once-per-state decisions and the action ledger keep it exactly once.
+    The audit trail alone: the console, which has no worker runtime, replays through it too."""
     job = queue.fetch_job(job_id)
     if job is None or job_id not in queue.failed_job_registry:
         return False

@@ -58,6 +58,8 @@ class When(Strict):
     check_type: list[str] | None = None  # some check of the session has one of these types
     discrepancy: list[Issue] | None = None  # some discrepancy is one of these
     needs_review: bool | None = None
+    # outcome: decided by cubehook, automatically; manual: by a person in the console
+    kind: list[Literal["outcome", "manual"]] | None = None
 
 
 class Rule(Strict):
@@ -138,8 +140,8 @@ class Planned:
 
 def plan(decision: Decision, rules: RulesFile) -> tuple[Planned, ...]:
     """The actions a decision triggers, each once, with the rules that chose it. Terminal
-    decisions (abandoned, cancelled) trigger none."""
-    if decision.kind is not Kind.OUTCOME or decision.outcome is None:
+    decisions (abandoned, cancelled) trigger none; a person's (manual) ones do, as automatic ones."""
+    if decision.kind not in (Kind.OUTCOME, Kind.MANUAL) or decision.outcome is None:
         return ()
     chosen: dict[str, list[str]] = {}
     for rule in rules.rule:
@@ -158,6 +160,8 @@ def matches(when: When, decision: Decision) -> bool:
         return False
     issues = {d.get("issue") for d in decision.discrepancies}
     if when.discrepancy is not None and not issues & {i.value for i in when.discrepancy}:
+        return False
+    if when.kind is not None and decision.kind.value not in when.kind:
         return False
     return when.needs_review is None or when.needs_review == decision.needs_review
 

@@ -58,11 +58,7 @@ class Runtime:
         client = ComplyCubeClient.from_settings(settings, limiter, transport)
         store = SessionStore(redis, settings.session_lock_seconds, settings.session_state_ttl_seconds)
         audit = AuditStore.from_url(settings.database_url, settings.snapshot_mode)
-        # Workers starting together would race to create the schema: one migrates at a time. The
-        # lock's short lease frees it soon if its holder dies; an up-to-date schema needs no lock.
-        if audit.needs_migration():
-            with redis.lock(keys.MIGRATE_LOCK, timeout=20, blocking_timeout=60):
-                audit.migrate()
+        migrate(audit, redis)
         # A session's checks come from one list call; any it did not return are fetched at once.
         executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cubehook-fetch")
         queue = rq_queue(settings.queue_name, redis)
@@ -83,7 +79,9 @@ class Runtime:
             # then the audit trail (the session's Redis state expired).
             return store.find(session_id, decision_id) or audit.decision(decision_id)
 
-        actions = ActionRunner(rules, audit, load_decision, personal_data, httpx2.Client())
+        actions = ActionRunner(
+            rules, audit, load_decision, personal_data, httpx2.Client(), settings.console_url
+        )
         return cls(settings, redis, client, store, audit, rules, processor, actions, executor)
 
     def close(self) -> None:
@@ -92,6 +90,15 @@ class Runtime:
         self.client.close()
         self.audit.engine.dispose()
         self.redis.close()
+
+
+def migrate(audit: AuditStore, redis: Redis) -> None:
+    """Bring the audit trail's schema up to date. Processes starting together (workers, the
+    console) would race to create it: one migrates at a time. The lock's short lease frees it soon
+    if its holder dies; an up-to-date schema needs no lock."""
+    if audit.needs_migration():
+        with redis.lock(keys.MIGRATE_LOCK, timeout=20, blocking_timeout=60):
+            audit.migrate()
 
 
 _current: Runtime | None = None

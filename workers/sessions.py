@@ -203,6 +203,38 @@ class SessionStore:
                 except WatchError:
                     continue
 
+    def commit_over(
+        self,
+        decision: Decision,
+        on_new: Callable[[Pipeline, Decision], object],
+        recall: Callable[[str], Decision | None],
+    ) -> Decision | None:
+        """Write ``decision`` (a person's, workers.manual) as the session's current decision, with
+        its actions (``on_new``) in the same transaction, only while the one it supersedes is still
+        current. Returns the current decision: ``decision`` when written (or written before: a
+        double submit), else whichever came first (nothing written). Takes no lock and leaves the
+        fence alone: a worker's commit meanwhile makes this one look again (WATCH), and this one
+        makes a worker's look again."""
+        state, history = self.key(decision.session_id, "state"), self.key(decision.session_id, "history")
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(state)  # type: ignore[no-untyped-call]  # redis-py leaves watch() untyped
+                    raw = pipe.hget(state, "decision")
+                    current = Decision.from_dict(json.loads(raw)) if raw else recall(decision.session_id)
+                    if current is None or current.decision_id != decision.supersedes:
+                        return current
+                    pipe.multi()
+                    pipe.hset(state, mapping=_stored(decision))
+                    pipe.expire(state, self.state_ttl)
+                    pipe.rpush(history, _stored(decision)["decision"])
+                    pipe.expire(history, self.state_ttl)
+                    on_new(pipe, decision)
+                    pipe.execute()
+                    return decision
+                except WatchError:
+                    continue
+
     def record_progress(self, session_id: str, status: str) -> None:
         state = self.key(session_id, "state")
         with self.redis.pipeline() as pipe:

@@ -33,7 +33,7 @@ def test_help_lists_the_commands_by_audience() -> None:
     assert result.exit_code == 0, result.output
     assert sections(result.output) == {
         "Options": ["--debug", "--help"],
-        "Serve": ["web", "worker"],
+        "Serve": ["web", "worker", "console"],
         "Operate": [
             "status",
             "dlq",

@@ -54,7 +54,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_image_copies_no_dev_package() -> None:
     assert "cubehook_dev" not in build_stage_copies()
-    assert {"service", "workers", "cubehook_cli"} <= set(build_stage_copies())
+    assert {"service", "workers", "cubehook_console", "cubehook_cli"} <= set(build_stage_copies())
 
 
 def test_the_images_wheel_holds_service_workers_and_the_cli_only(wheel: Path) -> None:
@@ -62,12 +62,15 @@ def test_the_images_wheel_holds_service_workers_and_the_cli_only(wheel: Path) ->
     assert {n.split("/")[0] for n in names if ".dist-info/" not in n} == {
         "service",
         "workers",
+        "cubehook_console",
         "cubehook_cli",
     }
     for data in (
         "service/openapi.json",
         "workers/actions/decision.schema.json",
         "workers/migrations/script.py.mako",
+        "cubehook_console/templates/session.html",
+        "cubehook_console/static/console.css",
     ):
         assert data in names
     [entry_points] = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
@@ -95,6 +98,7 @@ def test_the_images_cubehook_runs_without_the_dev_package(wheel: Path, tmp_path:
     assert "  rules " in listed.stdout
     assert "simulate" not in listed.stdout
     assert cubehook("web", "--help").returncode == 0
+    assert cubehook("console", "--help").returncode == 0
     refused = cubehook("dev")
     assert refused.returncode == 2
     assert "`cubehook dev` is a development command: it needs the dev extra" in refused.stderr

@@ -59,7 +59,10 @@ def test_web_has_a_readiness_probe_and_workers_scale_on_queue_depth() -> None:
 
 def test_compose_file() -> None:
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
-    assert set(compose["services"]) == {"web", "worker", "redis", "postgres"}
+    assert set(compose["services"]) == {"web", "worker", "console", "redis", "postgres"}
+    console = compose["services"]["console"]
+    assert console["command"] == ["cubehook", "console"]
+    assert console["environment"]["CUBEHOOK_CONSOLE_SECRET_KEY"].startswith("${CUBEHOOK_CONSOLE_SECRET_KEY:?")
     redis = compose["services"]["redis"]
     assert "redis-server /etc/redis/redis.conf" in redis["command"][2]
     assert "./redis/redis.conf:/etc/redis/redis.conf:ro" in redis["volumes"]
@@ -87,6 +90,11 @@ def test_every_component_reaches_redis_over_tls_as_its_own_user() -> None:
             assert parts.scheme == "rediss", url
             assert parts.username == f"cubehook-{name}", url
             assert "ssl_ca_certs=" in parts.query, url
+    # The console reads and writes what the workers do: it is the worker user, over TLS too.
+    console = urlsplit(
+        re.sub(r"\$\{[^}]*\}", "password", services["console"]["environment"]["CUBEHOOK_REDIS_URL"])
+    )
+    assert (console.scheme, console.username) == ("rediss", "cubehook-worker")
     assert "CUBEHOOK_REDIS_URL" not in {d["metadata"]["name"]: d for d in manifests()}["cubehook"]["data"]
     deployments = {d["metadata"]["name"]: d for d in manifests() if d["kind"] == "Deployment"}
     for name, deployment in deployments.items():
@@ -96,7 +104,7 @@ def test_every_component_reaches_redis_over_tls_as_its_own_user() -> None:
 
 def test_network_policies_fence_every_pod_and_the_data_stores() -> None:
     policies = {d["metadata"]["name"]: d["spec"] for d in manifests() if d["kind"] == "NetworkPolicy"}
-    for component in ("web", "worker"):
+    for component in ("web", "worker", "console"):
         spec = policies[f"cubehook-{component}"]
         assert spec["podSelector"]["matchLabels"] == {"app": "cubehook", "component": component}
         assert spec["policyTypes"] == ["Ingress", "Egress"]
@@ -106,6 +114,10 @@ def test_network_policies_fence_every_pod_and_the_data_stores() -> None:
         assert peer["podSelector"]["matchLabels"]["app"] == "cubehook"
     web_out = {p["port"] for rule in policies["cubehook-web"]["egress"] for p in rule["ports"]}
     assert web_out == {53, 6380}  # the web never reaches PostgreSQL nor the internet
+    [console_in] = policies["cubehook-console"]["ingress"]  # people, through the SSO proxy only
+    assert console_in["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "sso"}}}
+    ]
 
 
 def test_compose_binds_loopback_and_takes_the_database_password_from_the_environment() -> None:
@@ -116,7 +128,7 @@ def test_compose_binds_loopback_and_takes_the_database_password_from_the_environ
     assert all(port.startswith("127.0.0.1:") for port in published), published
     required = "${POSTGRES_PASSWORD:?"
     assert services["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith(required)
-    for name in ("web", "worker"):
+    for name in ("web", "worker", "console"):
         env = services[name]["environment"]
         assert env["PGPASSWORD"].startswith(required)  # libpq's; the URL carries no password
         assert urlsplit(env["CUBEHOOK_DATABASE_URL"]).password is None
@@ -162,7 +174,7 @@ def test_images_are_pinned_to_the_project_version() -> None:
 def test_image_and_procfile_run_real_commands() -> None:
     procfile = (ROOT / "Procfile").read_text().splitlines()
     processes = {line.split()[2] for line in procfile if line}
-    assert processes == {"web", "worker"} == set(AUDIENCES["serve"][1])  # the CLI's serve commands
+    assert processes == {"web", "worker", "console"} == set(AUDIENCES["serve"][1])  # the CLI's serve commands
     assert all(main.get_command(click.Context(main), name) for name in processes)
     assert 'CMD ["cubehook", "web"]' in (DEPLOY / "Dockerfile").read_text()
 

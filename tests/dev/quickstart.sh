@@ -1,5 +1,5 @@
 # The quick start, as the README shows it; tests/dev/test_quickstart.py runs these lines in order.
-# In one terminal: Redis, a local ComplyCube, the web process, a worker, and a short demo.
+# In one terminal: Redis, a local ComplyCube, the web process, a worker, the console, a demo.
 make run
 # In another, from the same folder (make run wrote where everything is to var/dev.env):
 .venv/bin/cubehook simulate play --preset rejected   # a session, its webhooks, its decision

@@ -70,6 +70,16 @@ def test_dev_runs_the_whole_system_and_stops_it_all(tmp_path: Path) -> None:
         secret = re.search(r"secret:\s+(dev_[0-9a-f]{32})", output).group(1)  # type: ignore[union-attr]
         admin = re.search(r"admin:\s+(http://127\.0\.0\.1:\d+)", output).group(1)  # type: ignore[union-attr]
         wait_ready(f"{admin}/readyz", timeout=30)
+        # The console, with the development login it printed.
+        console, password = re.search(
+            r"console:\s+(http://127\.0\.0\.1:\d+)\s+\(log in as dev / (\S+)\)", output
+        ).groups()  # type: ignore[union-attr]
+        wait_ready(f"{console}/healthz", timeout=30)
+        with httpx2.Client(base_url=console, timeout=5) as browser:
+            token = re.search(r'name="csrf" value="([^"]+)"', browser.get("/login").text).group(1)  # type: ignore[union-attr]
+            logged_in = browser.post("/login", data={"name": "dev", "password": password, "csrf": token})
+            assert logged_in.status_code == 303
+            assert browser.get("/queue").status_code == 200
         # The probes are on the admin listener, not on the public one.
         assert httpx2.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 404
         body = event_body(event_id="dev-1", session_id="sess-dev")  # a session the simulator never had
@@ -102,6 +112,7 @@ def test_dev_runs_the_whole_system_and_stops_it_all(tmp_path: Path) -> None:
     assert not _port_open(port), "web still listening after Ctrl-C"
     assert not _port_open(int(admin.rsplit(":", 1)[1])), "web's admin listener still open after Ctrl-C"
     assert not _port_open(redis_port), "embedded Redis still running after Ctrl-C"
+    assert not _port_open(int(console.rsplit(":", 1)[1])), "console still listening after Ctrl-C"
     # What outlives the run: the settings every command in the folder reads, and the audit trail.
     recorded = (tmp_path / "var" / "dev.env").read_text()
     assert f"CUBEHOOK_WEBHOOK_SECRETS='{secret}'" in recorded

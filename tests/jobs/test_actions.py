@@ -164,6 +164,18 @@ actions = ["alert"]
 """
 
 
+def slack_message(body: bytes) -> tuple[str, dict[str, str], str, list[tuple[str, str]]]:
+    """A Block Kit alert: its header, its fields (name -> value), the rest of its text, its buttons."""
+    blocks = json.loads(body)["blocks"]
+    assert next(b["type"] for b in blocks) == "header"
+    assert blocks[-1]["type"] == "actions"
+    header = blocks[0]["text"]["text"]
+    fields = dict(f["text"].removeprefix("*").split("*\n", 1) for f in blocks[1]["fields"])
+    text = "\n".join(b["text"]["text"] for b in blocks[2:-1])
+    buttons = [(e["text"]["text"], e["url"]) for e in blocks[-1]["elements"]]
+    return header, fields, text, buttons
+
+
 @pytest.mark.parametrize("rules_text", [SLACK_RULES.format(personal="false")], indirect=True)
 def test_slack_alert_says_what_failed_and_no_personal_data(
     pipeline: Pipeline, sim: SimServer, receiver: Receiver
@@ -174,14 +186,51 @@ def test_slack_alert_says_what_failed_and_no_personal_data(
     pipeline.submit(created["sessionId"])
     pipeline.work()
     [(path, _, body)] = receiver.requests
-    text = json.loads(body)["blocks"][0]["text"]["text"]
     assert path == "/slack"
-    assert f"ComplyCube session {created['sessionId']}: REJECTED" in text
+    header, fields, text, buttons = slack_message(body)
+    assert header == f"ComplyCube session {created['sessionId']}: REJECTED"
+    assert json.loads(body)["text"] == header  # what a notification shows
+    assert fields["Outcome"] == "REJECTED"
+    assert fields["Client"] == created["clientId"]
+    assert fields["Decided by"] == "cubehook (automatically)"
     assert "formatAnalysis.documentNumberFormat: rejected" in text
-    assert f"Client: {created['clientId']}\n" in text
-    assert f"https://portal.complycube.com/workflowSessions/{created['sessionId']}" in text
-    assert "Jane" not in text
-    assert "Roe" not in text
+    # No CUBEHOOK_CONSOLE_URL here: one button, to ComplyCube.
+    assert buttons == [
+        ("Open in ComplyCube", f"https://portal.complycube.com/workflowSessions/{created['sessionId']}")
+    ]
+    assert "Jane" not in body.decode()
+    assert "Roe" not in body.decode()
+
+
+@pytest.mark.parametrize("rules_text", [SLACK_RULES.format(personal="false")], indirect=True)
+def test_slack_and_email_alerts_link_to_the_console_when_it_is_configured(
+    pipeline: Pipeline,
+    sim: SimServer,
+    receiver: Receiver,
+    worker_settings: Settings,
+    runtime_env: dict[str, str],
+) -> None:
+    from workers import runtime as worker_runtime
+    from workers.runtime import Runtime
+
+    console = "https://console.example.test/"
+    rebuilt = Runtime.build(worker_settings.model_copy(update={"console_url": console}), runtime_env)
+    assert rebuilt.actions.console_url == console
+    worker_runtime.install(rebuilt)
+    try:
+        created = sim.create(preset="rejected", mode="settled")
+        pipeline.submit(created["sessionId"])
+        pipeline.work()
+    finally:
+        worker_runtime.install(pipeline.runtime)
+        rebuilt.close()
+    [(_, _, body)] = receiver.requests
+    *_, buttons = slack_message(body)
+    assert buttons[0] == (
+        "Review in cubehook",
+        f"https://console.example.test/sessions/{created['sessionId']}",
+    )
+    assert buttons[1][0] == "Open in ComplyCube"
 
 
 @pytest.mark.parametrize("rules_text", [SLACK_RULES.format(personal="true")], indirect=True)
@@ -192,10 +241,8 @@ def test_slack_alert_names_the_client_when_the_rule_allows(
     pipeline.submit(created["sessionId"])
     pipeline.work()
     [(_, _, body)] = receiver.requests
-    assert (
-        "Jane Roe, jane.roe@example.com"
-        in json.loads(body)["text"] + json.loads(body)["blocks"][0]["text"]["text"]
-    )
+    _, fields, _, _ = slack_message(body)
+    assert fields["Client"] == f"{created['clientId']} (Jane Roe, jane.roe@example.com)"
 
 
 @pytest.fixture

@@ -243,6 +243,7 @@ def test_the_decision_document_says_everything_decided() -> None:
         "supersedes": "dec_1",
         "decided_at": "2025-01-13T11:40:00.000Z",
         "trigger": "evt_9",
+        "decided_by": None,  # cubehook decided, not a person
     }
 
 

@@ -10,10 +10,13 @@ import click
 import pytest
 
 from cubehook_cli import main
+from cubehook_console.settings import ConsoleSettings
 from service.settings import Settings
 from tests.conftest import ROOT
 
-VARIABLES = [f"CUBEHOOK_{name.upper()}" for name in Settings.model_fields]
+VARIABLES = [f"CUBEHOOK_{name.upper()}" for name in Settings.model_fields] + [
+    f"CUBEHOOK_CONSOLE_{name.upper()}" for name in ConsoleSettings.model_fields
+]
 # Variables that are not settings: where settings come from, and how errors show.
 NOT_SETTINGS = {
     "CUBEHOOK_ENV_FILE": ROOT / "service" / "settings.py",
@@ -42,7 +45,7 @@ def quick_start() -> str:
 
 
 def test_the_configuration_reference_documents_every_setting() -> None:
-    reference = (ROOT / "docs" / "configuration.md").read_text()
+    reference = "\n".join((ROOT / "docs" / name).read_text() for name in ("configuration.md", "console.md"))
     assert [v for v in VARIABLES if f"| `{v}` |" not in reference] == []
 
 

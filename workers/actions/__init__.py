@@ -38,6 +38,7 @@ class ActionContext:
     rules: Rules
     http: httpx2.Client
     personal_data: Callable[[str], PersonalData]  # client id -> name and e-mail
+    console_url: str | None = None  # CUBEHOOK_CONSOLE_URL: alerts link to the session's page there
 
     def person(self, allowed: bool) -> str | None:
         """ "Name, e-mail" of the decision's client, fetched from ComplyCube; None unless allowed."""

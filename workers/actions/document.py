@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from workers.decide import Decision
 
@@ -31,6 +32,7 @@ def decision_document(decision: Decision) -> dict[str, Any]:
         "session_outcome": decision.session_outcome,
         "derived_outcome": decision.derived_outcome,
         "needs_review": decision.needs_review,
+        "decided_by": decision.decided_by,
         "reasons": list(decision.reasons),
         "discrepancies": [dict(d) for d in decision.discrepancies],
         "checks": [
@@ -57,7 +59,14 @@ def failed_checks(decision: Decision) -> list[str]:
     return lines
 
 
-def alert_text(decision: Decision, portal_url: str, person: str | None) -> tuple[str, str]:
+def console_link(console_url: str | None, session_id: str) -> str | None:
+    """The session's page in cubehook's console (CUBEHOOK_CONSOLE_URL), when there is one."""
+    return f"{console_url.rstrip('/')}/sessions/{quote(session_id, safe='')}" if console_url else None
+
+
+def alert_text(
+    decision: Decision, portal_url: str, person: str | None, console_url: str | None = None
+) -> tuple[str, str]:
     """(subject, body) of a compliance alert. ``person`` is None unless a rule allows personal data."""
     outcome = (decision.outcome or decision.status).upper()
     subject = f"ComplyCube session {decision.session_id}: {outcome}"
@@ -66,14 +75,61 @@ def alert_text(decision: Decision, portal_url: str, person: str | None) -> tuple
         f"Client: {decision.client_id}" + (f" ({person})" if person else ""),
         f"Workflow template: {decision.template_id}",
         f"Needs review: {'yes' if decision.needs_review else 'no'}",
+        *([f"Decided by: {decision.decided_by}"] if decision.decided_by else []),
         "Reasons:",
         *(f"  - {reason}" for reason in decision.reasons),
     ]
     failed = failed_checks(decision)
     if failed:
         lines += ["Checks not clear:", *(f"  - {line}" for line in failed)]
+    console = console_link(console_url, decision.session_id)
     lines += [
+        *([f"Review: {console}"] if console else []),
         f"Session: {portal_url.format(session_id=decision.session_id)}",
         f"Decision: {decision.decision_id}",
     ]
     return subject, "\n".join(lines)
+
+
+def alert_blocks(
+    decision: Decision, portal_url: str, person: str | None, console_url: str | None = None
+) -> list[dict[str, Any]]:
+    """The alert as Slack Block Kit (https://api.slack.com/reference/block-kit/blocks): a header,
+    the facts as fields, the reasons and the checks not clear, and buttons to the session's page
+    in the console (when CUBEHOOK_CONSOLE_URL is set) and in ComplyCube's portal."""
+
+    def plain(text: str, limit: int) -> dict[str, Any]:
+        return {"type": "plain_text", "text": text[:limit], "emoji": False}
+
+    def mrkdwn(text: str) -> dict[str, Any]:
+        return {"type": "mrkdwn", "text": text[:2000]}  # a field's limit; a section's text is 3000
+
+    outcome = (decision.outcome or decision.status).upper()
+    facts = {
+        "Outcome": outcome,
+        "Needs review": "yes" if decision.needs_review else "no",
+        "Client": f"{decision.client_id}" + (f" ({person})" if person else ""),
+        "Workflow template": f"{decision.template_id}",
+        "Decided by": decision.decided_by or "cubehook (automatically)",
+        "Decision": decision.decision_id,
+    }
+    reasons = "\n".join(f"• {reason}" for reason in decision.reasons)
+    failed = "\n".join(f"• {line}" for line in failed_checks(decision))
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": plain(f"ComplyCube session {decision.session_id}: {outcome}", 150)},
+        {"type": "section", "fields": [mrkdwn(f"*{name}*\n{value}") for name, value in facts.items()]},
+        {"type": "section", "text": mrkdwn(f"*Reasons*\n{reasons}")},
+    ]
+    if failed:
+        blocks.append({"type": "section", "text": mrkdwn(f"*Checks not clear*\n{failed}")})
+    buttons = []
+    console = console_link(console_url, decision.session_id)
+    if console:
+        buttons.append({"type": "button", "text": plain("Review in cubehook", 75), "url": console,
+                        "style": "primary", "action_id": "console"})  # fmt: skip
+    portal = portal_url.format(session_id=decision.session_id)
+    buttons.append(
+        {"type": "button", "text": plain("Open in ComplyCube", 75), "url": portal, "action_id": "portal"}
+    )
+    blocks.append({"type": "actions", "elements": buttons})
+    return blocks

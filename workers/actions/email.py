@@ -13,7 +13,7 @@ def send(context: ActionContext) -> str:
     config = context.config
     assert isinstance(config, EmailAction)
     subject, body = alert_text(
-        context.decision, config.portal_url, context.person(config.include_personal_data)
+        context.decision, config.portal_url, context.person(config.include_personal_data), context.console_url
     )
     message = smtp.compose(config, subject, body, message_id=f"<{context.idempotency_key}@cubehook>")
     return smtp.send(config, context.rules, message)

@@ -1,0 +1,221 @@
+"""Who is asking, and may they: the session cookie, the forms' CSRF token, single sign-on, the
+client's address, and failed-login throttling.
+
+- **Session cookie.** Signed and dated with itsdangerous (HMAC-SHA256 under
+  CUBEHOOK_CONSOLE_SECRET_KEY): ``{"u": user or none, "c": CSRF token}``. HttpOnly, SameSite=Lax (a
+  link from a Slack alert arrives logged in; a form from elsewhere arrives without it), Secure
+  over HTTPS, expiring after CUBEHOOK_CONSOLE_SESSION_HOURS (the cookie's Max-Age, and the
+  signature's age, checked on every request). The user is read from the database on every request,
+  so a changed role or a removed user takes effect at once. A login issues a new token.
+- **CSRF.** Every form carries the session's token; a POST without it, or with another, is
+  refused (403) before anything else is read.
+- **The client's address and HTTPS** are the TCP peer's, unless the peer is a trusted proxy
+  (CUBEHOOK_CONSOLE_TRUSTED_PROXIES): then X-Forwarded-For (the nearest address not itself a trusted
+  proxy) and X-Forwarded-Proto. Only then is the single-sign-on header believed.
+- **Throttling.** Failed logins are counted in Redis per user name and per address over a window;
+  past either limit a login is refused (429) without checking any password.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from redis import Redis
+from starlette.requests import Request
+from starlette.responses import Response
+
+from cubehook_console.settings import ConsoleSettings
+from cubehook_console.users import Actor, Role, User, UserStore
+from service import keys
+
+COOKIE = "cubehook_console"
+FORM_MAX_BYTES = 32 * 1024  # a note is at most 2,000 characters; URL-encoded, well under this
+FORM_MAX_FIELDS = 16
+
+
+class Refused(Exception):
+    """A request refused: the console answers ``status`` with a page saying ``title`` and ``message``;
+    nothing was changed."""
+
+    def __init__(self, status: int, title: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.title, self.message, self.headers = status, title, message, headers or {}
+
+
+@dataclass(frozen=True, slots=True)
+class Who:
+    """The visitor: a user (None before login), the session's CSRF token, where they are from."""
+
+    user: User | None
+    csrf: str
+    address: str
+    https: bool
+    renew: bool  # the cookie must be (re)issued with this token
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.user.name if self.user else "(anonymous)", self.address)
+
+
+class Auth:
+    def __init__(self, settings: ConsoleSettings, users: UserStore, redis: Redis) -> None:
+        self.settings = settings
+        self.users = users
+        self.redis = redis
+        self.max_age = int(settings.session_hours * 3600)
+        self.signer = URLSafeTimedSerializer(settings.signing_key(), salt="cubehook-console-session")
+
+    # --- who is asking ---------------------------------------------------------------------------
+
+    def who(self, request: Request) -> Who:
+        """Raises Refused (403) for a single-sign-on user the console does not know."""
+        address, https, proxied = self._peer(request)
+        data = self._read_cookie(request)
+        csrf = data.get("c") if isinstance(data.get("c"), str) else None
+        name = data.get("u") if isinstance(data.get("u"), str) else None
+        sso = request.headers.get(self.settings.sso_header) if self.settings.sso_header and proxied else None
+        if sso is not None:
+            sso = sso.strip()
+            user = self.users.get(sso)
+            if user is None:
+                raise Refused(
+                    403,
+                    "Not a console user",
+                    f"{sso} has no role in the console: an operator "
+                    f"can add them with `cubehook console add-user {sso} --role viewer --no-password`.",
+                )
+            renew = csrf is None or name != sso
+            return Who(user, secrets.token_urlsafe(24) if renew else str(csrf), address, https, renew)
+        user = self.users.get(name) if name else None
+        if user is not None and not user.has_password:
+            user = None  # a single-sign-on user, now without the proxy's word for it
+        if csrf is None:
+            return Who(None, secrets.token_urlsafe(24), address, https, True)
+        return Who(user, csrf, address, https, False)
+
+    def require(self, request: Request, role: Role) -> Who:
+        """The logged-in visitor with at least ``role``; else Refused (a GET is sent to log in)."""
+        who = self.who(request)
+        if who.user is None:
+            if request.method == "GET":
+                raise Refused(303, "Log in", "log in first", {"location": f"/login?next={request.url.path}"})
+            raise Refused(401, "Not logged in", "Your session has ended: log in again, then retry.")
+        if not who.user.role.may(role):
+            raise Refused(
+                403,
+                "Not allowed",
+                f"{who.user.name} is a {who.user.role.value}: this needs a {role.value} or more.",
+            )
+        return who
+
+    def _peer(self, request: Request) -> tuple[str, bool, bool]:
+        """(the client's address, over HTTPS?, through a trusted proxy?)."""
+        peer = request.client.host if request.client else ""
+        https = request.url.scheme == "https"
+        if not self.settings.trusts(peer):
+            return peer or "unknown", https, False
+        hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+        client = next((h for h in reversed(hops) if not self.settings.trusts(h)), peer)
+        proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+        return client, https or proto == "https", True
+
+    # --- the cookie ------------------------------------------------------------------------------
+
+    def _read_cookie(self, request: Request) -> dict[str, Any]:
+        raw = request.cookies.get(COOKIE)
+        if not raw:
+            return {}
+        try:
+            data = self.signer.loads(raw, max_age=self.max_age)
+        except BadSignature:  # forged, or expired (SignatureExpired is one)
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def issue(self, response: Response, who: Who, user: str | None, csrf: str | None = None) -> str:
+        """Set the session cookie for ``user`` (None: anonymous) with ``csrf`` (new when None)."""
+        token = csrf or secrets.token_urlsafe(24)
+        response.set_cookie(
+            COOKIE,
+            self.signer.dumps({"u": user, "c": token}),
+            max_age=self.max_age,
+            path="/",
+            httponly=True,
+            samesite="lax",
+            secure=self._secure(who),
+        )
+        return token
+
+    def clear(self, response: Response, who: Who) -> None:
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax", secure=self._secure(who))
+
+    def _secure(self, who: Who) -> bool:
+        return self.settings.secure_cookies if self.settings.secure_cookies is not None else who.https
+
+    # --- forms -----------------------------------------------------------------------------------
+
+    async def form(self, request: Request, who: Who) -> dict[str, str]:
+        """The posted form, once its CSRF token is checked; Refused otherwise."""
+        if (
+            request.headers.get("content-type", "").split(";")[0].strip()
+            != "application/x-www-form-urlencoded"
+        ):
+            raise Refused(415, "Not a form", "This address takes a form posted from the console's pages.")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > FORM_MAX_BYTES:
+                raise Refused(413, "Form too large", "The form is over the size limit; nothing was changed.")
+        try:
+            pairs = parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=FORM_MAX_FIELDS)
+        except (UnicodeDecodeError, ValueError):
+            raise Refused(
+                400, "Unreadable form", "The form could not be read; nothing was changed."
+            ) from None
+        fields: dict[str, str] = {}
+        for name, value in pairs:
+            fields.setdefault(name, value)
+        if who.renew or not hmac.compare_digest(fields.get("csrf", ""), who.csrf):
+            raise Refused(
+                403,
+                "Form expired or forged",
+                "This form's security token is missing or is not "
+                "this session's. Reload the page and submit it again; nothing was changed.",
+            )
+        return fields
+
+    # --- failed logins ---------------------------------------------------------------------------
+
+    def throttled(self, name: str, address: str) -> int:
+        """Seconds until logins for ``name`` from ``address`` are tried again; 0: go ahead."""
+        user_key, address_key = self._failure_keys(name, address)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for key in (user_key, address_key):
+                pipe.get(key)
+                pipe.ttl(key)
+            user_count, user_ttl, address_count, address_ttl = pipe.execute()
+        waits = []
+        if int(user_count or 0) >= self.settings.login_max_failures_per_user:
+            waits.append(max(int(user_ttl), 1))
+        if int(address_count or 0) >= self.settings.login_max_failures_per_address:
+            waits.append(max(int(address_ttl), 1))
+        return max(waits, default=0)
+
+    def failed(self, name: str, address: str) -> None:
+        window = self.settings.login_window_seconds
+        with self.redis.pipeline() as pipe:
+            for key in self._failure_keys(name, address):
+                pipe.incr(key)
+                pipe.expire(key, window, nx=True)
+            pipe.execute()
+
+    def succeeded(self, name: str) -> None:
+        self.redis.delete(keys.console_login_failures("user", name))
+
+    @staticmethod
+    def _failure_keys(name: str, address: str) -> tuple[str, str]:
+        return keys.console_login_failures("user", name), keys.console_login_failures("address", address)
