@@ -161,7 +161,7 @@ def test_the_quick_start_works_as_printed(
     output = make_run.output
     assert "Traceback" not in output
     assert "Error" not in output  # make's "*** [Makefile:3: run] Error 130" among others
-    assert "Ctrl-C: stopping demo, web, then worker, then simulator, sink" in output
+    assert "Ctrl-C: stopping demo, web, console, then worker, then simulator, sink" in output
     # After the stop, with nothing set: the audit trail answers (above); Redis, the embedded one, is
     # gone with the run, and a command that needs it says so in one line.
     status = subprocess.run([CUBEHOOK, "status"], cwd=folder, env=clean_env, capture_output=True, text=True)
