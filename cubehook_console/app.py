@@ -25,7 +25,7 @@ from redis.asyncio import Redis as AsyncRedis
 from rq import Queue
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -178,6 +178,13 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if "\x00" in scope["path"] or b"%00" in scope["query_string"]:
+            # No name, id or filter holds a NUL (PostgreSQL refuses it in text): a clear 400.
+            await PlainTextResponse(
+                "400: an address with a NUL character; nothing was read or changed\n", 400,
+                headers=dict((k.decode(), v.decode()) for k, v in HEADERS),
+            )(scope, receive, send)  # fmt: skip
+            return
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -205,6 +212,13 @@ def create_console_app(console: Console) -> Starlette:
     async def not_found(request: Request, exc: Exception) -> Response:
         return await refused(request, Refused(404, "Not found", "There is no such page in the console."))
 
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # Starlette answers a 500 outside every middleware: the security headers are added here.
+        said = "The console could not answer; nothing was changed by this request. The error is in its log."
+        page = await refused(request, Refused(500, "Something went wrong", said))
+        page.headers.update({k.decode(): v.decode() for k, v in HEADERS})
+        return page
+
     async def not_allowed(request: Request, exc: Exception) -> Response:
         return await refused(request, Refused(405, "Not allowed", "This address does not take that method."))
 
@@ -222,7 +236,7 @@ def create_console_app(console: Console) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
-        exception_handlers={Refused: refused, 404: not_found, 405: not_allowed},
+        exception_handlers={Refused: refused, 404: not_found, 405: not_allowed, 500: server_error},
         lifespan=lifespan,
     )
     app.state.console = console

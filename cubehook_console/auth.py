@@ -5,15 +5,18 @@ client's address, and failed-login throttling.
   CUBEHOOK_CONSOLE_SECRET_KEY): ``{"u": user or none, "c": CSRF token}``. HttpOnly, SameSite=Lax (a
   link from a Slack alert arrives logged in; a form from elsewhere arrives without it), Secure
   over HTTPS, expiring after CUBEHOOK_CONSOLE_SESSION_HOURS (the cookie's Max-Age, and the
-  signature's age, checked on every request). The user is read from the database on every request,
-  so a changed role or a removed user takes effect at once. A login issues a new token.
+  signature's age, checked on every request). A login also starts a session in Redis, which the
+  cookie names and logout deletes: a copied cookie ends with the session. The user is read from
+  the database on every request, so a changed role or a removed user takes effect at once. A
+  login issues a new token.
 - **CSRF.** Every form carries the session's token; a POST without it, or with another, is
   refused (403) before anything else is read.
 - **The client's address and HTTPS** are the TCP peer's, unless the peer is a trusted proxy
   (CUBEHOOK_CONSOLE_TRUSTED_PROXIES): then X-Forwarded-For (the nearest address not itself a trusted
   proxy) and X-Forwarded-Proto. Only then is the single-sign-on header believed.
-- **Throttling.** Failed logins are counted in Redis per user name and per address over a window;
-  past either limit a login is refused (429) without checking any password.
+- **Throttling.** Login attempts are counted in Redis per user name and per address over a window,
+  before the password is checked (so attempts sent at once are counted at once); past either limit
+  a login is refused (429) without checking any password; a success clears the name's count.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class Who:
     address: str
     https: bool
     renew: bool  # the cookie must be (re)issued with this token
+    session: str | None = None  # the logged-in session the cookie names (None: not logged in)
 
     @property
     def actor(self) -> Actor:
@@ -91,12 +95,18 @@ class Auth:
                 )
             renew = csrf is None or name != sso
             return Who(user, secrets.token_urlsafe(24) if renew else str(csrf), address, https, renew)
-        user = self.users.get(name) if name else None
+        session = data.get("s") if isinstance(data.get("s"), str) else None
+        user = self.users.get(name) if name and session and self._live(session, name) else None
         if user is not None and not user.has_password:
             user = None  # a single-sign-on user, now without the proxy's word for it
         if csrf is None:
             return Who(None, secrets.token_urlsafe(24), address, https, True)
-        return Who(user, csrf, address, https, False)
+        return Who(user, csrf, address, https, False, session if user else None)
+
+    def _live(self, session: str, name: str) -> bool:
+        stored = self.redis.get(keys.console_session(session))
+        stored_name = stored.decode() if isinstance(stored, bytes) else stored
+        return stored_name is not None and hmac.compare_digest(stored_name.encode(), name.encode())
 
     def require(self, request: Request, role: Role) -> Who:
         """The logged-in visitor with at least ``role``; else Refused (a GET is sent to log in)."""
@@ -139,9 +149,15 @@ class Auth:
     def issue(self, response: Response, who: Who, user: str | None, csrf: str | None = None) -> str:
         """Set the session cookie for ``user`` (None: anonymous) with ``csrf`` (new when None)."""
         token = csrf or secrets.token_urlsafe(24)
+        payload: dict[str, Any] = {"u": user, "c": token}
+        if user is not None and who.user is None:  # a login, not a single-sign-on visit
+            payload["s"] = secrets.token_urlsafe(24)
+            self.redis.set(keys.console_session(payload["s"]), user, ex=self.max_age)
+        elif who.session is not None:
+            payload["s"] = who.session
         response.set_cookie(
             COOKIE,
-            self.signer.dumps({"u": user, "c": token}),
+            self.signer.dumps(payload),
             max_age=self.max_age,
             path="/",
             httponly=True,
@@ -151,6 +167,10 @@ class Auth:
         return token
 
     def clear(self, response: Response, who: Who) -> None:
+        """Log out: the session ends in Redis (a copy of the cookie is worth nothing), then in the
+        browser."""
+        if who.session is not None:
+            self.redis.delete(keys.console_session(who.session))
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax", secure=self._secure(who))
 
     def _secure(self, who: Who) -> bool:
@@ -176,6 +196,8 @@ class Auth:
             raise Refused(
                 400, "Unreadable form", "The form could not be read; nothing was changed."
             ) from None
+        if any("\x00" in name or "\x00" in value for name, value in pairs):  # refused by PostgreSQL
+            raise Refused(400, "Unreadable form", "The form holds a NUL character; nothing was changed.")
         fields: dict[str, str] = {}
         for name, value in pairs:
             fields.setdefault(name, value)
@@ -191,13 +213,19 @@ class Auth:
     # --- failed logins ---------------------------------------------------------------------------
 
     def throttled(self, name: str, address: str) -> int:
-        """Seconds until logins for ``name`` from ``address`` are tried again; 0: go ahead."""
+        """Count this attempt for ``name`` and ``address``, then the seconds until logins for them
+        are tried again; 0: go ahead. Counted before the password is checked, in one transaction,
+        so that attempts sent at once cannot all pass on the count from before them."""
         user_key, address_key = self._failure_keys(name, address)
-        with self.redis.pipeline(transaction=False) as pipe:
+        window = self.settings.login_window_seconds
+        with self.redis.pipeline() as pipe:
             for key in (user_key, address_key):
-                pipe.get(key)
+                pipe.incr(key)
+                pipe.expire(key, window, nx=True)
                 pipe.ttl(key)
-            user_count, user_ttl, address_count, address_ttl = pipe.execute()
+            user_count, _, user_ttl, address_count, _, address_ttl = pipe.execute()
+        # This attempt is counted: the limit is on the ones before it.
+        user_count, address_count = int(user_count) - 1, int(address_count) - 1
         waits = []
         if int(user_count or 0) >= self.settings.login_max_failures_per_user:
             waits.append(max(int(user_ttl), 1))
@@ -205,16 +233,14 @@ class Auth:
             waits.append(max(int(address_ttl), 1))
         return max(waits, default=0)
 
-    def failed(self, name: str, address: str) -> None:
-        window = self.settings.login_window_seconds
+    def succeeded(self, name: str, address: str) -> None:
+        """A login went through: the name's count is cleared, and the attempt no longer counts
+        against the address."""
+        user_key, address_key = self._failure_keys(name, address)
         with self.redis.pipeline() as pipe:
-            for key in self._failure_keys(name, address):
-                pipe.incr(key)
-                pipe.expire(key, window, nx=True)
+            pipe.delete(user_key)
+            pipe.decr(address_key)
             pipe.execute()
-
-    def succeeded(self, name: str) -> None:
-        self.redis.delete(keys.console_login_failures("user", name))
 
     @staticmethod
     def _failure_keys(name: str, address: str) -> tuple[str, str]:

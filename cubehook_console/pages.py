@@ -80,7 +80,6 @@ async def login(request: Request) -> Response:
         )
     user = await run_in_threadpool(console.users.authenticate, name, password)
     if user is None:
-        await run_in_threadpool(auth.failed, name, who.address)
         await run_in_threadpool(
             console.trail.record,
             Actor(actor_name, who.address),
@@ -92,7 +91,7 @@ async def login(request: Request) -> Response:
         return console.page(
             request, who, "login.html", status=401, next=target, name=name, error="Wrong name or password."
         )
-    await run_in_threadpool(auth.succeeded, name)
+    await run_in_threadpool(auth.succeeded, name, who.address)
     await run_in_threadpool(console.trail.record, Actor(user.name, who.address), "login", None, True)
     response = RedirectResponse(target, status_code=303)
     auth.issue(response, who, user.name)  # a new token: nothing from before the login carries over

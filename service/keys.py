@@ -67,9 +67,16 @@ def watchdog_alerted(webhook_id: str) -> str:
 
 # --- the console (cubehook_console) -------------------------------------------------------------
 CONSOLE_LOGIN_FAILURES = PREFIX + "console:login_failures:"  # + user|address:<digest>; the window
+CONSOLE_SESSION = PREFIX + "console:session:"  # + the cookie's session id -> the user; its expiry
 
 
 def console_login_failures(kind: str, subject: str) -> str:
     """Failed logins in the current window, for one user name or one client address (``kind``).
     The subject is hashed: a name typed in the wrong field may be a password, and never a key."""
     return f"{CONSOLE_LOGIN_FAILURES}{kind}:{hashlib.sha256(subject.encode()).hexdigest()[:32]}"
+
+
+def console_session(session_id: str) -> str:
+    """A logged-in console session: the user's name, until logout or the session's expiry. A cookie
+    whose session is not here is not logged in, however well it is signed."""
+    return CONSOLE_SESSION + session_id

@@ -198,7 +198,9 @@ def alembic_config() -> Config:
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, pool_pre_ping=True)
+    # hide_parameters: a failed statement's error (and so a log line) never carries its values,
+    # which can be a customer's data or a note a reviewer typed.
+    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
     if engine.dialect.name == "sqlite":
         # Several worker processes share the file: WAL lets readers and one writer coexist, and a
         # writer waits for the lock instead of failing at once.

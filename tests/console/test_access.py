@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -126,8 +127,10 @@ def test_failed_logins_are_throttled_per_user_then_per_address(
     assert attempt("viewer", PASSWORD) == 303  # another user, same address: 3 of 5 failures so far
     client = app_client()  # logged in, the client's token changed: a fresh visitor from the same address
     token = csrf(client.get("/login").text)
-    assert [attempt(f"n{i}", "wrong") for i in range(2)] == [401, 401]
-    assert attempt("operator", PASSWORD) == 429  # the address has had 5
+    assert attempt("n0", "wrong") == 401
+    # The address has had 5 that count: 3 failures, the refused attempt (counted before any check),
+    # one more failure; the good login does not count against it.
+    assert attempt("operator", PASSWORD) == 429
     user_key = keys.console_login_failures("user", "reviewer")
     assert 0 < redis.ttl(user_key) <= console.options.login_window_seconds
     assert "reviewer" not in user_key  # names are hashed in keys
@@ -256,3 +259,54 @@ def test_security_headers_on_every_answer(console: Console, app_client: Callable
     assert client.get("/login?next=//evil.example").status_code == 200
     login(client, "viewer")
     assert client.get("/login?next=//evil.example").headers["location"] == "/queue"
+
+
+def test_attempts_sent_at_once_are_counted_at_once(
+    console: Console, app_client: Callable[..., TestClient]
+) -> None:
+    """Each attempt is counted before its password is checked: twenty wrong passwords sent together
+    cannot all pass on the count from before them."""
+    client = app_client()
+    token = csrf(client.get("/login").text)
+
+    def attempt(_: int) -> int:
+        return client.post(
+            "/login", data={"name": "reviewer", "password": "wrong", "csrf": token}
+        ).status_code
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(attempt, range(20)))
+    assert answers.count(401) == console.options.login_max_failures_per_user
+    assert answers.count(429) == 20 - console.options.login_max_failures_per_user
+
+
+def test_logging_out_ends_the_session_for_every_copy_of_the_cookie(
+    console: Console, app_client: Callable[..., TestClient]
+) -> None:
+    client = app_client()
+    answer = client.post(
+        "/login", data={"name": "operator", "password": PASSWORD, "csrf": csrf(client.get("/login").text)}
+    )
+    assert answer.status_code == 303
+    copied = dict(client.cookies)
+    page = client.get("/queue")
+    assert page.status_code == 200
+    assert client.post("/logout", data={"csrf": csrf(page.text)}).status_code == 303
+    thief = app_client()
+    thief.cookies.update(copied)
+    assert thief.get("/queue", follow_redirects=False).status_code == 303  # sent to log in
+    assert thief.post("/operations/dead-letters/x/replay", data={"csrf": csrf(page.text)}).status_code == 401
+
+
+def test_a_nul_character_is_a_clear_400_with_the_security_headers(
+    console: Console, app_client: Callable[..., TestClient]
+) -> None:
+    client = app_client()
+    for path in ("/sessions/a%00b", "/queue?template=a%00b"):
+        answer = client.get(path)
+        assert answer.status_code == 400, path
+        assert answer.headers["x-content-type-options"] == "nosniff"
+    token = csrf(client.get("/login").text)
+    answer = client.post("/login", data={"name": "Jane Doe\x00", "password": "x", "csrf": token})
+    assert answer.status_code == 400
+    assert "NUL" in answer.text
