@@ -139,7 +139,12 @@ async def session(request: Request) -> Response:
     told = await run_in_threadpool(story, console, session_id)
     if told is None:
         raise Refused(404, "Unknown session", f"Nothing is on record about session {session_id}.")
-    decided = request.query_params.get("decided")
+    # Said only of a decision of this session that this user made: a link cannot forge the notice.
+    asked = request.query_params.get("decided")
+    mine = who.user.name if who.user else None
+    decided = next(
+        (d.decision_id for d in told.decisions if d.decision_id == asked and d.decided_by == mine), None
+    )
     return console.page(
         request,
         who,

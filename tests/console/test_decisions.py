@@ -71,6 +71,13 @@ def test_a_reviewer_approves_a_rejected_session_and_onboarding_receives_it_signe
     before = client.get(answer.headers["location"]).text  # its actions queued, not run yet
     assert '<strong>onboarding</strong> <span class="badge queued">queued</span>' in before
     assert '<strong>alert</strong> <span class="badge queued">queued</span>' in before
+    assert 'id="decided"' in before  # "your decision ... is recorded"
+    # The notice is said of this user's own decision only: a link cannot forge it.
+    assert 'id="decided"' not in client.get(f"/sessions/{sid}?decided=dec_forged").text
+    automatic_id = automatic["decision_id"]
+    assert 'id="decided"' not in client.get(f"/sessions/{sid}?decided={automatic_id}").text
+    other = login(app_client(), "operator")
+    assert 'id="decided"' not in other.get(answer.headers["location"]).text
     pipeline.work()  # the workers run its actions, as for any decision
 
     # Onboarding received the person's decision, verified as a receiver would.
