@@ -58,6 +58,7 @@ HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
+HEADERS_BY_NAME = {name.decode(): value.decode() for name, value in HEADERS}  # for a Response
 
 
 @dataclass
@@ -182,7 +183,7 @@ class SecurityHeaders:
             # No name, id or filter holds a NUL (PostgreSQL refuses it in text): a clear 400.
             await PlainTextResponse(
                 "400: an address with a NUL character; nothing was read or changed\n", 400,
-                headers=dict((k.decode(), v.decode()) for k, v in HEADERS),
+                headers=HEADERS_BY_NAME,
             )(scope, receive, send)  # fmt: skip
             return
 
@@ -216,7 +217,7 @@ def create_console_app(console: Console) -> Starlette:
         # Starlette answers a 500 outside every middleware: the security headers are added here.
         said = "The console could not answer; nothing was changed by this request. The error is in its log."
         page = await refused(request, Refused(500, "Something went wrong", said))
-        page.headers.update({k.decode(): v.decode() for k, v in HEADERS})
+        page.headers.update(HEADERS_BY_NAME)
         return page
 
     async def not_allowed(request: Request, exc: Exception) -> Response:

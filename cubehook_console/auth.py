@@ -105,8 +105,9 @@ class Auth:
 
     def _live(self, session: str, name: str) -> bool:
         stored = self.redis.get(keys.console_session(session))
-        stored_name = stored.decode() if isinstance(stored, bytes) else stored
-        return stored_name is not None and hmac.compare_digest(stored_name.encode(), name.encode())
+        if stored is None:
+            return False
+        return hmac.compare_digest(stored if isinstance(stored, bytes) else stored.encode(), name.encode())
 
     def require(self, request: Request, role: Role) -> Who:
         """The logged-in visitor with at least ``role``; else Refused (a GET is sent to log in)."""
@@ -225,11 +226,10 @@ class Auth:
                 pipe.ttl(key)
             user_count, _, user_ttl, address_count, _, address_ttl = pipe.execute()
         # This attempt is counted: the limit is on the ones before it.
-        user_count, address_count = int(user_count) - 1, int(address_count) - 1
         waits = []
-        if int(user_count or 0) >= self.settings.login_max_failures_per_user:
+        if int(user_count) - 1 >= self.settings.login_max_failures_per_user:
             waits.append(max(int(user_ttl), 1))
-        if int(address_count or 0) >= self.settings.login_max_failures_per_address:
+        if int(address_count) - 1 >= self.settings.login_max_failures_per_address:
             waits.append(max(int(address_ttl), 1))
         return max(waits, default=0)
 
