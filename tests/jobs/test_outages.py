@@ -54,7 +54,9 @@ def closed_port() -> int:
 
 
 def waits(function: str, reason: str) -> float:
-    return REGISTRY.get_sample_value("cubehook_job_waits_total", {"function": function, "reason": reason}) or 0
+    return (
+        REGISTRY.get_sample_value("cubehook_job_waits_total", {"function": function, "reason": reason}) or 0
+    )
 
 
 def run_scheduled(pipeline: Pipeline) -> list[str]:
@@ -188,9 +190,13 @@ def test_the_ledger_requeues_what_a_forgetful_redis_lost(
     assert states == {decided[sids[0]]: ["failed"], decided[sids[1]]: ["failed"], decided[sids[2]]: []}
     redis.flushdb()  # Redis comes back empty: the retries and the queued action are gone
     receiver.requests.clear()
-    report = ledger.reconcile(runtime.audit, runtime.processor.dispatcher, datetime.now(UTC) - timedelta(hours=1))
+    report = ledger.reconcile(
+        runtime.audit, runtime.processor.dispatcher, datetime.now(UTC) - timedelta(hours=1)
+    )
     assert len(report.requeued) == 3
-    again = ledger.reconcile(runtime.audit, runtime.processor.dispatcher, datetime.now(UTC) - timedelta(hours=1))
+    again = ledger.reconcile(
+        runtime.audit, runtime.processor.dispatcher, datetime.now(UTC) - timedelta(hours=1)
+    )
     assert again.requeued == []  # their jobs are live now: not queued twice
     pipeline.work()
     delivered = sorted(headers["webhook-id"].split(".")[0] for _, headers, _ in receiver.requests)
@@ -231,5 +237,3 @@ def test_a_redis_restart_that_kept_its_data_is_no_loss(runtime: Runtime, redis: 
     later = Epoch(redis, runtime.audit, losses.append)  # a worker started after the restart
     assert later.check() is False
     assert losses == []
-
-
