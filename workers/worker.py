@@ -26,7 +26,7 @@ from service.rq_jobs import JOB_OPTIONS, JobFunction, rq_queue
 from service.settings import Settings, WorkerClass
 from workers.dispatch import next_attempt
 from workers.leases import KEEPER
-from workers.outages import HEALTH, Dependency, wait_for
+from workers.outages import HEALTH, Dependency, quiet_rq_outage_chatter, wait_for
 from workers.recovery import WORKER_PREFIX, Recovery, alive_key
 from workers.runtime import Runtime
 from workers.watch import Watch
@@ -105,6 +105,7 @@ def run(settings: Settings, built: Runtime, burst: bool) -> None:
     own_queue = rq_queue(settings.queue_name, own_redis)
     watch = Watch(build_recovery(settings, own_redis), settings, own_queue, built)
     stop = threading.Event()
+    quiet_rq_outage_chatter()
     watch.start()
     try:
         while not stop.is_set():
