@@ -69,20 +69,20 @@ class ScriptBatcher:
         if any(isinstance(a, NoScriptError) for a in answers):  # a restarted or flushed Redis
             await self.client.script_load(self.script)
             answers = await self._pipeline(batch, needed)
-        return answers
+        if not (needed and self.replicas):
+            return answers
+        failed = self.replicas.shortfall(answers.pop(), needed)  # WAIT's answer, last
+        if failed is None:
+            return answers
+        return [a if isinstance(a, BaseException) else failed for a in answers]
 
     async def _pipeline(
         self, batch: list[tuple[Sequence[str], Sequence[EncodableT], Any]], needed: int
     ) -> list[Any]:
+        """Each call's answer (or error), then WAIT's when ``needed``."""
         async with self.client.pipeline(transaction=False) as pipe:
             for keys, args, _future in batch:
                 pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
             if needed and self.replicas:
                 pipe.execute_command("WAIT", needed, self.replicas.timeout_ms)
-            answers = list(await pipe.execute(raise_on_error=False))
-        if not (needed and self.replicas):
-            return answers
-        failed = self.replicas.shortfall(answers.pop(), needed)
-        if failed is None:
-            return answers
-        return [a if isinstance(a, BaseException) else failed for a in answers]
+            return list(await pipe.execute(raise_on_error=False))

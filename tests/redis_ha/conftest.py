@@ -92,6 +92,7 @@ class Replicated:
 
     def master_port(self) -> int:
         answer = self.sentinels[0].client().sentinel_get_master_addr_by_name(SERVICE)
+        assert isinstance(answer, tuple | list)
         return int(answer[1])
 
     def nodes(self) -> list[Node]:
