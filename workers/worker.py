@@ -19,9 +19,9 @@ from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker, Worker
 from rq.job import Job
 
-from service.errors import CubehookError, PermanentError
+from service.errors import ConfigError, CubehookError, PermanentError
 from service.log import get_logger
-from service.queue import redis_client
+from service.redis import is_sentinel_managed, redis_client
 from service.rq_jobs import JOB_OPTIONS, JobFunction, rq_queue
 from service.settings import Settings, WorkerClass
 from workers.dispatch import next_attempt
@@ -88,6 +88,17 @@ def build_recovery(settings: Settings, redis: Redis) -> Recovery:
     return Recovery(redis, queue, settings.recovery_interval_seconds, overdue)
 
 
+def refuse_unsupported(settings: Settings, redis: Redis) -> None:
+    """RQ 3's forking worker starts each job's process with a connection rebuilt from the pool's
+    host and port (rq/worker/worker_classes.py, fork_work_horse): a Sentinel pool has neither, so
+    the job would reach whatever listens on localhost. Raises ConfigError for that pair."""
+    if settings.worker_class is WorkerClass.FORK and is_sentinel_managed(redis):
+        raise ConfigError(
+            "CUBEHOOK_WORKER_CLASS=fork cannot run on a Sentinel URL (RQ's job processes reconnect by "
+            "host and port): use CUBEHOOK_WORKER_CLASS=simple"
+        )
+
+
 def run(settings: Settings, built: Runtime, burst: bool) -> None:
     """Work the queue until stopped (or, with ``burst``, until it is empty), through any number of
     Redis outages.
@@ -101,6 +112,7 @@ def run(settings: Settings, built: Runtime, burst: bool) -> None:
     # RQ raises its connection's socket timeout to suit its blocking dequeue; the leases and the
     # watch keep their own connection, with the short timeouts, so an outage is noticed in seconds.
     rq_redis, own_redis = redis_client(settings), redis_client(settings)
+    refuse_unsupported(settings, rq_redis)
     queue = rq_queue(settings.queue_name, rq_redis)
     own_queue = rq_queue(settings.queue_name, own_redis)
     watch = Watch(build_recovery(settings, own_redis), settings, own_queue, built)
