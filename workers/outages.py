@@ -133,10 +133,9 @@ class RQOutageChatter(logging.Filter):
         away = any(s in text for s in self.SAYS_REDIS_IS_AWAY)
         if not away and record.exc_info and isinstance(record.exc_info[1], RedisError):
             away = True
-        if not away and "raised an exception" in text and record.args:
-            away = any("redis.exceptions" in str(arg) for arg in record.args)  # the scheduler's traceback
         if away:
-            HEALTH.saw(Dependency.REDIS, up=False, error=text % record.args if record.args else text)
+            said = (text % record.args) if record.args else text
+            HEALTH.saw(Dependency.REDIS, up=False, error="RQ: " + said.splitlines()[0][:200])
         return not away
 
 
