@@ -22,6 +22,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
+from redis.exceptions import RedisError
 from rq import Queue
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -41,6 +42,7 @@ from service.settings import Settings
 from workers.audit import AuditStore
 from workers.dispatch import Dispatcher
 from workers.manual import ManualDecisions
+from workers.outages import DATABASE_ERRORS, Dependency, wait_for
 from workers.rules import load_rules
 from workers.runtime import migrate
 from workers.sessions import SessionStore
@@ -108,6 +110,11 @@ class Console:
         )
         redis = redis_client(settings)
         audit = AuditStore.from_url(settings.database_url, settings.snapshot_mode)
+        # Started while Redis or the database is away (a restart of everything at once): wait for
+        # them, saying so once each, rather than exit into a crash loop (workers.outages).
+        never = lambda: False  # noqa: E731
+        wait_for(Dependency.REDIS, redis.ping, never, retry_on=(RedisError,))
+        wait_for(Dependency.DATABASE, audit.needs_migration, never, retry_on=DATABASE_ERRORS)
         migrate(audit, redis)
         queue = rq_queue(settings.queue_name, redis)
         rng = random.Random()  # noqa: S311 - retry jitter, not secrets

@@ -37,7 +37,7 @@ def _read(console: Console) -> dict[str, Any]:
     }
     return {
         "health": read_status(console.settings, console.redis, console.audit),
-        "letters": dead_letters(console.queue),
+        "letters": dead_letters(console.queue, console.audit),
         "webhooks": sorted(webhooks.items()),
         "recent": console.trail.latest(20),
     }
