@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from cubehook_console.app import Console, console_of
 from cubehook_console.auth import Refused, Who
+from cubehook_console.state import Console, console_of
 from cubehook_console.users import Role
 from service import keys, quarantine
 from service.errors import CubehookError, QueueUnavailable
