@@ -14,10 +14,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from service.app import create_apps
 from service.log import configure_logging
-from service.serve import configs
 from service.settings import Settings
+from service.web.app import create_apps
+from service.web.serve import configs
 
 
 def main() -> None:

@@ -54,7 +54,7 @@ def runtime(wait: bool = False) -> Runtime:
 
 
 def redis(loaded: Settings) -> Redis:
-    from service.queue import redis_client
+    from service.redis import redis_client
 
     return redis_client(loaded)
 

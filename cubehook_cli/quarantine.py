@@ -38,7 +38,7 @@ def _with_quarantine(action: Callable[[Quarantine], Awaitable[T]]) -> T:
     import asyncio
 
     from service.quarantine import Quarantine
-    from service.queue import async_redis_client
+    from service.redis import async_redis_client
 
     loaded = settings()
 

@@ -17,7 +17,7 @@ from service.log import configure_logging
 def web(host: str | None, port: int | None, admin_host: str | None, admin_port: int | None) -> None:
     """Serve POST /webhooks/complycube (and /healthz) on the public listener, and /healthz,
     /readyz, /metrics and /openapi.json on the admin listener. One process: scale with replicas."""
-    from service.serve import run
+    from service.web.serve import run
 
     options = {"host": host, "port": port, "admin_host": admin_host, "admin_port": admin_port}
     loaded = settings().model_copy(update={k: v for k, v in options.items() if v is not None})

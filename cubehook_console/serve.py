@@ -15,7 +15,7 @@ import uvicorn
 from cubehook_console.app import build_app
 from cubehook_console.settings import ConsoleSettings
 from cubehook_console.users import Actor, Role, Trail, UserStore
-from service.http_limits import LimitedHttpToolsProtocol
+from service.head_limits import LimitedHttpToolsProtocol
 from service.log import get_logger
 from service.settings import Settings
 from workers.audit import AuditStore

@@ -28,7 +28,7 @@ from cubehook_console.settings import ConsoleSettings
 from cubehook_console.users import Trail, UserStore
 from service.intake import Intake
 from service.quarantine import Quarantine
-from service.queue import async_redis_client, redis_client
+from service.redis import async_redis_client, redis_client
 from service.rq_jobs import rq_queue
 from service.settings import Settings
 from workers.audit import AuditStore

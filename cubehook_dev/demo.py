@@ -18,7 +18,7 @@ from rq import Queue
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
 from cubehook_dev.story import Line, Story, delivery_line, job_line
-from service.queue import redis_client
+from service.redis import redis_client
 from service.rq_jobs import rq_queue
 from service.settings import Settings
 

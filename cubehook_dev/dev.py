@@ -20,7 +20,7 @@ from cubehook_dev import devenv
 from cubehook_dev.devredis import EmbeddedRedis, free_port
 from cubehook_dev.processes import OrderedManager, terminal_foreground
 from service.log import scrub_text
-from service.serve import ensure_free
+from service.web.serve import ensure_free
 
 # Stopped in this order (then the embedded Redis): nothing new comes in, then the worker finishes
 # the job in hand, then what that job may still need.

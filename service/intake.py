@@ -31,7 +31,8 @@ from service.events import Event, Resource, Unreadable, read_event, summary
 from service.log import get_logger
 from service.metrics import ENQUEUE_SECONDS, QUARANTINE_EVICTED, QUARANTINED, count_ignored
 from service.quarantine import IgnoredTypes, Quarantine
-from service.queue import EventQueue, Submitted, async_redis_client, redis_client
+from service.queue import EventQueue, Submitted
+from service.redis import async_redis_client, redis_client
 from service.rq_jobs import EventRef
 from service.settings import Settings
 from service.signature import verify

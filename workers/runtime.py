@@ -19,7 +19,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from service import keys
-from service.queue import redis_client
+from service.redis import redis_client
 from service.rq_jobs import job_retry, rq_queue
 from service.settings import Settings, load_settings
 from workers.actions import PersonalData

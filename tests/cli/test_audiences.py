@@ -88,5 +88,5 @@ def test_cubehook_web_never_loads_a_worker_or_dev_module(redis_url: str, tmp_pat
         assert httpx2.post(url, content=body, headers=signature(body), timeout=10).status_code == 202
         assert httpx2.get(f"{admin}/metrics", timeout=10).status_code == 200
     modules = report.read_text().split()
-    assert {"cubehook_cli.serve", "service.serve", "service.intake", "service.queue"} <= set(modules)
+    assert {"cubehook_cli.serve", "service.web.serve", "service.intake", "service.queue"} <= set(modules)
     assert [m for m in modules if m.split(".")[0] in ("workers", "cubehook_dev")] == []

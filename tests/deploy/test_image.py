@@ -66,7 +66,7 @@ def test_the_images_wheel_holds_service_workers_and_the_cli_only(wheel: Path) ->
         "cubehook_cli",
     }
     for data in (
-        "service/openapi.json",
+        "service/web/openapi.json",
         "workers/actions/decision.schema.json",
         "workers/migrations/script.py.mako",
         "cubehook_console/templates/session.html",

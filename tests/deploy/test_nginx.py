@@ -19,9 +19,9 @@ from redis import Redis
 from rq import Queue
 
 from cubehook_dev.devredis import EmbeddedRedis, free_port
-from service.app import create_apps
-from service.serve import configs
 from service.settings import Settings
+from service.web.app import create_apps
+from service.web.serve import configs
 from tests.conftest import ROOT, SECRET, event_body, received, serving_config, signature
 
 SHIPPED = ROOT / "deploy" / "nginx"

@@ -16,10 +16,10 @@ from pydantic import SecretStr
 from redis import Redis
 from starlette.testclient import TestClient
 
-from service.app import create_app
 from service.errors import UpstreamMalformed
 from service.rq_jobs import rq_queue
 from service.settings import Settings
+from service.web.app import create_app
 from tests.conftest import SECRET, event_body, signature
 from workers.complycube import ComplyCubeClient
 

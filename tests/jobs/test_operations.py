@@ -154,7 +154,7 @@ def test_status_shows_the_quarantine_and_the_ignored_types(
     # the intake's logger must not be cached to stderr here, or later tests could not capture it.
     from starlette.testclient import TestClient
 
-    from service.app import create_app
+    from service.web.app import create_app
     from tests.conftest import event_body, signature
 
     bodies = [event_body(event_id=f"st-{n}", event_type=t, resource_type="x")

@@ -11,9 +11,9 @@ from prometheus_client import REGISTRY
 from redis import Redis
 from starlette.testclient import TestClient
 
-from service.app import create_app
 from service.rq_jobs import job_id_for, rq_queue
 from service.settings import Settings
+from service.web.app import create_app
 from tests.conftest import event_body, signature
 from tests.redis_ha.conftest import Replicated, wait_until
 

@@ -7,9 +7,9 @@ from redis import Redis
 from rq import Queue
 from starlette.testclient import TestClient
 
-from service.app import Apps, create_apps
 from service.rq_jobs import rq_queue
 from service.settings import Settings
+from service.web.app import Apps, create_apps
 
 
 @pytest.fixture

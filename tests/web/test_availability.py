@@ -11,10 +11,10 @@ from redis import Redis
 from starlette.testclient import TestClient
 
 from cubehook_dev.devredis import EmbeddedRedis
-from service.app import create_app, create_apps
 from service.queue import seen_key
 from service.rq_jobs import rq_queue
 from service.settings import Settings
+from service.web.app import create_app, create_apps
 from tests.conftest import SECRET, event_body, signature
 
 URL = "/webhooks/complycube"

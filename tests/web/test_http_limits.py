@@ -1,4 +1,4 @@
-"""The public listener as `cubehook web` configures it (service.serve.configs), over raw sockets:
+"""The public listener as `cubehook web` configures it (service.web.serve.configs), over raw sockets:
 request heads bounded in size and in time, idle connections closed, a concurrency limit; and
 none of it in the way of ordinary deliveries."""
 
@@ -17,9 +17,9 @@ from redis import Redis
 from rq import Queue
 
 from cubehook_dev.devredis import free_port
-from service.app import create_apps
-from service.serve import configs
 from service.settings import Settings
+from service.web.app import create_apps
+from service.web.serve import configs
 from tests.conftest import event_body, received, serving_config, signature
 
 HEAD_TIMEOUT = 0.5

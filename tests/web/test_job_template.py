@@ -125,7 +125,7 @@ def test_a_template_that_does_not_match_rq_is_not_used(
 def test_without_a_template_the_asyncio_path_queues_once_too(
     make_settings: Callable[..., Settings], redis: Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from service.queue import async_redis_client
+    from service.redis import async_redis_client
 
     monkeypatch.setattr(JobTemplate, "expand", lambda self, values: [])
     settings = make_settings()

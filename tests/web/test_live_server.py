@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator
 import pytest
 from redis import Redis
 
-from service.app import create_app
 from service.rq_jobs import rq_queue
 from service.settings import Settings
+from service.web.app import create_app
 from tests.conftest import event_body, serving, signature
 
 LIMIT = 64 * 1024

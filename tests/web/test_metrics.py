@@ -11,8 +11,8 @@ from redis import Redis
 from rq import Queue
 from starlette.testclient import TestClient
 
-from service.app import create_apps
 from service.settings import Settings
+from service.web.app import create_apps
 from tests.conftest import event_body, signature
 
 

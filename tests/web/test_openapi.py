@@ -1,4 +1,4 @@
-"""The OpenAPI document (service/openapi.json) against the public app: every route documented, and
+"""The OpenAPI document (service/web/openapi.json) against the public app: every route documented, and
 requests generated from it by schemathesis (valid and invalid ones, signed and not) answered only
 as it documents, never with a 5xx other than 503, never queuing a job without a valid signature."""
 
@@ -18,10 +18,10 @@ from redis import Redis
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 from starlette.routing import Route
 
-from service.app import create_app, create_apps
-from service.health import OPENAPI
 from service.rq_jobs import rq_queue
 from service.settings import Settings
+from service.web.app import create_app, create_apps
+from service.web.health import OPENAPI
 from tests.conftest import SECRET, serving, signature
 
 SCHEMA = schemathesis.openapi.from_path(OPENAPI)

@@ -17,13 +17,13 @@ from starlette.testclient import TestClient
 
 from cubehook_dev.devredis import EmbeddedRedis
 from service import quarantine
-from service.app import create_app
 from service.events import Flaw, Unreadable
 from service.intake import Intake, Replayed, run_with_intake
 from service.quarantine import INDEX, ITEM, Item
 from service.rq_jobs import rq_queue
 from service.settings import Settings
 from service.signature import sign
+from service.web.app import create_app
 from tests.conftest import OTHER_SECRET, SECRET, event_body, signature
 
 URL = "/webhooks/complycube"

@@ -14,13 +14,13 @@ from redis import Redis
 from rq import Queue
 from starlette.testclient import TestClient
 
-from service.app import create_app
 from service.errors import ConfigError
 from service.quarantine import text
 from service.queue import seen_key
 from service.rq_jobs import JobFunction
 from service.settings import Settings
 from service.signature import sign
+from service.web.app import create_app
 from tests.conftest import OTHER_SECRET, SECRET, event_body, fixture_bytes, signature
 
 URL = "/webhooks/complycube"

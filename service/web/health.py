@@ -16,7 +16,7 @@ OPENAPI = Path(__file__).with_name("openapi.json")
 
 
 async def openapi(_request: Request) -> Response:
-    """The OpenAPI document of this HTTP API (service/openapi.json)."""
+    """The OpenAPI document of this HTTP API (service/web/openapi.json)."""
     return Response(OPENAPI.read_bytes(), media_type="application/json")
 
 

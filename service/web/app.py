@@ -19,12 +19,12 @@ from redis import Redis
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from service.health import healthz, metrics, openapi, readyz
 from service.intake import Intake
 from service.metrics import QueueCollector
-from service.queue import async_redis_client, redis_client
+from service.redis import async_redis_client, redis_client
 from service.settings import Settings
-from service.webhooks import receive_complycube
+from service.web.health import healthz, metrics, openapi, readyz
+from service.web.webhooks import receive_complycube
 
 
 class Apps(NamedTuple):

@@ -17,10 +17,10 @@ from typing import Any
 
 import uvicorn
 
-from service.app import Apps, create_apps
 from service.errors import ConfigError
-from service.http_limits import LimitedHttpToolsProtocol
+from service.head_limits import LimitedHttpToolsProtocol
 from service.settings import Settings
+from service.web.app import Apps, create_apps
 
 # The admin listener serves the kubelet's probes and a Prometheus or two: a few at a time.
 ADMIN_LIMIT_CONCURRENCY = 16
