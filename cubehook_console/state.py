@@ -10,7 +10,6 @@ person's decision (workers.manual: the dispatcher queues its actions), a dead le
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,7 +17,6 @@ from datetime import datetime
 from jinja2 import Environment, PackageLoader, select_autoescape
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
-from redis.exceptions import RedisError
 from rq import Queue
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -34,9 +32,8 @@ from service.settings import Settings
 from workers.audit import AuditStore
 from workers.dispatch import Dispatcher
 from workers.manual import ManualDecisions
-from workers.outages import DATABASE_ERRORS, Dependency, wait_for
+from workers.outages import wait_until_reachable
 from workers.rules import load_rules
-from workers.runtime import migrate
 from workers.sessions import SessionStore
 
 
@@ -86,19 +83,12 @@ class Console:
             settings.rules_file, environ, settings.allow_insecure_transport, require_secrets=False
         )
         redis = redis_client(settings)
-        audit = AuditStore.from_url(settings.database_url, settings.snapshot_mode)
-        # Started while Redis or the database is away (a restart of everything at once): wait for
-        # them, saying so once each, rather than exit into a crash loop (workers.outages).
-        never = lambda: False  # noqa: E731
-        wait_for(Dependency.REDIS, redis.ping, never, retry_on=(RedisError,))
-        wait_for(Dependency.DATABASE, audit.needs_migration, never, retry_on=DATABASE_ERRORS)
-        migrate(audit, redis)
+        audit = AuditStore.from_settings(settings)
+        wait_until_reachable(redis, audit.needs_migration)
+        audit.migrate(lock=redis)
         queue = rq_queue(settings.queue_name, redis)
-        rng = random.Random()  # noqa: S311 - retry jitter, not secrets
-        dispatcher = Dispatcher(
-            rules, queue, settings.action_retry_intervals, rng, settings.result_ttl_seconds
-        )
-        store = SessionStore(redis, settings.session_lock_seconds, settings.session_state_ttl_seconds)
+        dispatcher = Dispatcher.from_settings(settings, rules, queue)
+        store = SessionStore.from_settings(settings, redis)
         users = UserStore(audit.engine)
         return cls(
             settings,

@@ -17,13 +17,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from redis import Redis
 from sqlalchemy import Connection, Engine, insert, make_url, select, update
 from sqlalchemy.exc import IntegrityError
 
+from service import keys
 from service.errors import NoAuditTrail
 from service.events import parse_time
 from service.log import scrub_text
-from service.settings import SnapshotMode
+from service.settings import Settings, SnapshotMode
 from workers import privacy
 from workers.audit_schema import (
     Claim,
@@ -56,6 +58,10 @@ class AuditStore:
         return cls(make_engine(url), snapshot_mode)
 
     @classmethod
+    def from_settings(cls, settings: Settings) -> AuditStore:
+        return cls.from_url(settings.database_url, settings.snapshot_mode)
+
+    @classmethod
     def existing(cls, url: str, snapshot_mode: SnapshotMode = SnapshotMode.FULL) -> AuditStore:
         """The audit trail at ``url``, to read: never created (a SQLite file that is not there
         stays so). Raises NoAuditTrail when there is none, or its schema is behind."""
@@ -71,8 +77,16 @@ class AuditStore:
             raise missing
         return store
 
-    def migrate(self, revision: str = "head") -> None:
-        """Bring the schema up to the newest migration (Alembic), or to ``revision``."""
+    def migrate(self, revision: str = "head", lock: Redis | None = None) -> None:
+        """Bring the schema up to the newest migration (Alembic), or to ``revision``. With ``lock``
+        (processes starting together, workers and the console, would race to create it), one
+        migrates at a time under a lock in that Redis, whose short lease frees it soon if its holder
+        dies; an up-to-date schema needs no lock."""
+        if lock is not None:
+            if self.needs_migration():
+                with lock.lock(keys.MIGRATE_LOCK, timeout=20, blocking_timeout=60):
+                    self.migrate(revision)
+            return
         from alembic import command
 
         config = alembic_config()

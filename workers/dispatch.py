@@ -31,6 +31,7 @@ from service.events import format_time
 from service.log import get_logger
 from service.metrics import ACTIONS
 from service.rq_jobs import JobFunction, job_id_part
+from service.settings import Settings
 from workers.actions import ActionContext, PersonalData, senders
 from workers.audit import AuditStore
 from workers.audit_schema import Claim, now
@@ -64,6 +65,11 @@ class Dispatcher:
     retry_intervals: tuple[int, ...]
     rng: random.Random
     result_ttl: int = 600  # the ledger holds what became of an action; RQ's result is not read
+
+    @classmethod
+    def from_settings(cls, settings: Settings, rules: Rules, queue: Queue) -> Dispatcher:
+        rng = random.Random()  # noqa: S311 - retry jitter, not secrets
+        return cls(rules, queue, settings.action_retry_intervals, rng, settings.result_ttl_seconds)
 
     def planned(self, decision: Decision) -> tuple[Planned, ...]:
         return plan(decision, self.rules.file)

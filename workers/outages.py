@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from prometheus_client import Counter, Gauge
+from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -144,6 +145,15 @@ def quiet_rq_outage_chatter() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RQOutageChatter) for f in logger.filters):
             logger.addFilter(RQOutageChatter())
+
+
+def wait_until_reachable(redis: Redis, probe_database: Callable[[], object]) -> None:
+    """A process starting (a worker, the console) while Redis or the database is away (everything
+    restarting at once) waits for them, however long, saying so once each, rather than exit into
+    a crash loop."""
+    never = lambda: False  # noqa: E731 - it waits until killed
+    wait_for(Dependency.REDIS, redis.ping, never, retry_on=(RedisError,))
+    wait_for(Dependency.DATABASE, probe_database, never, retry_on=DATABASE_ERRORS)
 
 
 def wait_for(

@@ -9,16 +9,13 @@ a plain `rq worker`) builds it from the environment on first use.
 from __future__ import annotations
 
 import os
-import random
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx2
 from redis import Redis
-from redis.exceptions import RedisError
 
-from service import keys
 from service.redis import redis_client
 from service.rq_jobs import job_retry, rq_queue
 from service.settings import Settings, load_settings
@@ -27,7 +24,7 @@ from workers.audit import AuditStore
 from workers.complycube import ComplyCubeClient
 from workers.decide import Decision
 from workers.dispatch import ActionRunner, Dispatcher
-from workers.outages import DATABASE_ERRORS, Dependency, wait_for
+from workers.outages import wait_until_reachable
 from workers.pipeline import SessionProcessor
 from workers.ratelimit import RateLimiter
 from workers.rules import Rules, load_rules
@@ -61,23 +58,18 @@ class Runtime:
         away, instead of failing (workers.outages)."""
         rules = load_rules(settings.rules_file, environ, settings.allow_insecure_transport)
         redis = redis_client(settings)
-        audit = AuditStore.from_url(settings.database_url, settings.snapshot_mode)
+        audit = AuditStore.from_settings(settings)
         if wait:
-            never = lambda: False  # noqa: E731 - a worker waits until killed
-            wait_for(Dependency.REDIS, redis.ping, never, retry_on=(RedisError,))
-            wait_for(Dependency.DATABASE, audit.needs_migration, never, retry_on=DATABASE_ERRORS)
-        migrate(audit, redis)
+            wait_until_reachable(redis, audit.needs_migration)
+        audit.migrate(lock=redis)
         rate = settings.complycube_rate()
         limiter = RateLimiter(redis, rate) if rate else None
         client = ComplyCubeClient.from_settings(settings, limiter, transport)
-        store = SessionStore(redis, settings.session_lock_seconds, settings.session_state_ttl_seconds)
+        store = SessionStore.from_settings(settings, redis)
         # A session's checks come from one list call; any it did not return are fetched at once.
         executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cubehook-fetch")
         queue = rq_queue(settings.queue_name, redis)
-        rng = random.Random()  # noqa: S311 - retry jitter, not secrets
-        dispatcher = Dispatcher(
-            rules, queue, settings.action_retry_intervals, rng, settings.result_ttl_seconds
-        )
+        dispatcher = Dispatcher.from_settings(settings, rules, queue)
         processor = SessionProcessor(
             client, store, queue, settings.pending_recheck_intervals, executor, audit, dispatcher,
             job_retry(settings.job_retry_intervals),
@@ -103,15 +95,6 @@ class Runtime:
         self.client.close()
         self.audit.engine.dispose()
         self.redis.close()
-
-
-def migrate(audit: AuditStore, redis: Redis) -> None:
-    """Bring the audit trail's schema up to date. Processes starting together (workers, the
-    console) would race to create it: one migrates at a time. The lock's short lease frees it soon
-    if its holder dies; an up-to-date schema needs no lock."""
-    if audit.needs_migration():
-        with redis.lock(keys.MIGRATE_LOCK, timeout=20, blocking_timeout=60):
-            audit.migrate()
 
 
 _current: Runtime | None = None

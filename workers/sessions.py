@@ -42,7 +42,7 @@ from redis.exceptions import WatchError
 from redis.typing import EncodableT
 
 from service import keys, scripts
-from service.settings import DAY
+from service.settings import DAY, Settings
 from workers.decide import Decision
 from workers.leases import KEEPER
 
@@ -89,6 +89,10 @@ class SessionStore:
         self._release = redis.register_script(scripts.DROP)  # the lock, when still ours
         self._hand_off = redis.register_script(scripts.HAND_OFF)
         self._begin_round = redis.register_script(scripts.BEGIN_ROUND)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, redis: Redis) -> SessionStore:
+        return cls(redis, settings.session_lock_seconds, settings.session_state_ttl_seconds)
 
     @property
     def _request_ms(self) -> int:
