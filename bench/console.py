@@ -38,7 +38,7 @@ from cubehook_console.state import Console
 from cubehook_console.users import Role, UserStore
 from cubehook_dev.devredis import EmbeddedRedis
 from service.settings import Settings
-from workers.audit_schema import action_attempts, action_ledger, decision_issues, decisions, events, snapshots
+from workers.audit.schema import action_attempts, action_ledger, decision_issues, decisions, events, snapshots
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
 App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]

@@ -11,7 +11,7 @@ from cubehook_cli.base import settings
 from service.settings import Settings
 
 if TYPE_CHECKING:
-    from workers.audit import AuditStore
+    from workers.audit.store import AuditStore
 
 
 @click.group()
@@ -20,7 +20,7 @@ def audit() -> None:
 
 
 def _audit_store(loaded: Settings) -> AuditStore:
-    from workers.audit import AuditStore
+    from workers.audit.store import AuditStore
 
     store = AuditStore.from_url(loaded.database_url)
     if store.needs_migration():
@@ -55,7 +55,7 @@ def audit_purge(before: str, requested_by: str | None, dry_run: bool) -> None:
     from datetime import UTC, datetime
 
     from service.events import parse_time
-    from workers.retention import purge
+    from workers.audit.retention import purge
 
     moment = parse_time(before)
     if moment is None or moment > datetime.now(UTC):
@@ -72,7 +72,7 @@ def audit_purge(before: str, requested_by: str | None, dry_run: bool) -> None:
 def audit_erase(client_id: str, requested_by: str | None, dry_run: bool) -> None:
     """Redact the personal data in a client's snapshots; delete its decision records past the
     legal hold (CUBEHOOK_LEGAL_HOLD_DAYS) and keep the others. Recorded, without the data."""
-    from workers.retention import erase
+    from workers.audit.retention import erase
 
     loaded = settings()
     report = erase(

@@ -18,7 +18,7 @@ from service.settings import Settings, environment, load_settings
 if TYPE_CHECKING:
     from redis import Redis
 
-    from workers.audit import AuditStore
+    from workers.audit.store import AuditStore
     from workers.runtime import Runtime
 
 PORT = click.IntRange(0, 65535)
@@ -61,6 +61,6 @@ def redis(loaded: Settings) -> Redis:
 
 def audit_trail(loaded: Settings) -> AuditStore:
     """The audit trail as it is: NoAuditTrail (one line) when there is none; nothing created."""
-    from workers.audit import AuditStore
+    from workers.audit.store import AuditStore
 
     return AuditStore.existing(loaded.database_url, loaded.snapshot_mode)

@@ -13,7 +13,7 @@ from service.errors import NoAuditTrail
 if TYPE_CHECKING:
     from rq import Queue
 
-    from workers.audit import AuditStore
+    from workers.audit.store import AuditStore
 
 
 @click.group()

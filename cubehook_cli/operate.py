@@ -30,7 +30,7 @@ def status() -> None:
 def history(session_id: str) -> None:
     """Print everything on record about a session: events, snapshots, decisions, action attempts.
     Reads the audit trail only; exits 1 when nothing names the session."""
-    from workers.explain import format_history
+    from workers.judging.explain import format_history
 
     records = audit_trail(settings()).history(session_id)
     if not records:
@@ -106,7 +106,7 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply the database migrations (workers also do this when they start)."""
-    from workers.audit import AuditStore
+    from workers.audit.store import AuditStore
 
     AuditStore.from_url(settings().database_url).migrate()
     click.echo("database is up to date")

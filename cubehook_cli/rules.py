@@ -17,7 +17,7 @@ from service.errors import ConfigError
 from service.settings import Settings, environment
 
 if TYPE_CHECKING:
-    from workers.rules import Rules
+    from workers.judging.rules import Rules
 
 _strict = click.option(
     "--strict", is_flag=True, help="Variables the actions name must be set (as a worker requires at start)."
@@ -25,7 +25,7 @@ _strict = click.option(
 
 
 def _rules_from(path: Path | None, loaded: Settings, strict: bool) -> Rules:
-    from workers.rules import load_rules
+    from workers.judging.rules import load_rules
 
     try:
         found = load_rules(
@@ -73,7 +73,7 @@ def rules_explain(
 ) -> None:
     """Reconcile SESSION.json with CHECK.json files (ComplyCube's JSON) and show what would be
     decided and which actions would run, and why. Nothing is sent."""
-    from workers.explain import explain
+    from workers.judging.explain import explain
 
     loaded = _rules_from(rules_file, settings(), strict)
     files = [session_file, *check_files]
@@ -85,7 +85,7 @@ def rules_explain(
 
 def _read(files: list[IO[bytes]]) -> tuple[bytes, list[bytes]]:
     """The session's bytes and the checks'; a webhook event given for either is refused, by name."""
-    from workers.explain import event_type
+    from workers.judging.explain import event_type
 
     contents = [f.read() for f in files]
     for f, content in zip(files, contents, strict=True):

@@ -8,7 +8,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 
 from cubehook_console.users import Role, UserStore
-from workers.audit import AuditStore
+from workers.audit.store import AuditStore
 
 DEV_USER = "dev"
 

@@ -133,8 +133,8 @@ async def enable_webhook(request: Request) -> Response:
 
 def _enable(console: Console, webhook_id: str) -> None:
     """Through the workers' client, under the fleet's rate limit; the watchdog's record follows."""
-    from workers.complycube import ComplyCubeClient
-    from workers.ratelimit import RateLimiter
+    from workers.complycube.client import ComplyCubeClient
+    from workers.complycube.ratelimit import RateLimiter
 
     rate = console.settings.complycube_rate()
     client = ComplyCubeClient.from_settings(

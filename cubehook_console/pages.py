@@ -21,8 +21,8 @@ from cubehook_console.queries import BadFilter, QueueFilter, queue_page
 from cubehook_console.state import console_of
 from cubehook_console.story import story
 from cubehook_console.users import Actor, Role
+from workers.judging.reconcile import Issue
 from workers.manual import ManualError, Overtaken
-from workers.reconcile import Issue
 
 
 def routes() -> list[Route]:

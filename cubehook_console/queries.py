@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlalchemy import Engine, Select, select, tuple_
 
-from workers.audit_schema import action_ledger, decision_issues, decisions
-from workers.reconcile import Issue
+from workers.audit.schema import action_ledger, decision_issues, decisions
+from workers.judging.reconcile import Issue
 
 OUTCOMES = ("attention", "rejected", "clear")
 QUEUE_COLUMNS = (

@@ -18,7 +18,7 @@ from cubehook_console.users import Actor, Role, Trail, UserStore
 from service.head_limits import LimitedHttpToolsProtocol
 from service.log import get_logger
 from service.settings import Settings
-from workers.audit import AuditStore
+from workers.audit.store import AuditStore
 
 log = get_logger("cubehook.console")
 CONSOLE_LIMIT_CONCURRENCY = 64  # a team's browsers, not the internet

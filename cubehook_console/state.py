@@ -29,11 +29,11 @@ from service.quarantine import Quarantine
 from service.redis import async_redis_client, redis_client
 from service.rq_jobs import rq_queue
 from service.settings import Settings
-from workers.audit import AuditStore
+from workers.audit.store import AuditStore
 from workers.dispatch import Dispatcher
+from workers.judging.rules import load_rules
 from workers.manual import ManualDecisions
 from workers.outages import wait_until_reachable
-from workers.rules import load_rules
 from workers.sessions import SessionStore
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cubehook_console.queries import ledger, notes
-from workers.decide import Decision
+from workers.judging.judge import Decision
 
 if TYPE_CHECKING:
     from cubehook_console.state import Console

@@ -20,7 +20,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from workers.audit_schema import console_actions, console_users, now
+from workers.audit.schema import console_actions, console_users, now
 
 NAME_PATTERN = r"^[A-Za-z0-9._@-]{1,128}$"
 _hasher = PasswordHasher()

@@ -1,5 +1,5 @@
 """The demo `cubehook dev` runs beside the system: it plays a clear, an attention and a rejected
-session through the simulator and tells what happens, in order (cubehook_dev.story): each webhook
+session through the simulator and tells what happens, in order (cubehook_dev.timeline): each webhook
 the simulator delivers, each decision the workers make and the actions it caused. Once the three
 are decided it prints commands to try, ready to paste. It keeps watching until stopped.
 """
@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 from rq import Queue
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
-from cubehook_dev.story import Line, Story, delivery_line, job_line
+from cubehook_dev.timeline import Line, Story, delivery_line, job_line
 from service.redis import redis_client
 from service.rq_jobs import rq_queue
 from service.settings import Settings

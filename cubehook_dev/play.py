@@ -18,8 +18,8 @@ import httpx2
 from cubehook_dev.demo import cubehook_path
 from service.errors import NoAuditTrail
 from service.settings import Settings
-from workers.audit import AuditStore
-from workers.decide import Decision
+from workers.audit.store import AuditStore
+from workers.judging.judge import Decision
 
 POLL_SECONDS = 0.25
 

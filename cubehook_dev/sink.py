@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from workers import standard_webhooks
+from service import standard_webhooks
 
 
 def create_sink_app(secret: str) -> Starlette:

@@ -45,7 +45,7 @@ def check(check_id: str) -> str:
     return f"{PREFIX}check:{check_id}"
 
 
-# --- the fleet (workers.ratelimit, workers.recovery, workers.worker, workers.runtime) ----------------
+# --- the fleet (workers.complycube.ratelimit, workers.recovery, workers.worker, workers.runtime) ---
 RATE_LIMIT = PREFIX + "ratelimit:complycube"  # GCRA: when the next ComplyCube request may go (µs)
 SWEEP_LOCK = PREFIX + "recovery:sweep"  # one recovery sweep per interval, fleet-wide
 LIMBO = PREFIX + "recovery:limbo"  # HASH job id -> seen dequeued and unclaimed by a sweep

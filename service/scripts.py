@@ -206,7 +206,7 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-# --- the fleet's rate limit (workers.ratelimit): GCRA ------------------------------------------
+# --- the fleet's rate limit (workers.complycube.ratelimit): GCRA ------------------------------------------
 # KEYS[1]: the limiter key. ARGV[1]: interval between requests in microseconds.
 # Returns 0 when the caller may go now, else the microseconds to wait before asking again.
 GCRA = (

@@ -43,7 +43,7 @@ class LogFormat(StrEnum):
 
 class SnapshotMode(StrEnum):
     FULL = "full"  # ComplyCube's session and check JSON as it came
-    MINIMAL = "minimal"  # only what decisions use (workers.privacy): no names, no extracted data
+    MINIMAL = "minimal"  # only what decisions use (workers.audit.privacy): no names, no extracted data
 
 
 class WorkerClass(StrEnum):

@@ -32,12 +32,13 @@ from service.log import get_logger
 from service.metrics import ACTIONS
 from service.rq_jobs import JobFunction, job_id_part
 from service.settings import Settings
-from workers.actions import ActionContext, PersonalData, senders
-from workers.audit import AuditStore
-from workers.audit_schema import Claim, now
-from workers.decide import Decision
+from workers.actions import senders
+from workers.actions.base import ActionContext, PersonalData
+from workers.audit.schema import Claim, now
+from workers.audit.store import AuditStore
+from workers.judging.judge import Decision
+from workers.judging.rules import Planned, Rules, plan
 from workers.outages import DATABASE_ERRORS, HEALTH, Dependency
-from workers.rules import Planned, Rules, plan
 
 log = get_logger("cubehook.dispatch")
 SENT_RECORD_PATIENCE = 120.0  # seconds: well within the job's timeout (300 s by default)

@@ -12,7 +12,7 @@ which outlives Redis. The workers' watch compares the two every few seconds:
 - different tokens: Redis lost its data since the trail was last written beside it. One worker
   (a compare-and-set on the trail's row) says so (one ERROR line ``redis.data_lost``, the counter
   ``cubehook_redis_data_loss_total``, alerted) and queues an immediate recovery: a backfill from
-  ComplyCube over the look-back window, and the ledger's reconciliation (workers.ledger), which
+  ComplyCube over the look-back window, and the ledger's reconciliation (workers.requeue), which
   re-queues every action the trail says is not sent. Decisions are never made twice: a session
   whose state Redis forgot is recalled from the trail.
 
@@ -30,8 +30,8 @@ from sqlalchemy.exc import IntegrityError
 
 from service import keys
 from service.log import get_logger
-from workers.audit import AuditStore
-from workers.audit_schema import markers, now
+from workers.audit.schema import markers, now
+from workers.audit.store import AuditStore
 from workers.outages import REDIS_DATA_LOSS
 
 log = get_logger("cubehook.epoch")

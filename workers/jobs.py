@@ -150,14 +150,15 @@ def record_event(
 @when_rate_limited
 def maintenance(recover: bool = False) -> dict[str, Any]:
     """The periodic job: the webhook watchdog, a backfill since the previous run, the ledger's
-    reconciliation (workers.ledger), then the audit trail's retention (when
+    reconciliation (workers.requeue), then the audit trail's retention (when
     CUBEHOOK_AUDIT_RETENTION_DAYS is set). The workers' watch queues it every interval
     (workers.worker), whichever workers are alive; and at once, with ``recover``, when Redis came
     back without its data (workers.epoch): then the backfill and the reconciliation reach over the
     whole look-back window, since what Redis held of it is gone."""
     from datetime import UTC, datetime, timedelta
 
-    from workers import ledger, operations, retention
+    from workers import operations, requeue
+    from workers.audit import retention
 
     with _job("maintenance", recover=recover):
         rt = runtime.current()
@@ -173,10 +174,10 @@ def maintenance(recover: bool = False) -> dict[str, Any]:
             )
         finally:  # the webhook's listing failing must not stop the backfill and the reconciliation
             queued = operations.backfill(rt, since).queued
-            requeued = ledger.reconcile(rt.audit, rt.processor.dispatcher, since).requeued
+            requeued = requeue.reconcile(rt.audit, rt.processor.dispatcher, since).requeued
             rt.redis.set(keys.MAINTENANCE_LAST_RUN, now.timestamp())
         purged = 0
-        if settings.audit_retention_days:  # the audit trail's retention (workers.retention)
+        if settings.audit_retention_days:  # the audit trail's retention (workers.audit.retention)
             before = now - timedelta(days=settings.audit_retention_days)
             gone = retention.purge(rt.audit, before, settings.legal_hold_days, "maintenance")
             purged = gone.events + gone.snapshots + gone.decisions

@@ -30,9 +30,9 @@ from sqlalchemy.exc import IntegrityError
 
 from service.events import format_time
 from service.log import get_logger
-from workers.audit import AuditStore
-from workers.decide import Decision, Kind
+from workers.audit.store import AuditStore
 from workers.dispatch import Dispatcher
+from workers.judging.judge import Decision, Kind
 from workers.sessions import SessionStore
 
 log = get_logger("cubehook.manual")

@@ -27,7 +27,7 @@ from service.redis import topology as redis_topology
 from service.rq_jobs import JOB_FUNCTIONS, RUNS, JobFunction, rq_queue
 from service.settings import Settings
 from workers.actions.notice import notify
-from workers.audit import AuditStore
+from workers.audit.store import AuditStore
 from workers.backfill import BackfillReport as BackfillReport  # re-exported: maintenance and the
 from workers.backfill import backfill as backfill  # CLI find backfill here, where it used to live
 from workers.dispatch import action_job_id, replay

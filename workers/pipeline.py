@@ -1,5 +1,5 @@
-"""Process one session: fetch it fresh, reconcile and judge it (pure: workers.reconcile,
-workers.decide), then commit and log what follows. Nothing is decided here.
+"""Process one session: fetch it fresh, reconcile and judge it (pure: workers.judging.reconcile,
+workers.judging.judge), then commit and log what follows. Nothing is decided here.
 
 The event that triggered the work is only a trigger: the session and its checks are always
 fetched from the API (the session, then its checks in one list call: two calls whatever its number
@@ -29,11 +29,11 @@ from service.log import get_logger
 from service.metrics import DECISIONS
 from service.rq_jobs import JobFunction, job_id_part
 from service.settings import DAY
-from workers.audit import AuditStore
-from workers.complycube import ComplyCubeClient
-from workers.decide import Decide, Decision, Progress, RecheckSchedule, Wait, judge, make_decision
+from workers.audit.store import AuditStore
+from workers.complycube.client import ComplyCubeClient
 from workers.dispatch import Dispatcher
-from workers.reconcile import Reconciliation, Status, needs_checks, reconcile
+from workers.judging.judge import Decide, Decision, Progress, RecheckSchedule, Wait, judge, make_decision
+from workers.judging.reconcile import Reconciliation, Status, needs_checks, reconcile
 from workers.sessions import Committed, HandedOff, Lease, SessionStore
 
 log = get_logger("cubehook.pipeline")

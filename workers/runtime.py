@@ -19,15 +19,15 @@ from redis import Redis
 from service.redis import redis_client
 from service.rq_jobs import job_retry, rq_queue
 from service.settings import Settings, load_settings
-from workers.actions import PersonalData
-from workers.audit import AuditStore
-from workers.complycube import ComplyCubeClient
-from workers.decide import Decision
+from workers.actions.base import PersonalData
+from workers.audit.store import AuditStore
+from workers.complycube.client import ComplyCubeClient
+from workers.complycube.ratelimit import RateLimiter
 from workers.dispatch import ActionRunner, Dispatcher
+from workers.judging.judge import Decision
+from workers.judging.rules import Rules, load_rules
 from workers.outages import wait_until_reachable
 from workers.pipeline import SessionProcessor
-from workers.ratelimit import RateLimiter
-from workers.rules import Rules, load_rules
 from workers.sessions import SessionStore
 
 

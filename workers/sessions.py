@@ -43,7 +43,7 @@ from redis.typing import EncodableT
 
 from service import keys, scripts
 from service.settings import DAY, Settings
-from workers.decide import Decision
+from workers.judging.judge import Decision
 from workers.leases import KEEPER
 
 

@@ -163,7 +163,7 @@ class Watch(threading.Thread):
 
         def probe() -> None:
             try:
-                runtime.client.list_webhooks()  # its answer sets the gauge (workers.complycube)
+                runtime.client.list_webhooks()  # its answer sets the gauge (workers.complycube.client)
             except Exception as exc:
                 log.debug("complycube.probe_failed", error=type(exc).__name__)
             finally:

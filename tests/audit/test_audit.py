@@ -10,9 +10,9 @@ from alembic.migration import MigrationContext
 
 from service.events import format_time
 from tests.unit.test_rules import decision
-from workers.audit import AuditStore
-from workers.audit_schema import metadata
-from workers.explain import format_history
+from workers.audit.schema import metadata
+from workers.audit.store import AuditStore
+from workers.judging.explain import format_history
 
 
 def test_the_migration_builds_exactly_the_schema_the_code_uses(store: AuditStore) -> None:

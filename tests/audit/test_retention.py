@@ -18,10 +18,10 @@ from tests.conftest import SimServer, fixture_bytes
 from tests.jobs.conftest import Pipeline
 from tests.unit.test_rules import decision
 from workers import jobs
-from workers.audit import AuditStore
-from workers.audit_schema import action_attempts, action_ledger, decisions, events, privacy_log, snapshots
-from workers.privacy import ERASED
-from workers.retention import digest, erase, purge
+from workers.audit.privacy import ERASED
+from workers.audit.retention import digest, erase, purge
+from workers.audit.schema import action_attempts, action_ledger, decisions, events, privacy_log, snapshots
+from workers.audit.store import AuditStore
 
 NOW = datetime.now(UTC)
 HOLD = 1825

@@ -27,7 +27,7 @@ from service.errors import ConfigError
 from service.settings import Settings
 from tests.conftest import Receiver
 from tests.console.conftest import PASSWORD, csrf, login, with_rules
-from workers.audit_schema import console_actions, console_users
+from workers.audit.schema import console_actions, console_users
 
 
 @pytest.fixture

@@ -20,9 +20,9 @@ from service.settings import Settings
 from tests.conftest import Receiver, SimServer
 from tests.console.conftest import HOOK_SECRET, KEY, OVER, csrf, decided, login, with_rules
 from tests.jobs.conftest import Pipeline
-from workers.audit_schema import console_actions, decisions
-from workers.decide import Kind
-from workers.explain import format_history
+from workers.audit.schema import console_actions, decisions
+from workers.judging.explain import format_history
+from workers.judging.judge import Kind
 
 
 @pytest.fixture

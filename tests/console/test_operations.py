@@ -24,7 +24,7 @@ from tests.conftest import SIM_API_KEY, Receiver, SimServer, event_body, signatu
 from tests.console.conftest import csrf, login, with_rules
 from tests.jobs.conftest import Pipeline
 from workers import operations
-from workers.audit_schema import console_actions
+from workers.audit.schema import console_actions
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import column, insert, select, table, text
 
 from cubehook_console.queries import BadFilter, QueueFilter, Reviewed, queue_page, queue_query
-from workers.audit import AuditStore
-from workers.audit_schema import decisions
-from workers.decide import Decision, Kind
+from workers.audit.schema import decisions
+from workers.audit.store import AuditStore
+from workers.judging.judge import Decision, Kind
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 

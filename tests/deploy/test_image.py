@@ -68,7 +68,7 @@ def test_the_images_wheel_holds_service_workers_and_the_cli_only(wheel: Path) ->
     for data in (
         "service/web/openapi.json",
         "workers/actions/decision.schema.json",
-        "workers/migrations/script.py.mako",
+        "workers/audit/migrations/script.py.mako",
         "cubehook_console/templates/session.html",
         "cubehook_console/static/console.css",
     ):

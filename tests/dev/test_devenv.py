@@ -12,7 +12,7 @@ from dotenv import dotenv_values
 from cubehook_dev import devenv
 from service.errors import ConfigError
 from service.settings import environment, load_settings
-from workers.rules import load_rules
+from workers.judging.rules import load_rules
 
 
 @pytest.fixture

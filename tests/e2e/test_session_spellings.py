@@ -19,7 +19,7 @@ from redis import Redis
 from service.rq_jobs import rq_queue
 from tests.conftest import SIM_API_KEY, SimServer, signature
 from tests.e2e.conftest import CUBEHOOK, cubehook_env
-from workers.audit import AuditStore
+from workers.audit.store import AuditStore
 from workers.sessions import SessionStore
 
 pytestmark = pytest.mark.e2e

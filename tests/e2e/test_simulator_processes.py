@@ -15,7 +15,7 @@ from cubehook_dev.devredis import free_port
 from service.rq_jobs import rq_queue
 from tests.conftest import FIXTURES, SECRET
 from tests.e2e.conftest import CUBEHOOK, cubehook_env, running
-from workers.audit import AuditStore
+from workers.audit.store import AuditStore
 from workers.sessions import SessionStore
 
 pytestmark = pytest.mark.e2e

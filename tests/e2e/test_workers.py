@@ -21,8 +21,8 @@ from service.rq_jobs import EventRef, rq_queue
 from service.settings import Settings
 from tests.conftest import SIM_API_KEY, Receiver, SimServer
 from tests.e2e.conftest import CUBEHOOK, cubehook_env
-from workers.audit import AuditStore
-from workers.decide import Decision
+from workers.audit.store import AuditStore
+from workers.judging.judge import Decision
 from workers.sessions import SessionStore
 
 pytestmark = pytest.mark.e2e

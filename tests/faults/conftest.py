@@ -9,7 +9,7 @@ from redis import Redis
 
 from tests.conftest import SIM_API_KEY, Receiver, SimServer
 from tests.e2e.conftest import cubehook_env
-from workers.audit import AuditStore
+from workers.audit.store import AuditStore
 from workers.sessions import SessionStore
 
 HOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

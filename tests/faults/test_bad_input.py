@@ -21,7 +21,7 @@ from service.rq_jobs import rq_queue
 from service.settings import Settings
 from service.web.app import create_app
 from tests.conftest import SECRET, event_body, signature
-from workers.complycube import ComplyCubeClient
+from workers.complycube.client import ComplyCubeClient
 
 URL = "/webhooks/complycube"
 ANSWERS = {200, 202, 401, 413}

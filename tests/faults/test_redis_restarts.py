@@ -20,7 +20,7 @@ from tests.conftest import Receiver, SimServer
 from tests.e2e.conftest import CUBEHOOK
 from tests.faults.conftest import setup
 from tests.faults.test_worker_kills import submit_all
-from workers.audit import AuditStore
+from workers.audit.store import AuditStore
 
 pytestmark = pytest.mark.e2e
 SESSIONS = 12

@@ -22,8 +22,8 @@ from service.settings import Settings
 from tests.conftest import SIM_API_KEY, SimServer
 from workers import backfill, dispatch, jobs, reschedule, worker
 from workers import runtime as worker_runtime
-from workers.audit import AuditStore
-from workers.decide import Decision
+from workers.audit.store import AuditStore
+from workers.judging.judge import Decision
 from workers.runtime import Runtime
 
 

@@ -14,8 +14,8 @@ from cubehook_dev.simulator.world import CheckRecord
 from service.complycube_models import WorkflowSession
 from tests.conftest import SIM_API_KEY, SimServer
 from tests.jobs.conftest import Pipeline
-from workers.complycube import ComplyCubeClient
-from workers.privacy import minimal
+from workers.audit.privacy import minimal
+from workers.complycube.client import ComplyCubeClient
 
 SESSION_GET, CHECKS_LIST, CHECK_GET = "GET /v1/workflowSessions/{id}", "GET /v1/checks", "GET /v1/checks/{id}"
 
@@ -44,7 +44,7 @@ def test_a_complete_session_costs_two_calls_whatever_its_checks(
     assert decision.outcome == "rejected"
     assert [c["outcome"] for c in decision.checks] == ["clear"] * (n - 1) + ["rejected"]
     # Each check's own JSON, cut from the list, is on the audit trail as the API sent it (minimised,
-    # the default snapshot mode: workers.privacy).
+    # the default snapshot mode: workers.audit.privacy).
     [snapshot] = [e for e in pipeline.runtime.audit.history(sid) if e["entry"] == "snapshot"]
     world = sim.simulator.world
     sent = {cid: world.render_check(world.checks[cid]) for cid in snapshot["checks"]}

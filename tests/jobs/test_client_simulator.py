@@ -7,7 +7,7 @@ from pydantic import SecretStr
 
 from service.errors import UpstreamNotFound, UpstreamRejected, UpstreamUnavailable
 from tests.conftest import SIM_API_KEY, SimServer
-from workers.complycube import ComplyCubeClient
+from workers.complycube.client import ComplyCubeClient
 
 
 def client(sim: SimServer, key: str = SIM_API_KEY, **options: object) -> tuple[ComplyCubeClient, list[float]]:

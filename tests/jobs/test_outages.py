@@ -21,7 +21,7 @@ from cubehook_dev.devredis import free_port
 from service.settings import DAY, Settings
 from tests.conftest import Receiver, SimServer
 from tests.jobs.conftest import Pipeline
-from workers import ledger
+from workers import requeue
 from workers.epoch import Epoch
 from workers.operations import dead_letters, replay_job
 from workers.recovery import Recovery
@@ -190,11 +190,11 @@ def test_the_ledger_requeues_what_a_forgetful_redis_lost(
     assert states == {decided[sids[0]]: ["failed"], decided[sids[1]]: ["failed"], decided[sids[2]]: []}
     redis.flushdb()  # Redis comes back empty: the retries and the queued action are gone
     receiver.requests.clear()
-    report = ledger.reconcile(
+    report = requeue.reconcile(
         runtime.audit, runtime.processor.dispatcher, datetime.now(UTC) - timedelta(hours=1)
     )
     assert len(report.requeued) == 3
-    again = ledger.reconcile(
+    again = requeue.reconcile(
         runtime.audit, runtime.processor.dispatcher, datetime.now(UTC) - timedelta(hours=1)
     )
     assert again.requeued == []  # their jobs are live now: not queued twice
@@ -202,7 +202,7 @@ def test_the_ledger_requeues_what_a_forgetful_redis_lost(
     delivered = sorted(headers["webhook-id"].split(".")[0] for _, headers, _ in receiver.requests)
     assert delivered == sorted(decided.values())  # each once
     assert all(e["state"] == "sent" for d in decided.values() for e in runtime.audit.ledger(d))
-    assert ledger.reconcile(runtime.audit, runtime.processor.dispatcher, datetime.now(UTC)).requeued == []
+    assert requeue.reconcile(runtime.audit, runtime.processor.dispatcher, datetime.now(UTC)).requeued == []
 
 
 def worker_one_job(pipeline: Pipeline) -> None:
@@ -252,7 +252,7 @@ def test_a_dead_action_whose_job_redis_lost_is_still_listed_and_replayed(
     [letter] = dead_letters(pipeline.queue, runtime.audit)  # ...the ledger does
     assert (letter.kind, letter.attempts) == ("action", 1)
     assert "lost with Redis's data" in letter.error
-    assert ledger.reconcile(runtime.audit, runtime.processor.dispatcher, datetime.now(UTC)).requeued == []
+    assert requeue.reconcile(runtime.audit, runtime.processor.dispatcher, datetime.now(UTC)).requeued == []
     receiver.status = 200
     receiver.requests.clear()
     assert replay_job(runtime.audit, pipeline.queue, letter.job_id)

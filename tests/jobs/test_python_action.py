@@ -14,7 +14,7 @@ from tests.conftest import SimServer
 from tests.jobs import python_targets
 from tests.jobs.conftest import Pipeline
 from workers.dispatch import action_job_id, replay
-from workers.rules import parse_rules
+from workers.judging.rules import parse_rules
 
 RULES = """
 [action.sync]

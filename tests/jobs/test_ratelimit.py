@@ -11,8 +11,8 @@ from pydantic import SecretStr
 from redis import Redis
 
 from service.errors import UpstreamRateLimited
-from workers.complycube import ComplyCubeClient
-from workers.ratelimit import FleetPaused, RateLimiter
+from workers.complycube.client import ComplyCubeClient
+from workers.complycube.ratelimit import FleetPaused, RateLimiter
 
 
 def test_requests_are_spaced_across_limiters(redis: Redis) -> None:

@@ -14,7 +14,7 @@ from redis import Redis
 from service.queue import EventQueue, Submitted, accepted_at
 from service.rq_jobs import EventRef
 from service.settings import Settings
-from workers.decide import Decision, Kind
+from workers.judging.judge import Decision, Kind
 from workers.leases import KEEPER, LeaseKeeper
 from workers.sessions import Committed, HandedOff, Lease, SessionStore
 

@@ -15,9 +15,9 @@ from tests.conftest import SimServer
 from tests.jobs.conftest import Pipeline
 from tests.jobs.mailserver import LOGIN, PASSWORD, MailServer, mail_server
 from tests.jobs.tls import Pki, make_pki
-from workers.action_config import EmailAction
 from workers.actions import notice, smtp
-from workers.rules import Rules, parse_rules
+from workers.judging.action_config import EmailAction
+from workers.judging.rules import Rules, parse_rules
 
 ENV = {"SMTP_USER": LOGIN, "SMTP_PASSWORD": PASSWORD}
 

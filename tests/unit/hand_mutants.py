@@ -32,9 +32,9 @@ COPIED = [
     "pyproject.toml",
 ]
 
-RECONCILE = "workers/reconcile.py"
-DECIDE = "workers/decide.py"
-RULES = "workers/rules.py"
+RECONCILE = "workers/judging/reconcile.py"
+DECIDE = "workers/judging/judge.py"
+RULES = "workers/judging/rules.py"
 EVENTS = "service/events.py"
 
 

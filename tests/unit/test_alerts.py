@@ -4,10 +4,10 @@ person's decision says who, and rules tell people's decisions apart from cubehoo
 from __future__ import annotations
 
 from tests.unit.test_rules import decision
-from workers.action_config import PORTAL_URL
 from workers.actions.document import alert_blocks, alert_text, decision_document
-from workers.decide import Kind
-from workers.rules import RulesFile, plan
+from workers.judging.action_config import PORTAL_URL
+from workers.judging.judge import Kind
+from workers.judging.rules import RulesFile, plan
 
 
 def test_the_email_alert_links_to_the_console_when_configured() -> None:

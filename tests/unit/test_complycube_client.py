@@ -18,7 +18,7 @@ from service.errors import (
     UpstreamUnavailable,
 )
 from tests.conftest import FIXTURES
-from workers.complycube import ComplyCubeClient
+from workers.complycube.client import ComplyCubeClient
 
 SESSION = json.loads((FIXTURES / "workflow-session-complete.json").read_text())
 Handler = Callable[[httpx2.Request], httpx2.Response]

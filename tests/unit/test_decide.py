@@ -8,7 +8,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from service.complycube_models import Check, WorkflowSession
-from workers.decide import (
+from workers.judging.judge import (
     Decide,
     Decision,
     Kind,
@@ -19,7 +19,7 @@ from workers.decide import (
     judge,
     make_decision,
 )
-from workers.reconcile import Outcome, Reconciliation, Status, reconcile
+from workers.judging.reconcile import Outcome, Reconciliation, Status, reconcile
 
 
 def rec(

@@ -11,9 +11,9 @@ import pytest
 from pydantic import SecretStr
 
 from service.errors import ActionFailed, UpstreamMalformed
-from workers.actions import post
-from workers.complycube import ComplyCubeClient
-from workers.http_limits import COMPLYCUBE_ANSWER_MAX_BYTES, bounded_request
+from workers.actions.base import post
+from workers.complycube.bounded_reads import COMPLYCUBE_ANSWER_MAX_BYTES, bounded_request
+from workers.complycube.client import ComplyCubeClient
 
 CHUNK = 16 * 1024
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from service.complycube_models import Check, WorkflowSession
 from tests.conftest import fixture_bytes
-from workers.privacy import ERASED, erased, minimal
-from workers.reconcile import reconcile
+from workers.audit.privacy import ERASED, erased, minimal
+from workers.judging.reconcile import reconcile
 
 PERSON = {"firstName": "Jane", "lastName": "attention", "dob": {"day": 1, "month": 2, "year": 1990},
           "documentNumber": "X1234567", "nationality": "GB"}  # fmt: skip

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from service.complycube_models import Check, WorkflowSession
 from tests.conftest import FIXTURES, fixture_bytes
-from workers.reconcile import CheckView, Discrepancy, Issue, Outcome, Status, needs_checks, reconcile
+from workers.judging.reconcile import CheckView, Discrepancy, Issue, Outcome, Status, needs_checks, reconcile
 
 SESSION = json.loads((FIXTURES / "workflow-session-complete.json").read_text())
 CHECK_FIXTURES = {

@@ -10,10 +10,10 @@ import pytest
 from service.complycube_models import Check, WorkflowSession
 from service.errors import ConfigError
 from tests.conftest import ROOT
-from workers.action_config import EmailAction
-from workers.decide import Decide, Decision, Kind, RecheckSchedule, judge, make_decision
-from workers.reconcile import reconcile
-from workers.rules import DEFAULT_RULES, When, load_rules, matches, parse_rules, plan
+from workers.judging.action_config import EmailAction
+from workers.judging.judge import Decide, Decision, Kind, RecheckSchedule, judge, make_decision
+from workers.judging.reconcile import reconcile
+from workers.judging.rules import DEFAULT_RULES, When, load_rules, matches, parse_rules, plan
 
 EXAMPLE = ROOT / "deploy" / "rules.example.toml"
 EXAMPLE_ENV = {

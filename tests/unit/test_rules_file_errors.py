@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from service.errors import ConfigError
-from workers.rules import DEFAULT_RULES, load_rules, parse_rules, resolve
+from workers.judging.rules import DEFAULT_RULES, load_rules, parse_rules, resolve
 
 WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 FILE = """\

@@ -6,10 +6,10 @@ dead-letter queue), like a target's 5xx; ActionRejected from it dead-letters at 
 from __future__ import annotations
 
 from service.errors import ActionFailed, ActionRejected
-from workers.action_config import PythonAction
-from workers.actions import ActionContext
+from workers.actions.base import ActionContext
 from workers.actions.document import decision_document
-from workers.rules import resolve
+from workers.judging.action_config import PythonAction
+from workers.judging.rules import resolve
 
 
 def send(context: ActionContext) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from workers.decide import Decision
+from workers.judging.judge import Decision
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "decision.schema.json"
 

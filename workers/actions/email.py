@@ -4,9 +4,10 @@ the mail system."""
 
 from __future__ import annotations
 
-from workers.action_config import EmailAction
-from workers.actions import ActionContext, smtp
+from workers.actions import smtp
+from workers.actions.base import ActionContext
 from workers.actions.document import alert_text
+from workers.judging.action_config import EmailAction
 
 
 def send(context: ActionContext) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from service.log import get_logger
-from workers.actions import ActionContext
+from workers.actions.base import ActionContext
 
 log = get_logger("cubehook.actions")
 

@@ -7,9 +7,9 @@ import httpx2
 
 from service.errors import ActionFailed, ActionRejected
 from service.log import get_logger
-from workers.action_config import EmailAction, LogAction, SlackAction
 from workers.actions import slack, smtp
-from workers.rules import Rules
+from workers.judging.action_config import EmailAction, LogAction, SlackAction
+from workers.judging.rules import Rules
 
 log = get_logger("cubehook.notice")
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx2
 
-from workers.action_config import SlackAction
-from workers.actions import ActionContext, post
+from workers.actions.base import ActionContext, post
 from workers.actions.document import alert_blocks, alert_text
-from workers.rules import Rules
+from workers.judging.action_config import SlackAction
+from workers.judging.rules import Rules
 
 
 def send(context: ActionContext) -> str:

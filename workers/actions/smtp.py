@@ -16,8 +16,8 @@ import ssl
 from email.message import EmailMessage
 
 from service.errors import ActionFailed, ActionRejected
-from workers.action_config import EmailAction
-from workers.rules import Rules
+from workers.judging.action_config import EmailAction
+from workers.judging.rules import Rules
 
 
 def compose(config: EmailAction, subject: str, body: str, message_id: str | None = None) -> EmailMessage:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import time
 
+from service import standard_webhooks
 from service.errors import ActionRejected
-from workers import standard_webhooks
-from workers.action_config import WebhookAction
-from workers.actions import ActionContext, post
+from workers.actions.base import ActionContext, post
 from workers.actions.document import decision_document, encode
+from workers.judging.action_config import WebhookAction
 
 
 def standard_signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:

@@ -1,5 +1,5 @@
 """Infrastructure: the markers table (Redis's epoch, workers.epoch), and the indexes the ledger's
-reconciliation reads (workers.ledger): actions not sent, by state; decisions by time.
+reconciliation reads (workers.requeue): actions not sent, by state; decisions by time.
 
 Revision ID: 0004
 Revises: 0003

@@ -3,7 +3,7 @@ order the sources bring them in."""
 
 from __future__ import annotations
 
-from cubehook_dev.story import PATIENCE, Line, Story, delivery_line, job_line
+from cubehook_dev.timeline import PATIENCE, Line, Story, delivery_line, job_line
 
 DECIDED = {"result": "decided", "session_id": "s1", "outcome": "rejected", "decision_id": "dec_1"}
 

@@ -6,7 +6,7 @@ once it is not needed, or when the person asks. AML record keeping (the EU direc
 after the business relationship) says the record of the customer due diligence stays. So:
 
 - snapshots (ComplyCube's JSON: names, extracted document data) are what carries personal data:
-  a purge deletes them, an erasure redacts them (workers.privacy), whatever their age;
+  a purge deletes them, an erasure redacts them (workers.audit.privacy), whatever their age;
 - decision records (the decision, its reasons, its action attempts: ids, outcomes and check
   types, no names) are the AML record: neither deletes one decided less than the legal hold ago.
   Older ones go with a purge before their date, or with an erasure of their client.
@@ -26,9 +26,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import ColumnElement, Connection, delete, func, insert, select, update
 
-from workers import privacy
-from workers.audit import AuditStore
-from workers.audit_schema import (
+from workers.audit import privacy
+from workers.audit.schema import (
     action_attempts,
     action_ledger,
     decisions,
@@ -37,6 +36,7 @@ from workers.audit_schema import (
     privacy_log,
     snapshots,
 )
+from workers.audit.store import AuditStore
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The audit trail's tables, the engine that reaches them, and Alembic's configuration: SQLite by
 default (a file, nothing to set up), PostgreSQL by URL in production (CUBEHOOK_DATABASE_URL). The
-schema is the Alembic migrations' (workers/migrations); these tables mirror them for queries.
+schema is the Alembic migrations' (workers/audit/migrations); these tables mirror them for queries.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ decisions = Table(
     Column("superseded_by", String(64)),
     Column("review", String(16)),
     Index("ix_decisions_supersedes", "supersedes"),
-    Index("ix_decisions_decided_at", "decided_at"),  # the ledger's reconciliation (workers.ledger)
+    Index("ix_decisions_decided_at", "decided_at"),  # the ledger's reconciliation (workers.requeue)
     Index("ix_decisions_review", "review", "decided_at", "decision_id"),
     Index("ix_decisions_review_outcome", "review", "outcome", "decided_at", "decision_id"),
     Index("ix_decisions_review_template", "review", "template_id", "decided_at", "decision_id"),

@@ -28,9 +28,9 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
+from service import standard_webhooks
 from service.errors import ConfigError
-from workers import standard_webhooks
-from workers.action_config import (
+from workers.judging.action_config import (
     ALLOWED_IN_DEVELOPMENT,
     INSECURE,
     ActionConfig,
@@ -42,8 +42,8 @@ from workers.action_config import (
     Strict,
     WebhookAction,
 )
-from workers.decide import Decision, Kind
-from workers.reconcile import Issue
+from workers.judging.judge import Decision, Kind
+from workers.judging.reconcile import Issue
 
 OutcomeName = Literal["clear", "attention", "rejected"]
 Problem = tuple[tuple[str | int, ...], str]  # where in the file (the keys down to it), and why

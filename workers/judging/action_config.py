@@ -134,7 +134,7 @@ class LogAction(Strict):
 class PythonAction(Strict):
     """Call a function of the deployment's own with the decision document (the webhook's JSON, as a
     dict), in the worker: ``callable = "package.module:function"``, importable where the workers
-    run. Resolved at start-up (workers.rules). Like every action it is claimed in the ledger and
+    run. Resolved at start-up (workers.judging.rules). Like every action it is claimed in the ledger and
     retried when it raises, then dead-lettered; it may run again after a crash, so it must be
     idempotent by the document's ``decision_id``."""
 

@@ -10,9 +10,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from service.complycube_models import Check, WorkflowSession
-from workers.decide import Decide, Progress, RecheckSchedule, Wait, judge, make_decision
-from workers.reconcile import reconcile
-from workers.rules import Rules, plan
+from workers.judging.judge import Decide, Progress, RecheckSchedule, Wait, judge, make_decision
+from workers.judging.reconcile import reconcile
+from workers.judging.rules import Rules, plan
 
 LATE_RECORD = timedelta(seconds=2)  # an event recorded later than this after it was sent says so
 

@@ -5,7 +5,7 @@ Allow-lists, not deny-lists: ComplyCube adds fields without notice, and fields w
 documented shape (``tasks``, ``policyAssurance``, a breakdown's ``extractedData``, a screening
 match) may hold names, dates of birth, document numbers. So a leaf is kept only when its place
 is known to be harmless (ids, statuses, outcomes, types, times) or, inside a check's breakdown,
-when its value is an outcome word (what reconciliation reads: workers.reconcile._findings), never
+when its value is an outcome word (what reconciliation reads: workers.judging.reconcile._findings), never
 under ``extractedData``, where a client's name could be one ("attention" is ComplyCube's
 sandbox surname for that outcome).
 
@@ -19,12 +19,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from workers.reconcile import CHECK_OUTCOMES, PERSONAL_BREAKDOWN
+from workers.judging.reconcile import CHECK_OUTCOMES, PERSONAL_BREAKDOWN
 
 ERASED = "[erased]"
 Path = tuple[str, ...]
 
-# What decisions use (workers.reconcile): the minimal snapshot.
+# What decisions use (workers.judging.reconcile): the minimal snapshot.
 SESSION_USED = frozenset({"id", "clientId", "status", "outcome", "workflowTemplateId",
                           "createdAt", "updatedAt", "completedAt"})  # fmt: skip
 RELATED_CHECK_USED = frozenset({"checkId", "type", "taskId"})  # allRelatedChecks' items

@@ -17,7 +17,7 @@ from enum import StrEnum
 from itertools import accumulate
 from typing import Any
 
-from workers.reconcile import CheckView, Outcome, Reconciliation, Status
+from workers.judging.reconcile import CheckView, Outcome, Reconciliation, Status
 
 RECHECK = "recheck-"  # + k: the trigger of the look at the schedule's k-th point (1-based)
 

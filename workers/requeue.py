@@ -30,10 +30,10 @@ from rq.job import Job, JobStatus
 from sqlalchemy import select
 
 from service.log import get_logger
-from workers.audit import AuditStore
-from workers.audit_schema import action_ledger, decisions
-from workers.decide import Decision
+from workers.audit.schema import action_ledger, decisions
+from workers.audit.store import AuditStore
 from workers.dispatch import Dispatcher, action_job_id
+from workers.judging.judge import Decision
 from workers.outages import ACTIONS_REQUEUED
 
 log = get_logger("cubehook.ledger")

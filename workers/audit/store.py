@@ -1,11 +1,11 @@
 """The audit trail and the action ledger, through SQLAlchemy: a SQLite file by default (nothing to
 set up), PostgreSQL by URL in production (``CUBEHOOK_DATABASE_URL``). The schema is managed by the
-Alembic migrations in ``workers/migrations``; ``AuditStore.migrate()`` brings a database up to date.
+Alembic migrations in ``workers/audit/migrations``; ``AuditStore.migrate()`` brings a database up to date.
 
 What a compliance officer can show a regulator: every event received and what became of it, every
 session snapshot fetched (ComplyCube's JSON: whole, or only what decisions use with
 CUBEHOOK_SNAPSHOT_MODE=minimal), every decision with its reasons, and every action attempt with
-its result. Rows are only added, except the ledger's state, and what workers.retention removes
+its result. Rows are only added, except the ledger's state, and what workers.audit.retention removes
 or erases (retention, erasure requests), which it records in ``privacy_log``.
 """
 
@@ -26,11 +26,10 @@ from service.errors import NoAuditTrail
 from service.events import parse_time
 from service.log import scrub_text
 from service.settings import Settings, SnapshotMode
-from workers import privacy
-from workers.audit_schema import (
-    Claim,
+from workers.audit import privacy
+from workers.audit.ledger import LedgerRecords
+from workers.audit.schema import (
     action_attempts,
-    action_ledger,
     alembic_config,
     decision_issues,
     decisions,
@@ -39,13 +38,13 @@ from workers.audit_schema import (
     now,
     snapshots,
 )
-from workers.decide import Decision, Kind
+from workers.judging.judge import Decision, Kind
 
 T = TypeVar("T")
 NEEDS_A_PERSON = ("attention", "rejected")  # with needs_review: what the console's review queue lists
 
 
-class AuditStore:
+class AuditStore(LedgerRecords):
     """The audit trail and the action ledger of one database: what was received, fetched,
     decided and sent, each written once; and the ledger's claim on each action's next attempt."""
 
@@ -233,90 +232,6 @@ class AuditStore:
                 select(decisions.c.document).where(decisions.c.decision_id == decision_id)
             ).scalar()
         return Decision.from_dict(document) if document else None
-
-    # --- the ledger: each action once per decision ---------------------------------------------
-
-    def claim(self, decision_id: str, session_id: str, action: str) -> Claim | None:
-        """Take the next attempt of an action; None when it was sent already (nothing to do).
-
-        The row is written before the attempt ("sending") and again after it (``sent`` or
-        ``failed``): a worker that dies in between leaves "sending", and the re-run sends again
-        with the same idempotency key, which the target uses to drop the copy."""
-        stamp = now()
-        try:
-            with self._tx() as tx:
-                tx.execute(
-                    insert(action_ledger).values(
-                        decision_id=decision_id, session_id=session_id, action=action, state="pending",
-                        attempts=0, created_at=stamp, updated_at=stamp,
-                    )
-                )  # fmt: skip
-        except IntegrityError:
-            pass  # claimed before: the row is there
-        key = (action_ledger.c.decision_id == decision_id) & (action_ledger.c.action == action)
-        with self._tx() as tx:
-            moved = tx.execute(
-                update(action_ledger)
-                .where(key & action_ledger.c.state.in_(("pending", "sending", "failed")))
-                .values(state="sending", attempts=action_ledger.c.attempts + 1, updated_at=stamp)
-            )
-            if moved.rowcount == 0:
-                return None
-            attempts = tx.execute(select(action_ledger.c.attempts).where(key)).scalar_one()
-        return Claim(decision_id, action, int(attempts))
-
-    def finish(
-        self, claim: Claim, session_id: str, ok: bool, detail: str, started: datetime, dead: bool = False
-    ) -> None:
-        """Record an attempt's result and move the ledger: sent, failed (will retry) or dead."""
-        stamp = now()
-        state = "sent" if ok else ("dead" if dead else "failed")
-        key = (action_ledger.c.decision_id == claim.decision_id) & (action_ledger.c.action == claim.action)
-        with self._tx() as tx:
-            tx.execute(
-                insert(action_attempts).values(
-                    decision_id=claim.decision_id, session_id=session_id, action=claim.action,
-                    attempt=claim.attempt, ok=ok, detail=detail[:2000], started_at=started, finished_at=stamp,
-                )
-            )  # fmt: skip
-            tx.execute(
-                update(action_ledger)
-                .where(key)
-                .values(
-                    state=state, updated_at=stamp, last_error=None if ok else detail[:2000],
-                    sent_at=stamp if ok else None,
-                )
-            )  # fmt: skip
-
-    def mark_dead(self, decision_id: str, action: str, error: str) -> None:
-        key = (action_ledger.c.decision_id == decision_id) & (action_ledger.c.action == action)
-        with self._tx() as tx:
-            tx.execute(
-                update(action_ledger)
-                .where(key)
-                .values(state="dead", last_error=error[:2000], updated_at=now())
-            )
-
-    def revive(self, decision_id: str, action: str) -> bool:
-        """A dead action back to pending, for a replay; False unless it was dead."""
-        key = (action_ledger.c.decision_id == decision_id) & (action_ledger.c.action == action)
-        with self._tx() as tx:
-            moved = tx.execute(
-                update(action_ledger)
-                .where(key & (action_ledger.c.state == "dead"))
-                .values(state="pending", updated_at=now())
-            )
-            return bool(moved.rowcount)
-
-    def ledger(self, decision_id: str) -> list[dict[str, Any]]:
-        with self._tx() as tx:
-            rows = tx.execute(select(action_ledger).where(action_ledger.c.decision_id == decision_id))
-            return [dict(row._mapping) for row in rows]
-
-    def dead_letters(self) -> list[dict[str, Any]]:
-        with self._tx() as tx:
-            rows = tx.execute(select(action_ledger).where(action_ledger.c.state == "dead"))
-            return [dict(row._mapping) for row in rows]
 
     # --- reading it back -----------------------------------------------------------------------
 

@@ -42,9 +42,9 @@ from service.errors import (
 )
 from service.metrics import API_CALLS
 from service.settings import Settings
-from workers.http_limits import COMPLYCUBE_ANSWER_MAX_BYTES, bounded_request
+from workers.complycube.bounded_reads import COMPLYCUBE_ANSWER_MAX_BYTES, bounded_request
+from workers.complycube.ratelimit import FleetPaused, RateLimiter
 from workers.outages import HEALTH, Dependency
-from workers.ratelimit import FleetPaused, RateLimiter
 
 M = TypeVar("M", bound=BaseModel)
 BACKOFF_BASE_SECONDS = 0.5
