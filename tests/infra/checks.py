@@ -23,7 +23,9 @@ QUEUE = "cubehook"
 class Seen:
     """The state of a run, as read at one moment."""
 
-    decisions: dict[str, list[tuple[str, str | None]]] = field(default_factory=dict)  # session -> (id, outcome)
+    decisions: dict[str, list[tuple[str, str | None]]] = field(
+        default_factory=dict
+    )  # session -> (id, outcome)
     ledger: list[dict[str, Any]] = field(default_factory=list)
     deliveries: list[dict[str, Any]] = field(default_factory=list)  # the simulator's webhook deliveries
     webhook_ids: list[str] = field(default_factory=list)  # at the action target, one per request
@@ -76,7 +78,7 @@ def settled(stack: Stack, sessions: dict[str, str], expected_sessions: int) -> b
             return False
         with stack.redis() as redis:
             return not queue_busy(redis)
-    except Exception:  # noqa: BLE001 - Redis, the database or the simulator not answering: not settled
+    except Exception:
         return False
 
 
@@ -88,17 +90,27 @@ def lost_events(deliveries: list[dict[str, Any]]) -> list[str]:
 
 def problems(stack: Stack, sessions: dict[str, str], seen: Seen, redis_kept: bool) -> list[str]:
     """Every way the run broke the promise, each a line naming what."""
-    found = [f"{p.name} exited with status {p.process.poll()}; last lines:\n{p.tail()}" for p in stack.cubehook if not p.alive()]
+    found = [
+        f"{p.name} exited with status {p.process.poll()}; last lines:\n{p.tail()}"
+        for p in stack.cubehook
+        if not p.alive()
+    ]
     lost = lost_events(seen.deliveries)
     if lost:
         found.append(f"{len(lost)} events never got a 2xx from the web process: {lost[:5]}")
     missing = sorted(s for s in sessions if s not in seen.decisions)
     doubled = {s: len(d) for s, d in seen.decisions.items() if len(d) > 1}
-    wrong = {s: [o for _, o in d] for s, d in seen.decisions.items() if [o for _, o in d] != [sessions[s]] and s not in doubled}
+    wrong = {
+        s: [o for _, o in d]
+        for s, d in seen.decisions.items()
+        if [o for _, o in d] != [sessions[s]] and s not in doubled
+    }
     if missing:
         found.append(f"{len(missing)} of {len(sessions)} sessions never decided: {missing[:5]}")
     if doubled:
-        found.append(f"{len(doubled)} sessions decided more than once (decisions each): {dict(list(doubled.items())[:5])}")
+        found.append(
+            f"{len(doubled)} sessions decided more than once (decisions each): {dict(list(doubled.items())[:5])}"
+        )
     if wrong:
         found.append(f"{len(wrong)} sessions decided wrongly: {dict(list(wrong.items())[:5])}")
     if redis_kept:
@@ -114,7 +126,11 @@ def _redis_history(stack: Stack, sessions: dict[str, str]) -> list[str]:
         store = SessionStore(redis, 15)
         off = {s: [d.outcome for d in store.history(s)] for s in sessions}
     off = {s: h for s, h in off.items() if h != [sessions[s]]}
-    return [f"{len(off)} sessions' decision history in Redis is not one decision: {dict(list(off.items())[:5])}"] if off else []
+    return (
+        [f"{len(off)} sessions' decision history in Redis is not one decision: {dict(list(off.items())[:5])}"]
+        if off
+        else []
+    )
 
 
 def _deliveries(seen: Seen) -> list[str]:
@@ -127,7 +143,9 @@ def _deliveries(seen: Seen) -> list[str]:
         found.append(f"{len(undelivered)} decisions never reached the action target: {undelivered[:5]}")
     doubled = {d: n for d, n in per_decision.items() if n > 1}
     if doubled:
-        found.append(f"{len(doubled)} decisions delivered under several webhook-ids: {dict(list(doubled.items())[:5])}")
+        found.append(
+            f"{len(doubled)} decisions delivered under several webhook-ids: {dict(list(doubled.items())[:5])}"
+        )
     stray = sorted(set(per_decision) - ids)
     if stray:
         found.append(f"{len(stray)} deliveries of decisions the audit trail does not hold: {stray[:5]}")
@@ -144,15 +162,26 @@ def _dead_letters(stack: Stack, seen: Seen) -> list[str]:
         for job_id in failed[:3]:
             job = queue.fetch_job(job_id)
             result = job.latest_result() if job is not None else None
-            lines = (result.exc_string or "").strip().splitlines() if result is not None else []
-            reasons.append(f"{job_id}: {lines[-1] if lines else '?'}")
+            reasons.append(f"{job_id}: {_exception_line(result.exc_string if result is not None else None)}")
     if failed:
         found.append(f"{len(failed)} jobs in RQ's failed registry, e.g. {reasons}")
     dead = [r for r in seen.ledger if r["state"] == "dead"]
     if dead:
-        found.append(f"{len(dead)} action ledger rows dead, e.g. {[(r['decision_id'], r['last_error']) for r in dead[:3]]}")
+        found.append(
+            f"{len(dead)} action ledger rows dead, e.g. {[(r['decision_id'], r['last_error']) for r in dead[:3]]}"
+        )
     rows = Counter(r["decision_id"] for r in seen.ledger)
-    unsent = sorted(d for d in seen.decision_ids() if rows[d] != 1 or not any(r["decision_id"] == d and r["state"] == "sent" for r in seen.ledger))
+    unsent = sorted(
+        d
+        for d in seen.decision_ids()
+        if rows[d] != 1 or not any(r["decision_id"] == d and r["state"] == "sent" for r in seen.ledger)
+    )
     if unsent:
         found.append(f"{len(unsent)} decisions without exactly one 'sent' ledger row: {unsent[:5]}")
     return found
+
+
+def _exception_line(trace: str | None) -> str:
+    """The line of a traceback that names the exception (SQLAlchemy adds a link line after it)."""
+    lines = [line for line in (trace or "").splitlines() if line.strip() and not line.startswith((" ", "("))]
+    return lines[-1][:300] if lines else "?"

@@ -4,13 +4,15 @@ every process's log."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
 from redis import Redis
 
-from tests.conftest import serving
+from service.queue import async_redis_client, redis_client
+from service.settings import Settings
+from tests.conftest import SECRET, serving
 from tests.infra.load import TimedReceiver
 from tests.infra.servers import PostgresServer, RedisProcess, SentinelGroup, postgres_bin
 from tests.infra.stack import Stack
@@ -19,7 +21,9 @@ Launch = Callable[[str, Callable[[], Redis], str], Stack]
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if report.when == "call":
         item.stash[FAILED] = report.failed
@@ -82,7 +86,17 @@ def volatile_redis(tmp_path: Path) -> Iterator[RedisProcess]:
 
 @pytest.fixture
 def sentinel_group(tmp_path: Path) -> Iterator[SentinelGroup]:
+    """A primary, a replica and three sentinels; skipped, saying why, while cubehook cannot build a
+    client from a redis+sentinel:// URL (branch `sentinel`)."""
     group = SentinelGroup(tmp_path)
+    try:
+        settings = Settings(redis_url=group.url, webhook_secrets=SECRET)
+        redis_client(settings).close()
+        async_redis_client(settings)  # the web process's; nothing to close before a first command
+    except Exception as exc:  # whatever the refusal: the URL form is not there yet
+        pytest.skip(
+            f"cubehook cannot build a Redis client from {group.url} yet ({type(exc).__name__}: {exc})"
+        )
     try:
         group.start()
         yield group

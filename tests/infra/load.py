@@ -47,7 +47,10 @@ def subscribe(sim_url: str, webhook_url: str, copies: int) -> list[str]:
     secrets = []
     for _ in range(copies):
         created = httpx2.post(
-            f"{sim_url}/v1/webhooks", json={"url": webhook_url}, headers={"Authorization": SIM_API_KEY}, timeout=5
+            f"{sim_url}/v1/webhooks",
+            json={"url": webhook_url},
+            headers={"Authorization": SIM_API_KEY},
+            timeout=5,
         )
         created.raise_for_status()
         secrets.append(str(created.json()["secret"]))

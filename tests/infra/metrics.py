@@ -67,7 +67,9 @@ class Sampler:
                 self.samples.extend(Sample(at, source, name, value) for name, value in totals.items())
 
     def values(self, name: str, source: str, since: float = 0.0, until: float = float("inf")) -> list[float]:
-        return [s.value for s in self.samples if s.name == name and s.source == source and since <= s.at <= until]
+        return [
+            s.value for s in self.samples if s.name == name and s.source == source and since <= s.at <= until
+        ]
 
     def last(self, name: str, source: str) -> float | None:
         found = self.values(name, source)
@@ -103,7 +105,11 @@ class Alert:
             last = {s: sampler.last(self.name, s) for s in self.sources}
             values = [v for v in last.values() if v is not None]
             checked = [sum(values)] if self.summed else [v for v in last.values()]
-            wrong = [v for v in checked if v is None or (v < self.after if self.at_least else v != self.after)]
+            wrong = [
+                v for v in checked if v is None or (v < self.after if self.at_least else v != self.after)
+            ]
             if wrong:
-                found.append(f"metric {self.name} after recovery: {last}, expected {'>=' if self.at_least else ''}{self.after:g}")
+                found.append(
+                    f"metric {self.name} after recovery: {last}, expected {'>=' if self.at_least else ''}{self.after:g}"
+                )
         return found

@@ -58,7 +58,7 @@ def start(name: str, args: list[str], env: dict[str, str], logs: Path, ready_url
     ``ready_url`` answers 200."""
     log = logs / f"{name}.log"
     with log.open("wb") as out:
-        process = subprocess.Popen(  # noqa: S603 - our own command
+        process = subprocess.Popen(
             [CUBEHOOK, *args], env=env, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True, preexec_fn=die_with_parent,
         )  # fmt: skip

@@ -56,7 +56,9 @@ def run_fault(stack: Stack, fault: Fault, report_dir: Path) -> None:
     seen = read(stack, load.expected)
     found = [*load.errors, *problems(stack, load.expected, seen, fault.redis_kept)]
     if done_at is None:
-        found.append(f"not settled {SETTLE_SECONDS:g} s after the fault's end and the load's (see the lines below)")
+        found.append(
+            f"not settled {SETTLE_SECONDS:g} s after the fault's end and the load's (see the lines below)"
+        )
     for alert in fault.alerts:
         found += alert.problems(sampler, struck, healed + ALERT_GRACE)
     report = measure(fault, load, seen, struck, healed, done_at, stack)
@@ -69,7 +71,13 @@ def run_fault(stack: Stack, fault: Fault, report_dir: Path) -> None:
 
 
 def measure(
-    fault: Fault, load: Load, seen: Any, struck: float, healed: float, done_at: float | None, stack: Stack  # noqa: ANN401
+    fault: Fault,
+    load: Load,
+    seen: Any,
+    struck: float,
+    healed: float,
+    done_at: float | None,
+    stack: Stack,
 ) -> dict[str, Any]:
     outcomes = [d["outcome"] for d in seen.deliveries]
     times = stack.receiver.times

@@ -4,6 +4,7 @@ killed and started again on the same port, as the faults need."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import shutil
 import signal
@@ -15,7 +16,6 @@ from pathlib import Path
 
 from redis import Redis
 from redis.exceptions import RedisError
-from redis.sentinel import Sentinel
 
 from cubehook_dev.devredis import free_port, redis_server_binary
 from tests.infra.processes import die_with_parent
@@ -46,14 +46,16 @@ class RedisProcess:
         return Redis(port=self.port, socket_timeout=2, socket_connect_timeout=1)
 
     def command(self) -> list[str]:
-        persistence = ["--appendonly", "yes", "--appendfsync", "everysec"] if self.durable else ["--appendonly", "no"]
+        persistence = (
+            ["--appendonly", "yes", "--appendfsync", "everysec"] if self.durable else ["--appendonly", "no"]
+        )
         return [
             redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
             *persistence, "--dir", str(self.dir), "--logfile", str(self.log), *self.extra,
         ]  # fmt: skip
 
     def start(self, timeout: float = 15.0) -> None:
-        self.process = subprocess.Popen(  # noqa: S603 - fixed arguments
+        self.process = subprocess.Popen(
             self.command(), start_new_session=True, preexec_fn=die_with_parent,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -107,19 +109,24 @@ class SentinelGroup:
         hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
         return f"redis+sentinel://{hosts}/{MASTER_NAME}/0"
 
-    def sentinel(self) -> Sentinel:
-        return Sentinel([("127.0.0.1", p) for p in self.sentinel_ports], socket_timeout=1)
+    def master_port(self) -> int | None:
+        """The primary's port, as the first sentinel that answers names it."""
+        for port in self.sentinel_ports:
+            try:
+                with Redis(port=port, socket_timeout=1, socket_connect_timeout=1) as sentinel:
+                    found = sentinel.sentinel_get_master_addr_by_name(MASTER_NAME)
+            except RedisError:
+                continue
+            if found:
+                return int(found[1])
+        return None
 
     def client(self) -> Redis:
-        master: Redis = self.sentinel().master_for(MASTER_NAME, socket_timeout=2, socket_connect_timeout=1)
-        return master
-
-    def master_port(self) -> int | None:
-        try:
-            found = self.sentinel().discover_master(MASTER_NAME)
-        except RedisError:
-            return None
-        return int(found[1])
+        """A client of the primary of the moment (the checks' own, not cubehook's)."""
+        port = self.master_port()
+        if port is None:
+            raise RedisError("no sentinel names a primary")
+        return Redis(port=port, socket_timeout=2, socket_connect_timeout=1)
 
     def start(self, timeout: float = 30.0) -> None:
         self.primary.start()
@@ -135,10 +142,13 @@ class SentinelGroup:
                 f"sentinel parallel-syncs {MASTER_NAME} 1\n"
             )
             self.sentinels.append(
-                subprocess.Popen(  # noqa: S603 - fixed arguments
-                    [redis_server_binary(), str(conf), "--sentinel"], start_new_session=True,
-                    preexec_fn=die_with_parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                )  # fmt: skip
+                subprocess.Popen(
+                    [redis_server_binary(), str(conf), "--sentinel"],
+                    start_new_session=True,
+                    preexec_fn=die_with_parent,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
             )
         deadline = time.monotonic() + timeout
         while not self._ready():
@@ -191,7 +201,7 @@ class PostgresServer:
 
     def _run(self, *args: str) -> None:
         command = ["runuser", "-u", "postgres", "--", *args]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)  # noqa: S603
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
         if done.returncode:
             raise RuntimeError(f"{args[0]} failed: {done.stderr[-1000:]}")
 
@@ -200,15 +210,23 @@ class PostgresServer:
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-o",
+            options,
+            "-w",
+            "start",
+        )
 
     def stop(self, mode: str = "fast") -> None:
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
 
     def close(self) -> None:
         if (self.data / "postmaster.pid").exists():
-            try:
+            with contextlib.suppress(RuntimeError):
                 self.stop("immediate")
-            except RuntimeError:
-                pass
         shutil.rmtree(self.root, ignore_errors=True)

@@ -51,7 +51,9 @@ class Stack:
         simulate = ["simulate", "--port", str(sim_port), "--seed", "7", "--api-key", SIM_API_KEY,
                     "--step-seconds", str(STEP_SECONDS), "--retry-scale", str(RETRY_SCALE),
                     "--webhook-url", hook, "--webhook-secret", SECRET]  # fmt: skip
-        self.procs.append(start("simulator", simulate, cubehook_env(), self.logs, f"{self.sim_url}/_sim/health"))
+        self.procs.append(
+            start("simulator", simulate, cubehook_env(), self.logs, f"{self.sim_url}/_sim/health")
+        )
         # Two more subscriptions to the same endpoint: every event comes three times, each copy
         # signed with its own subscription's secret, each retried on its own.
         secrets = [SECRET, *subscribe(self.sim_url, hook, copies=2)]
@@ -89,5 +91,6 @@ class Stack:
 
     def tails(self) -> str:
         return "\n".join(
-            f"--- {p.name} (exit status {p.process.poll()}), last lines of {p.stderr}:\n{p.tail()}" for p in self.procs
+            f"--- {p.name} (exit status {p.process.poll()}), last lines of {p.stderr}:\n{p.tail()}"
+            for p in self.procs
         )

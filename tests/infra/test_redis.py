@@ -37,7 +37,10 @@ def test_redis_killed_and_restarted_with_its_append_only_file(
 ) -> None:
     stack = launch(durable_redis.url, durable_redis.client, sqlite_url)
     fault = Fault(
-        "redis-restart", durable_redis.kill, lambda: restart_after(durable_redis, OUTAGE_SECONDS), redis_alerts()
+        "redis-restart",
+        durable_redis.kill,
+        lambda: restart_after(durable_redis, OUTAGE_SECONDS),
+        redis_alerts(),
     )
     run_fault(stack, fault, tmp_path)
 
