@@ -36,14 +36,15 @@ def settings() -> Settings:
     return loaded
 
 
-def runtime() -> Runtime:
-    """What a worker process builds (Redis, the ComplyCube client, the stores), for a command."""
+def runtime(wait: bool = False) -> Runtime:
+    """What a worker process builds (Redis, the ComplyCube client, the stores), for a command; with
+    ``wait`` (the worker) Redis and the database are waited for, not failed on."""
     from workers.runtime import Runtime
 
     loaded = settings()
     configure_logging(loaded)
     try:
-        return Runtime.build(loaded, environment())
+        return Runtime.build(loaded, environment(), wait=wait)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -34,14 +34,17 @@ def worker(burst: bool) -> None:
     """Run an RQ worker on the cubehook queue, with RQ's scheduler for retries and re-checks, the
     recovery sweep for the jobs of dead workers, and the maintenance clock."""
     from workers import runtime as worker_runtime
+    from workers.outages import HEALTH
     from workers.worker import run
 
-    built = runtime()
-    worker_runtime.install(built)
-    if built.settings.worker_metrics_port:
+    HEALTH.speaks = True  # the worker says each outage once; a command's own error line says it
+    loaded = settings()
+    if loaded.worker_metrics_port:  # first: the gauges say so while the worker waits for Redis
         from prometheus_client import start_http_server
 
-        start_http_server(built.settings.worker_metrics_port, addr=built.settings.admin_host)
+        start_http_server(loaded.worker_metrics_port, addr=loaded.admin_host)
+    built = runtime(wait=not burst)  # a worker rides out outages, from its start on
+    worker_runtime.install(built)
     try:
         run(built.settings, built, burst)
     finally:

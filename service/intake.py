@@ -104,7 +104,8 @@ class Intake:
         try:
             submitted = await self.queue.submit_async(ref)  # one round trip, on the asyncio client
         except QueueUnavailable as exc:
-            bound.error("webhook.queue_unavailable", error=str(exc))
+            # Expected while Redis is away, and retried by ComplyCube: a warning, not an error.
+            bound.warning("webhook.queue_unavailable", error=str(exc), answer=503)
             raise
         ENQUEUE_SECONDS.observe(time.perf_counter() - started)
         if submitted is Submitted.DUPLICATE:

@@ -52,6 +52,8 @@ LIMBO = PREFIX + "recovery:limbo"  # HASH job id -> seen dequeued and unclaimed 
 MAINTENANCE_NEXT = PREFIX + "maintenance:next_at"  # fixed: when the next maintenance run is due (s)
 MAINTENANCE_LAST_RUN = PREFIX + "maintenance:last_run"  # fixed: when maintenance last ran (s)
 MIGRATE_LOCK = PREFIX + "lock:migrate"  # one worker migrates the audit trail at a time
+EPOCH = PREFIX + "epoch"  # fixed: this Redis's data set, also kept in the audit trail (workers.epoch)
+WORKERS_ALIVE = PREFIX + "workers:alive"  # ZSET worker name -> until when it is alive (ms); pruned
 WATCHDOG_ENABLED = PREFIX + "watchdog:enabled"  # fixed: HASH webhook id -> 1|0, as last seen
 WATCHDOG_ALERTED = PREFIX + "watchdog:alerted:"  # + webhook id: alerted once for this outage
 

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from redis import Redis
-from rq import Queue
+from rq import Queue, Retry
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
@@ -107,6 +107,12 @@ class CubehookJob(Job):
 
 # What every queue, worker and job fetch of cubehook's is built with.
 JOB_OPTIONS: dict[str, Any] = {"serializer": JSONSerializer, "job_class": CubehookJob}
+
+
+def job_retry(intervals: tuple[int, ...]) -> Retry | None:
+    """RQ's retries of a job, one per interval (CUBEHOOK_JOB_RETRY_INTERVALS): every job cubehook
+    queues has them, so a transient failure never dead-letters a job on its first run."""
+    return Retry(max=len(intervals), interval=list(intervals)) if intervals else None
 
 
 def rq_queue(name: str, connection: Redis) -> Queue:

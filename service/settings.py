@@ -127,6 +127,11 @@ class Settings(BaseSettings):
     # backfill_lookback_seconds back). 0: never.
     maintenance_interval_seconds: int = Field(default=900, ge=0)
     backfill_lookback_seconds: int = Field(default=DAY, gt=0)
+    # A job that fails because Redis, the database or ComplyCube is away is put back, no retry
+    # spent, for up to this long since its first put-back (workers.outages): an outage needs no
+    # person per job. Past it, its failures spend retries as any other's (one session ComplyCube
+    # keeps failing on for a day does need a person). 0: outages spend retries at once.
+    outage_patience_seconds: int = Field(default=DAY, ge=0)
     # A backfill also walks the unfiltered session list back to sessions created this long before
     # its window, in case ComplyCube's updatedAfter filter silently fails (workers.backfill).
     backfill_walk_margin_seconds: int = Field(default=DAY, ge=0)

@@ -82,6 +82,7 @@ decisions = Table(
     Column("superseded_by", String(64)),
     Column("review", String(16)),
     Index("ix_decisions_supersedes", "supersedes"),
+    Index("ix_decisions_decided_at", "decided_at"),  # the ledger's reconciliation (workers.ledger)
     Index("ix_decisions_review", "review", "decided_at", "decision_id"),
     Index("ix_decisions_review_outcome", "review", "outcome", "decided_at", "decision_id"),
     Index("ix_decisions_review_template", "review", "template_id", "decided_at", "decision_id"),
@@ -119,6 +120,7 @@ action_ledger = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("sent_at", DateTime(timezone=True)),
     UniqueConstraint("decision_id", "action", name="uq_action_ledger_decision_action"),
+    Index("ix_action_ledger_state", "state", "updated_at"),  # the reconciliation: what is not sent
 )
 action_attempts = Table(
     "action_attempts",
@@ -132,6 +134,16 @@ action_attempts = Table(
     Column("detail", Text, nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True), nullable=False),
+)
+
+# Facts about the deployment that must outlive Redis: the epoch of the Redis data set the trail
+# was last written beside (workers.epoch), so that a Redis that comes back empty is noticed.
+markers = Table(
+    "markers",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(256), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 # What retention and erasure removed or redacted, when, at whose request: counts, never the data.
@@ -200,7 +212,10 @@ def make_engine(url: str) -> Engine:
         Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
     # hide_parameters: a failed statement's error (and so a log line) never carries its values,
     # which can be a customer's data or a note a reviewer typed.
-    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    # A database that does not answer fails a connection in seconds, not at the kernel's pace:
+    # a worker must notice an outage (and put its jobs back) while ComplyCube's events keep coming.
+    connect_args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
+    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True, connect_args=connect_args)
     if engine.dialect.name == "sqlite":
         # Several worker processes share the file: WAL lets readers and one writer coexist, and a
         # writer waits for the lock instead of failing at once.

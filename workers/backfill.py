@@ -31,14 +31,14 @@ import itertools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from rq import Queue
+from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
 
 from service.complycube_models import WorkflowSession
 from service.events import format_time, parse_time
 from service.log import get_logger
 from service.metrics import BACKFILL_FILTER_MISSES
-from service.rq_jobs import JobFunction, job_id_part, rq_queue
+from service.rq_jobs import JobFunction, job_id_part, job_retry, rq_queue
 from service.settings import DAY
 from workers.runtime import Runtime
 
@@ -76,7 +76,7 @@ def backfill(rt: Runtime, since: datetime, page_size: int = PAGE_SIZE) -> Backfi
     report.listed = len(union)
     queue = rq_queue(rt.settings.queue_name, rt.redis)
     for summary in union.values():
-        if _needs_look(rt, summary) and _enqueue(queue, summary):
+        if _needs_look(rt, summary) and _enqueue(queue, summary, job_retry(rt.settings.job_retry_intervals)):
             report.queued.append(summary.id)
     log.info("backfill.done", since=sent, listed=report.listed, queued=len(report.queued), missed=len(missed))
     return report
@@ -105,16 +105,19 @@ def _after(updated_at: str | None, start: datetime) -> bool:
 def _needs_look(rt: Runtime, summary: WorkflowSession) -> bool:
     if summary.status not in FINAL:
         return False  # nothing to decide yet; its own events will come
-    current = rt.store.current(summary.id)
+    # Redis first; the trail when Redis has forgotten the session (its state expired, or Redis came
+    # back empty): a session decided already is not looked at again for nothing.
+    current = rt.store.current(summary.id) or rt.audit.latest_decision(summary.id)
     return current is None or (current.status, current.session_outcome) != (summary.status, summary.outcome)
 
 
-def _enqueue(queue: Queue, summary: WorkflowSession) -> bool:
+def _enqueue(queue: Queue, summary: WorkflowSession, retry: Retry | None) -> bool:
     stamp = hashlib.sha256(f"{summary.updated_at}".encode()).hexdigest()[:12]
     with contextlib.suppress(DuplicateJobError):  # queued by an earlier backfill, not run yet
         queue.enqueue(
             JobFunction.PROCESS_SESSION, session_id=summary.id, trigger="backfill",
             job_id=f"backfill-{job_id_part(summary.id, 32)}-{stamp}", unique=True, result_ttl=DAY,
+            retry=retry,
         )  # fmt: skip
         return True
     return False

@@ -43,6 +43,7 @@ from service.errors import (
 from service.metrics import API_CALLS
 from service.settings import Settings
 from workers.http_limits import COMPLYCUBE_ANSWER_MAX_BYTES, bounded_request
+from workers.outages import HEALTH, Dependency
 from workers.ratelimit import FleetPaused, RateLimiter
 
 M = TypeVar("M", bound=BaseModel)
@@ -202,10 +203,12 @@ class ComplyCubeClient:
             except httpx2.TransportError as exc:  # timeouts, refused and reset connections
                 API_CALLS.labels(status="error").inc()
                 failure = UpstreamUnavailable(f"{call}: {type(exc).__name__}")
+                HEALTH.saw(Dependency.COMPLYCUBE, up=False, error=str(failure))
                 retry_after = None
             else:
                 status = response.status_code
                 API_CALLS.labels(status=str(status)).inc()
+                HEALTH.saw(Dependency.COMPLYCUBE, up=status < 500, error=f"{call}: HTTP {status}")
                 if response.is_success:
                     return _parse(call, response, model)
                 if status == 404:

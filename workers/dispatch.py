@@ -16,6 +16,7 @@ it). Each job:
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,11 +33,13 @@ from service.metrics import ACTIONS
 from service.rq_jobs import JobFunction, job_id_part
 from workers.actions import ActionContext, PersonalData, senders
 from workers.audit import AuditStore
-from workers.audit_schema import now
+from workers.audit_schema import Claim, now
 from workers.decide import Decision
+from workers.outages import DATABASE_ERRORS, HEALTH, Dependency
 from workers.rules import Planned, Rules, plan
 
 log = get_logger("cubehook.dispatch")
+SENT_RECORD_PATIENCE = 120.0  # seconds: well within the job's timeout (300 s by default)
 
 
 def action_job_id(decision_id: str, action: str) -> str:
@@ -65,23 +68,23 @@ class Dispatcher:
     def planned(self, decision: Decision) -> tuple[Planned, ...]:
         return plan(decision, self.rules.file)
 
+    def job(self, decision_id: str, session_id: str, action: str) -> Job:
+        """The job of one action of a decision (never queued by this call)."""
+        intervals = jittered(self.retry_intervals, self.rng)
+        return self.queue.create_job(
+            JobFunction.RUN_ACTION,
+            kwargs={"decision_id": decision_id, "session_id": session_id, "action": action},
+            job_id=action_job_id(decision_id, action),
+            description=f"action {action} for {decision_id}",
+            retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
+            result_ttl=self.result_ttl,
+            failure_ttl=365 * 24 * 3600,  # the dead-letter queue keeps a year
+        )
+
     def enqueue(self, pipe: Pipeline, decision: Decision) -> list[str]:
         job_ids = []
         for planned in self.planned(decision):
-            intervals = jittered(self.retry_intervals, self.rng)
-            job = self.queue.create_job(
-                JobFunction.RUN_ACTION,
-                kwargs={
-                    "decision_id": decision.decision_id,
-                    "session_id": decision.session_id,
-                    "action": planned.action,
-                },
-                job_id=action_job_id(decision.decision_id, planned.action),
-                description=f"action {planned.action} for {decision.decision_id}",
-                retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
-                result_ttl=self.result_ttl,
-                failure_ttl=365 * 24 * 3600,  # the dead-letter queue keeps a year
-            )
+            job = self.job(decision.decision_id, decision.session_id, planned.action)
             # At the front: the decision is made, and its actions should not wait behind the
             # events queued meanwhile (there are never more actions than decisions, so events
             # cannot starve).
@@ -151,10 +154,28 @@ class ActionRunner:
                     "action.failed", attempt=claim.attempt, error=str(exc), next_attempt_at=next_attempt(job)
                 )
             raise
-        self.audit.finish(claim, session_id, ok=True, detail=detail, started=started)
+        self._record_sent(claim, session_id, detail, started)
         ACTIONS.labels(action=action, result="sent").inc()
         bound.info("action.sent", attempt=claim.attempt, detail=detail)
         return detail
+
+    def _record_sent(self, claim: Claim, session_id: str, detail: str, started: datetime) -> None:
+        """The target has it: put that on the ledger, waiting out a database outage of up to
+        ``SENT_RECORD_PATIENCE`` seconds (the job's lease is renewed meanwhile) rather than letting
+        a re-run send it again. Past that the error is raised, and the job is put back; the re-run
+        sends with the same idempotency key, so the target can still drop the copy."""
+        deadline = time.monotonic() + SENT_RECORD_PATIENCE
+        pause = 0.5
+        while True:
+            try:
+                self.audit.finish(claim, session_id, ok=True, detail=detail, started=started)
+                return
+            except DATABASE_ERRORS as exc:
+                if time.monotonic() + pause > deadline:
+                    raise
+                HEALTH.saw(Dependency.DATABASE, up=False, error=f"{type(exc).__name__}: {exc}")
+                time.sleep(pause)
+                pause = min(10.0, pause * 2)
 
 
 def next_attempt(job: Job | None) -> str | None:

@@ -124,6 +124,7 @@ def process_session(session_id: str, trigger: str) -> dict[str, Any]:
         return {"trigger": trigger, **look.as_dict()}
 
 
+@when_rate_limited
 def run_action(decision_id: str, session_id: str, action: str) -> dict[str, str]:
     """One action of one decision (see workers.dispatch): once in effect, retried, dead-lettered."""
     with _job("run_action", decision_id=decision_id, session_id=session_id, action=action):
@@ -131,6 +132,7 @@ def run_action(decision_id: str, session_id: str, action: str) -> dict[str, str]
         return {"decision_id": decision_id, "action": action, "detail": detail}
 
 
+@when_rate_limited
 def record_event(
     event_id: str, event_type: str, resource_type: str, resource_id: str, event_time: str, disposition: str
 ) -> dict[str, str]:
@@ -145,41 +147,46 @@ def record_event(
         return {"event_id": event_id, "disposition": disposition}
 
 
-def maintenance() -> dict[str, Any]:
-    """The periodic job: the webhook watchdog, a backfill since the previous run, then the audit
-    trail's retention (when CUBEHOOK_AUDIT_RETENTION_DAYS is set). The workers' watch queues it
-    every interval (workers.worker), whichever workers are alive."""
+@when_rate_limited
+def maintenance(recover: bool = False) -> dict[str, Any]:
+    """The periodic job: the webhook watchdog, a backfill since the previous run, the ledger's
+    reconciliation (workers.ledger), then the audit trail's retention (when
+    CUBEHOOK_AUDIT_RETENTION_DAYS is set). The workers' watch queues it every interval
+    (workers.worker), whichever workers are alive; and at once, with ``recover``, when Redis came
+    back without its data (workers.epoch): then the backfill and the reconciliation reach over the
+    whole look-back window, since what Redis held of it is gone."""
     from datetime import UTC, datetime, timedelta
 
-    from workers import operations, retention
+    from workers import ledger, operations, retention
 
-    with _job("maintenance"):
+    with _job("maintenance", recover=recover):
         rt = runtime.current()
         settings = rt.settings
         lookback = timedelta(seconds=settings.backfill_lookback_seconds)
+        now = datetime.now(UTC)
+        previous = None if recover else rt.redis.get(keys.MAINTENANCE_LAST_RUN)
+        last = datetime.fromtimestamp(float(previous), UTC) if previous else None
+        since = last - timedelta(minutes=5) if last else now - lookback
         try:
             report = operations.watchdog(
                 rt, settings.public_webhook_url, settings.webhook_auto_enable, lookback
             )
-            disabled = report.disabled
-        finally:
-            now = datetime.now(UTC)
-            previous = rt.redis.get(keys.MAINTENANCE_LAST_RUN)
-            since = (
-                datetime.fromtimestamp(float(previous), UTC) - timedelta(minutes=5)
-                if previous
-                else now - lookback
-            )
+        finally:  # the webhook's listing failing must not stop the backfill and the reconciliation
             queued = operations.backfill(rt, since).queued
+            requeued = ledger.reconcile(rt.audit, rt.processor.dispatcher, since).requeued
             rt.redis.set(keys.MAINTENANCE_LAST_RUN, now.timestamp())
         purged = 0
         if settings.audit_retention_days:  # the audit trail's retention (workers.retention)
             before = now - timedelta(days=settings.audit_retention_days)
             gone = retention.purge(rt.audit, before, settings.legal_hold_days, "maintenance")
             purged = gone.events + gone.snapshots + gone.decisions
-        log.info("maintenance.done", disabled_webhooks=disabled, backfilled=len(queued), purged_rows=purged)
+        log.info(
+            "maintenance.done", disabled_webhooks=report.disabled, backfilled=len(queued),
+            requeued_actions=len(requeued), purged_rows=purged, recover=recover,
+        )  # fmt: skip
         return {
-            "disabled_webhooks": ",".join(disabled),
+            "disabled_webhooks": ",".join(report.disabled),
             "backfilled": str(len(queued)),
+            "requeued_actions": str(len(requeued)),
             "purged": str(purged),
         }

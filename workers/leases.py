@@ -69,9 +69,14 @@ class LeaseKeeper:
         return held
 
     def release(self, held: Held) -> None:
-        """Stop renewing, and give the lease up now when it is still ours."""
+        """Stop renewing, and give the lease up now when it is still ours. With Redis away the
+        lease cannot be given up: it lapses by itself within one lease, which is as good (the
+        recovery sweep then treats the job as a dead worker's, and runs it again, safely)."""
         self.forget(held.key, held.token)
-        held.redis.eval(scripts.DROP, 1, held.key, held.token)
+        try:
+            held.redis.eval(scripts.DROP, 1, held.key, held.token)
+        except RedisError as exc:
+            log.debug("lease.release_failed", key=held.key, error=str(exc))
 
     def forget(self, key: str, token: str) -> None:
         """Stop renewing (the holder let go by a script of its own, or lost the lease)."""

@@ -146,13 +146,30 @@ def status(settings: Settings, redis: Redis, audit: AuditStore | None) -> dict[s
         "scheduled": queue.scheduled_job_registry.count,
         "failed": queue.failed_job_registry.count,
         "dead_actions": len(audit.dead_letters()) if audit else "unknown (no audit trail yet)",
-        "workers": len(Worker.all(queue=queue)),
+        **_fleet(redis, queue),
         "oldest_queued_seconds": round(time.time() - oldest[0].enqueued_at.timestamp(), 1)
         if oldest and oldest[0].enqueued_at
         else 0,
         "last_event_at": format_time(datetime.fromtimestamp(float(last), UTC)) if last else None,
         **_intake_status(settings, redis),
     }
+
+
+def _fleet(redis: Redis, queue: Queue) -> dict[str, Any]:
+    """The workers as RQ has them registered, and as their watches say they are alive (every few
+    seconds, workers.watch). A Redis that came back empty forgot RQ's registrations: the watches
+    re-register within a tick, and until then the two numbers tell a working fleet from a dead one."""
+    registered = len(Worker.all(queue=queue))
+    alive = int(redis.zcount(keys.WORKERS_ALIVE, int(time.time() * 1000), "+inf"))
+    fleet: dict[str, Any] = {"workers": registered, "workers_alive": alive}
+    if alive > registered:
+        fleet["workers_note"] = (
+            f"{alive - registered} live worker(s) not registered with RQ: Redis lost their registrations "
+            "(they re-register within seconds)"
+        )
+    elif alive == 0 and registered:
+        fleet["workers_note"] = "RQ lists workers, but none has reported alive: they may have died"
+    return fleet
 
 
 def _intake_status(settings: Settings, redis: Redis) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from rq import Queue
+from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
 from structlog.typing import FilteringBoundLogger as BoundLogger
 
@@ -56,6 +56,7 @@ class Result(StrEnum):
     UNKNOWN = "unknown"  # ComplyCube's API does not know the session or check (404): nothing to decide
     DEFERRED = "deferred"  # put back for later: its session's own event will cover it (triggers)
     RESCHEDULED = "rescheduled"  # put back after ComplyCube's rate limit (reschedule)
+    WAITING_FOR = "waiting_for_infrastructure"  # put back until Redis, the database or ComplyCube is back
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,10 @@ class SessionProcessor:
         executor: ThreadPoolExecutor,
         audit: AuditStore,
         dispatcher: Dispatcher,
+        retry: Retry | None = None,
     ) -> None:
         self.client = client
+        self.retry = retry  # of the looks it schedules (re-checks, follow-ups)
         self.store = store
         self.queue = queue
         self.schedule = RecheckSchedule.after(recheck_intervals)
@@ -222,6 +225,7 @@ class SessionProcessor:
                 job_id=f"recheck-{_job_safe(session_id)}-{wait.recheck}",
                 unique=True,
                 result_ttl=DAY,
+                retry=self.retry,
             )
 
     def _schedule_follow_up(self, handed: HandedOff) -> None:
@@ -237,6 +241,7 @@ class SessionProcessor:
                 unique=True,
                 result_ttl=0,
                 failure_ttl=DAY,
+                retry=self.retry,
             )
 
 

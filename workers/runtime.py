@@ -16,16 +16,18 @@ from dataclasses import dataclass
 
 import httpx2
 from redis import Redis
+from redis.exceptions import RedisError
 
 from service import keys
 from service.queue import redis_client
-from service.rq_jobs import rq_queue
+from service.rq_jobs import job_retry, rq_queue
 from service.settings import Settings, load_settings
 from workers.actions import PersonalData
 from workers.audit import AuditStore
 from workers.complycube import ComplyCubeClient
 from workers.decide import Decision
 from workers.dispatch import ActionRunner, Dispatcher
+from workers.outages import DATABASE_ERRORS, Dependency, wait_for
 from workers.pipeline import SessionProcessor
 from workers.ratelimit import RateLimiter
 from workers.rules import Rules, load_rules
@@ -48,17 +50,27 @@ class Runtime:
 
     @classmethod
     def build(
-        cls, settings: Settings, environ: Mapping[str, str], transport: httpx2.BaseTransport | None = None
+        cls,
+        settings: Settings,
+        environ: Mapping[str, str],
+        transport: httpx2.BaseTransport | None = None,
+        wait: bool = False,
     ) -> Runtime:
-        """Raises ConfigError for a rules file that does not validate or names unset secrets."""
+        """Raises ConfigError for a rules file that does not validate or names unset secrets. With
+        ``wait`` (a worker starting), Redis and the database are waited for, however long they are
+        away, instead of failing (workers.outages)."""
         rules = load_rules(settings.rules_file, environ, settings.allow_insecure_transport)
         redis = redis_client(settings)
+        audit = AuditStore.from_url(settings.database_url, settings.snapshot_mode)
+        if wait:
+            never = lambda: False  # noqa: E731 - a worker waits until killed
+            wait_for(Dependency.REDIS, redis.ping, never, retry_on=(RedisError,))
+            wait_for(Dependency.DATABASE, audit.needs_migration, never, retry_on=DATABASE_ERRORS)
+        migrate(audit, redis)
         rate = settings.complycube_rate()
         limiter = RateLimiter(redis, rate) if rate else None
         client = ComplyCubeClient.from_settings(settings, limiter, transport)
         store = SessionStore(redis, settings.session_lock_seconds, settings.session_state_ttl_seconds)
-        audit = AuditStore.from_url(settings.database_url, settings.snapshot_mode)
-        migrate(audit, redis)
         # A session's checks come from one list call; any it did not return are fetched at once.
         executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cubehook-fetch")
         queue = rq_queue(settings.queue_name, redis)
@@ -67,8 +79,9 @@ class Runtime:
             rules, queue, settings.action_retry_intervals, rng, settings.result_ttl_seconds
         )
         processor = SessionProcessor(
-            client, store, queue, settings.pending_recheck_intervals, executor, audit, dispatcher
-        )
+            client, store, queue, settings.pending_recheck_intervals, executor, audit, dispatcher,
+            job_retry(settings.job_retry_intervals),
+        )  # fmt: skip
 
         def personal_data(client_id: str) -> PersonalData:
             person = client.get_client(client_id).model

@@ -1,5 +1,6 @@
-"""The `cubehook worker` process: RQ's worker, plus a lease on every job it runs, and a watch thread
-that sweeps for the jobs of dead workers and keeps the maintenance clock (workers.recovery).
+"""The `cubehook worker` process: RQ's worker, plus a lease on every job it runs, a watch thread
+(workers.watch) that sweeps for the jobs of dead workers, keeps the maintenance clock and probes
+what the worker stands on, and a loop that rides out Redis outages instead of exiting.
 
 Nothing here depends on which worker holds RQ's scheduler: every worker runs the watch, one of
 them at a time does each sweep and claims each maintenance run, so both go on as long as any
@@ -9,11 +10,11 @@ worker lives.
 from __future__ import annotations
 
 import secrets
+import signal
 import threading
 from typing import Any
 
 from redis import Redis
-from redis.client import Pipeline
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker, Worker
 from rq.job import Job
@@ -22,11 +23,13 @@ from service.errors import CubehookError, PermanentError
 from service.log import get_logger
 from service.queue import redis_client
 from service.rq_jobs import JOB_OPTIONS, JobFunction, rq_queue
-from service.settings import DAY, Settings, WorkerClass
+from service.settings import Settings, WorkerClass
 from workers.dispatch import next_attempt
 from workers.leases import KEEPER
+from workers.outages import HEALTH, Dependency, wait_for
 from workers.recovery import WORKER_PREFIX, Recovery, alive_key
 from workers.runtime import Runtime
+from workers.watch import Watch
 
 log = get_logger("cubehook.worker")
 OVERDUE_SECONDS = 10.0  # a scheduled job this late: RQ's scheduler is not moving it
@@ -43,6 +46,11 @@ class LeasedJobs:
     leases: Redis
     lease_ms: int
     name: str
+    stop_asked: bool = False  # a signal asked RQ's loop to stop (as opposed to an error ending it)
+
+    def request_stop(self, signum: int, frame: object) -> None:
+        self.stop_asked = True
+        super().request_stop(signum, frame)  # type: ignore[misc]
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         held = KEEPER.take(self.leases, alive_key(job.id), self.name, self.lease_ms)
@@ -74,42 +82,6 @@ class LeasedForkWorker(LeasedJobs, Worker):
     """RQ's Worker (a forked process per job), with job leases held by the parent."""
 
 
-class Watch(threading.Thread):
-    """Every recovery interval: a sweep for the jobs of dead workers, and the maintenance clock."""
-
-    def __init__(self, recovery: Recovery, settings: Settings, queue: Queue) -> None:
-        super().__init__(name="cubehook-watch", daemon=True)
-        self.recovery = recovery
-        self.settings = settings
-        self.queue = queue
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopped.is_set():
-            self.tick()
-            self.stopped.wait(self.settings.recovery_interval_seconds)
-
-    def tick(self) -> None:
-        try:
-            self.recovery.sweep()
-            interval = self.settings.maintenance_interval_seconds
-            if interval:
-                slot = self.recovery.claim_maintenance(interval, self._enqueue_maintenance)
-                if slot is not None:
-                    log.info("maintenance.queued", slot=slot)
-        except RedisError as exc:  # Redis away: the next tick tries again
-            log.warning("watch.redis_unavailable", error=str(exc))
-        except Exception:
-            log.exception("watch.failed")  # a bug: keep watching, but a person must look
-
-    def _enqueue_maintenance(self, pipe: Pipeline, slot: int) -> None:
-        job = self.queue.create_job(
-            JobFunction.MAINTENANCE, job_id=f"maintenance-{slot}", result_ttl=DAY, failure_ttl=DAY,
-            timeout=self.settings.job_timeout_seconds, description="maintenance: watchdog, backfill",
-        )  # fmt: skip
-        self.queue.enqueue_job(job, pipeline=pipe)
-
-
 def build_recovery(settings: Settings, redis: Redis) -> Recovery:
     queue = rq_queue(settings.queue_name, redis)
     overdue = max(OVERDUE_SECONDS, 2 * settings.recovery_interval_seconds)
@@ -117,25 +89,63 @@ def build_recovery(settings: Settings, redis: Redis) -> Recovery:
 
 
 def run(settings: Settings, built: Runtime, burst: bool) -> None:
-    """Work the queue until stopped (or, with ``burst``, until it is empty)."""
+    """Work the queue until stopped (or, with ``burst``, until it is empty), through any number of
+    Redis outages.
+
+    RQ's work loop quits on an error it does not expect, and a Redis call that fails outside its
+    dequeue (a job's bookkeeping, the heartbeat after a job) is one: the worker would exit, and a
+    fleet under Kubernetes would crash-loop after every Redis blip. So when RQ's loop ends without
+    being asked to, the worker waits for Redis (workers.outages: one warning line, a gauge), then
+    starts a new RQ worker under a new name and goes on. A job cut short by the outage stays
+    "started"; its lease lapses and the recovery sweep queues it again (workers.recovery)."""
     # RQ raises its connection's socket timeout to suit its blocking dequeue; the leases and the
     # watch keep their own connection, with the short timeouts, so an outage is noticed in seconds.
     rq_redis, own_redis = redis_client(settings), redis_client(settings)
     queue = rq_queue(settings.queue_name, rq_redis)
     own_queue = rq_queue(settings.queue_name, own_redis)
-    watch = Watch(build_recovery(settings, own_redis), settings, own_queue)
-    worker_class = LeasedSimpleWorker if settings.worker_class is WorkerClass.SIMPLE else LeasedForkWorker
+    watch = Watch(build_recovery(settings, own_redis), settings, own_queue, built)
+    stop = threading.Event()
+    watch.start()
+    try:
+        while not stop.is_set():
+            worker = _worker(settings, queue, rq_redis, own_redis)
+            watch.worker = worker
+            log.info(
+                "worker.starting", queue=settings.queue_name, burst=burst,
+                worker_class=settings.worker_class.value, worker=worker.name,
+            )  # fmt: skip
+            try:
+                worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level.upper())
+            except RedisError as exc:  # RQ's teardown (its death registration) met the outage
+                HEALTH.saw(Dependency.REDIS, up=False, error=f"{type(exc).__name__}: {exc}")
+            if burst or worker.stop_asked:
+                break
+            _trap_signals(stop)  # RQ's handlers would call Redis from inside the wait
+            log.warning("worker.restarting", worker=worker.name, reason="RQ's work loop ended on an error")
+            wait_for(Dependency.REDIS, rq_redis.ping, stop.is_set)
+    finally:
+        watch.stopped.set()
+        rq_redis.close()
+
+
+def _worker(
+    settings: Settings, queue: Queue, rq_redis: Redis, own_redis: Redis
+) -> LeasedSimpleWorker | LeasedForkWorker:
+    worker_class: type[LeasedSimpleWorker] | type[LeasedForkWorker] = (
+        LeasedSimpleWorker if settings.worker_class is WorkerClass.SIMPLE else LeasedForkWorker
+    )
     options: dict[str, Any] = {"maintenance_interval": settings.worker_maintenance_seconds}
     name = WORKER_PREFIX + secrets.token_hex(8)
     worker = worker_class([queue], connection=rq_redis, name=name, **options, **JOB_OPTIONS)
     worker.leases, worker.lease_ms = own_redis, settings.job_lease_seconds * 1000
-    watch.start()
-    log.info(
-        "worker.starting", queue=settings.queue_name, burst=burst, worker_class=settings.worker_class.value,
-        worker=worker.name,
-    )  # fmt: skip
-    try:
-        worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level.upper())
-    finally:
-        watch.stopped.set()
-        rq_redis.close()
+    return worker
+
+
+def _trap_signals(stop: threading.Event) -> None:
+    """SIGTERM and SIGINT set ``stop`` while no RQ worker is at work."""
+
+    def handler(_signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)

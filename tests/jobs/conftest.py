@@ -41,6 +41,7 @@ def worker_settings(make_settings: Callable[..., Settings], sim: SimServer, tmp_
         pending_recheck_intervals="1,1",
         session_lock_seconds=3,
         event_defer_seconds=0,  # every event looked at at once; tests of deferral set it
+        outage_patience_seconds=0,  # an outage spends retries at once; tests of outages set it
     )
 
 
