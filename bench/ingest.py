@@ -6,6 +6,10 @@ connections, from a load generator in another process (asyncio on uvloop, raw HT
 fixed time each, in alternating rounds. Prints requests/s, p50 and p99 latency, and the ratios.
 Targets: the real endpoint at >= 0.8 of onekey, p99 under 25 ms.
 Run: ``.venv/bin/python bench/ingest.py [--rounds 3] [--seconds 4]``.
+
+``--wait``: the intake's cost of WAIT (docs/redis.md): a primary with a local replica, two servers
+of the real endpoint, one waiting for 1 replica and one for none, in alternating rounds; prints
+each one's throughput and the ratio.
 """
 
 from __future__ import annotations
@@ -94,12 +98,68 @@ def measure(
     return count / elapsed, cuts[49] * 1000, cuts[98] * 1000
 
 
+def start_server(port: int, redis_url: str, min_replicas: str) -> subprocess.Popen[bytes]:
+    command = [sys.executable, str(HERE / "ingest_server.py"), "--port", str(port), "--redis-url", redis_url]
+    command += ["--secret", SECRET, "--min-replicas", min_replicas]
+    env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_ready(f"http://127.0.0.1:{port}/healthz")
+    return server
+
+
+def wait_cost(args: argparse.Namespace) -> None:
+    """The real endpoint with WAIT 1 (a local replica acknowledging) against WAIT off."""
+    from redis import Redis
+
+    results: dict[str, list[float]] = {"wait 1": [], "no wait": []}
+    with EmbeddedRedis() as primary:
+        replica_port = free_port()
+        replica = subprocess.Popen(
+            [primary.binary, "--port", str(replica_port), "--save", "", "--appendonly", "no",
+             "--replicaof", "127.0.0.1", str(primary.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        servers: list[subprocess.Popen[bytes]] = []
+        try:
+            deadline = time.monotonic() + 20
+            while Redis(port=replica_port).info("replication").get("master_link_status") != "up":
+                assert time.monotonic() < deadline, "the replica did not sync"
+                time.sleep(0.1)
+            ports = {"wait 1": free_port(), "no wait": free_port()}
+            servers = [start_server(ports["wait 1"], primary.url, "1")]
+            servers.append(start_server(ports["no wait"], primary.url, "0"))
+            measure(ports["no wait"], "/webhooks/complycube", args.connections, 1.0, 0)  # warm up
+            for round_ in range(args.rounds):
+                for n, name in enumerate(results):
+                    offset = (round_ * 2 + n + 1) * 10_000_000
+                    rate, _p50, _p99 = measure(
+                        ports[name], "/webhooks/complycube", args.connections, args.seconds, offset
+                    )
+                    results[name].append(rate)
+        finally:
+            for server in servers:
+                server.terminate()
+                server.wait(timeout=10)
+            replica.terminate()
+            replica.wait(timeout=10)
+    for name, rates in results.items():
+        each = ", ".join(f"{r:.0f}" for r in rates)
+        print(f"{name:<8} {statistics.median(rates):8.0f} req/s (rounds: {each})")
+    ratios = [w / o for w, o in zip(results["wait 1"], results["no wait"], strict=True)]
+    each = ", ".join(f"{r:.2f}" for r in ratios)
+    print(f"wait 1 / no wait = {statistics.median(ratios):.2f} (rounds: {each})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=4.0, help="per endpoint and round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--wait", action="store_true", help="the cost of WAIT, with a local replica")
     args = parser.parse_args()
+    if args.wait:
+        wait_cost(args)
+        return
     port = free_port()
     endpoints = (("noop", "/bench/noop"), ("onekey", "/bench/onekey"), ("cubehook", "/webhooks/complycube"))
     runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _ in endpoints}

@@ -25,11 +25,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--redis-url", required=True)
     parser.add_argument("--secret", required=True)
+    parser.add_argument("--min-replicas", default="auto", help="CUBEHOOK_REDIS_MIN_REPLICAS")
     args = parser.parse_args()
     # As in production: INFO lines, as JSON (the benchmark sends them to /dev/null).
     settings = Settings(
-        redis_url=args.redis_url, webhook_secrets=args.secret, log_format="json", port=args.port, admin_port=0
-    )
+        redis_url=args.redis_url, webhook_secrets=args.secret, log_format="json", port=args.port,
+        admin_port=0, redis_min_replicas=args.min_replicas,
+    )  # fmt: skip
     configure_logging(settings)
     apps = create_apps(settings)
     app = apps.public

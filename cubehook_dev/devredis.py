@@ -108,6 +108,13 @@ class EmbeddedRedis:
                 self._process.wait()
         self._process = None
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no last save (what a crash or an OOM kill does)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
     def close(self) -> None:
         self.stop()
         self._dir.cleanup()

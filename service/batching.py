@@ -7,6 +7,11 @@ as one pipeline on one connection: no timer and no added delay when the server i
 call leaves at once), fewer system calls on both sides when it is busy. Each call still gets its
 own answer or its own error; a failure of the connection fails every call of that batch, and
 each caller answers 503 as before.
+
+With a ReplicaWait, the pipeline ends with ``WAIT N timeout`` on the same connection: Redis's WAIT
+covers every write that connection made before it (https://redis.io/docs/latest/commands/wait/),
+so one WAIT vouches for the whole batch in the same round trip. Fewer than N replicas: every call
+of the batch fails with QueueUnavailable (service.redis.ReplicaWait says why that is safe).
 """
 
 from __future__ import annotations
@@ -20,11 +25,14 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 from redis.typing import EncodableT
 
+from service.redis import ReplicaWait
+
 
 class ScriptBatcher:
-    def __init__(self, client: Redis, script: str) -> None:
+    def __init__(self, client: Redis, script: str, replicas: ReplicaWait | None = None) -> None:
         self.client = client
         self.script = script
+        self.replicas = replicas
         self.sha = hashlib.sha1(script.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
         self._waiting: list[tuple[Sequence[str], Sequence[EncodableT], asyncio.Future[Any]]] = []
         self._sending = False
@@ -56,14 +64,25 @@ class ScriptBatcher:
             self._sending = False
 
     async def _send(self, batch: list[tuple[Sequence[str], Sequence[EncodableT], Any]]) -> list[Any]:
-        answers = await self._pipeline(batch)
+        needed = await self.replicas.needed() if self.replicas else 0
+        answers = await self._pipeline(batch, needed)
         if any(isinstance(a, NoScriptError) for a in answers):  # a restarted or flushed Redis
             await self.client.script_load(self.script)
-            answers = await self._pipeline(batch)
-        return answers
+            answers = await self._pipeline(batch, needed)
+        if not (needed and self.replicas):
+            return answers
+        failed = self.replicas.shortfall(answers.pop(), needed)  # WAIT's answer, last
+        if failed is None:
+            return answers
+        return [a if isinstance(a, BaseException) else failed for a in answers]
 
-    async def _pipeline(self, batch: list[tuple[Sequence[str], Sequence[EncodableT], Any]]) -> list[Any]:
+    async def _pipeline(
+        self, batch: list[tuple[Sequence[str], Sequence[EncodableT], Any]], needed: int
+    ) -> list[Any]:
+        """Each call's answer (or error), then WAIT's when ``needed``."""
         async with self.client.pipeline(transaction=False) as pipe:
             for keys, args, _future in batch:
                 pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
+            if needed and self.replicas:
+                pipe.execute_command("WAIT", needed, self.replicas.timeout_ms)
             return list(await pipe.execute(raise_on_error=False))

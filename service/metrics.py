@@ -34,6 +34,10 @@ ENQUEUE_SECONDS = Histogram(
     "cubehook_enqueue_seconds", "Time to make an event durable in Redis",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )  # fmt: skip
+WAIT_SHORTFALLS = Counter(
+    "cubehook_redis_wait_shortfalls",
+    "WAITs after accepting events that fewer replicas acknowledged than needed (the events got 503)",
+)
 QUARANTINED = Counter(
     "cubehook_quarantined", "Signed deliveries that could not be read, kept for replay, by reason", ["reason"]
 )

@@ -12,6 +12,9 @@ RQ stays the author of its job format: the script replays the commands RQ itself
 that the seen key guards (WATCH): slower, as safe. The web side runs all this on redis-py's asyncio
 client, so the event loop never blocks on Redis.
 
+On the web side an event is answered 2xx only once enough replicas hold it: the accept script, or
+the transaction, is followed by WAIT on the same connection (service.redis.ReplicaWait).
+
 The seen key outlives the job on purpose: RQ deletes a finished job after its result TTL, and the
 key is the only defence against a replayed delivery (ComplyCube's signature has no timestamp).
 """
@@ -36,6 +39,9 @@ from service.batching import ScriptBatcher
 from service.errors import QueueUnavailable
 from service.job_template import JobTemplate
 from service.log import get_logger
+from service.redis import ReplicaWait, exchange
+from service.redis import async_redis_client as async_redis_client  # where every caller found them
+from service.redis import redis_client as redis_client
 from service.rq_jobs import (
     EventRef,
     JobFunction,
@@ -69,27 +75,6 @@ def accepted_at(connection: Redis, event_id: str) -> int | None:
     return int(text) if text and text.isdigit() else None
 
 
-def redis_client(settings: Settings) -> Redis:
-    """The blocking Redis client every process uses, with bounded timeouts so an outage is
-    noticed in seconds, not minutes."""
-    return Redis.from_url(
-        settings.redis_url,
-        socket_timeout=settings.redis_timeout_seconds,
-        socket_connect_timeout=settings.redis_timeout_seconds,
-        health_check_interval=30,
-    )
-
-
-def async_redis_client(settings: Settings) -> AsyncRedis:
-    """The web side's asyncio client, with the same timeouts."""
-    return AsyncRedis.from_url(
-        settings.redis_url,
-        socket_timeout=settings.redis_timeout_seconds,
-        socket_connect_timeout=settings.redis_timeout_seconds,
-        health_check_interval=30,
-    )
-
-
 class EventQueue:
     """Submits events as RQ jobs, through the blocking client (``submit``, workers and tools) or
     the asyncio one (``submit_async``, the web side)."""
@@ -108,6 +93,7 @@ class EventQueue:
         self._recorded = False  # once RQ knows the server's version (it stamps jobs with it)
         self._claim = connection.register_script(scripts.CLAIM_SEEN)
         self._see_ignored = aconnection.register_script(scripts.SEE_IGNORED) if aconnection else None
+        self.replicas = ReplicaWait.of(aconnection, settings) if aconnection else None
         self._accept: object = None
         self._accept_async: ScriptBatcher | None = None
 
@@ -144,7 +130,7 @@ class EventQueue:
             else:
                 self._accept = self.connection.register_script(self.template.script)
                 if self.aconnection is not None:
-                    self._accept_async = ScriptBatcher(self.aconnection, self.template.script)
+                    self._accept_async = ScriptBatcher(self.aconnection, self.template.script, self.replicas)
         return self.template
 
     def _accept_args(self, ref: EventRef, template: JobTemplate) -> tuple[list[str], list[EncodableT]]:
@@ -217,24 +203,33 @@ class EventQueue:
                     continue  # a copy claimed it meanwhile: count this one as a copy
 
     async def _submit_by_rq_async(self, ref: EventRef) -> int:
+        """``_submit_by_rq``, then WAIT. On the connection the WATCH holds, written out (redis-py's
+        pipeline gives its connection back after EXEC, and WAIT must follow the writes on theirs)."""
         assert self.aconnection is not None
+        assert self.replicas is not None
         names, args = self._head(ref, job_id_for(ref.event_id))
         commands = enqueue_commands(self.queue, self._job(ref))
+        claim: tuple[EncodableT, ...] = ("EVAL", scripts.CLAIM_SEEN, len(names), *names, *args)
         async with self.aconnection.pipeline() as pipe:
             while True:
-                try:
-                    await pipe.watch(names[0])
-                    if await pipe.exists(names[0]):
-                        await pipe.reset()  # type: ignore[no-untyped-call]
-                        return int(await self.aconnection.eval(scripts.CLAIM_SEEN, len(names), *names, *args))
-                    pipe.multi()  # type: ignore[no-untyped-call]
-                    pipe.eval(scripts.CLAIM_SEEN, len(names), *names, *args)
-                    for command in commands:
-                        pipe.execute_command(*command)
-                    await pipe.execute()
-                    return 1
-                except WatchError:
-                    continue
+                needed = await self.replicas.needed()
+                wait = [("WAIT", needed, self.replicas.timeout_ms)] if needed else []
+                await pipe.watch(names[0])
+                assert pipe.connection is not None  # WATCH took one
+                if await pipe.exists(names[0]):  # a copy: counted
+                    answer, *waited = await exchange(pipe.connection, [claim, *wait])
+                else:
+                    transaction = [("MULTI",), claim, *commands, ("EXEC",)]
+                    replies = await exchange(pipe.connection, [*transaction, *wait])
+                    answer, *waited = replies[len(commands) + 2 :]  # EXEC's reply (nil: WATCH saw a copy)
+                    if answer is None:
+                        continue  # a copy claimed it meanwhile: count this one as a copy
+                    answer = _first_error(answer) or 1
+                if waited and (failed := self.replicas.shortfall(waited[0], needed)) is not None:
+                    raise failed
+                if isinstance(answer, BaseException):
+                    raise answer
+                return int(answer)
 
     # --- what is not processed: put on record ----------------------------------------------------
 
@@ -274,3 +269,11 @@ class EventQueue:
                 await pipe.execute()
         except RedisError as exc:
             raise QueueUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _first_error(exec_reply: object) -> BaseException | None:
+    """EXEC's own error, or the first among its results, as redis-py's pipeline would raise it."""
+    if isinstance(exec_reply, BaseException):
+        return exec_reply
+    errors = [r for r in exec_reply if isinstance(r, BaseException)] if isinstance(exec_reply, list) else []
+    return errors[0] if errors else None

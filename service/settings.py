@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from dotenv import dotenv_values  # pydantic-settings' own reader of env files
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     # session's latest decision from there.
     session_state_ttl_seconds: int = Field(default=7 * DAY, gt=0)
     redis_timeout_seconds: float = Field(default=2.0, gt=0)
+    # Replicas that must hold an accepted event before the intake answers 2xx (Redis's WAIT;
+    # docs/redis.md): a number, strict, or auto (1 while the primary has a replica, else 0). Fewer
+    # within redis_wait_timeout_ms: 503, and ComplyCube retries.
+    redis_min_replicas: Literal["auto"] | int = "auto"
+    redis_wait_timeout_ms: int = Field(default=200, ge=1)  # 0 would be WAIT's "for ever"
 
     # Development only: lets workers talk plain text (http:// to ComplyCube and to action targets,
     # SMTP without TLS to another machine), for the local simulator and sink. Declared before the
@@ -197,6 +202,16 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("redis_min_replicas", mode="before")
+    @classmethod
+    def _replicas(cls, value: object) -> object:
+        text = str(value).strip().lower()
+        if text == "auto":
+            return "auto"
+        if not text.isdigit():  # one message, rather than one per member of the union
+            raise ValueError("must be auto or a number of replicas (0 or more)")
+        return int(text)
+
     @field_validator("complycube_rate_limit", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -232,6 +247,13 @@ class Settings(BaseSettings):
         # Else a body under the limit could not be kept, and its 2xx would be a lie.
         if self.quarantine_max_bytes < self.max_body_bytes:
             raise ValueError("CUBEHOOK_QUARANTINE_MAX_BYTES must be at least CUBEHOOK_MAX_BODY_BYTES")
+        return self
+
+    @model_validator(mode="after")
+    def _wait_within_the_timeout(self) -> Settings:
+        # Else the client would give up on the connection while Redis still waits for replicas.
+        if self.redis_wait_timeout_ms >= self.redis_timeout_seconds * 1000:
+            raise ValueError("CUBEHOOK_REDIS_WAIT_TIMEOUT_MS must be under CUBEHOOK_REDIS_TIMEOUT_SECONDS")
         return self
 
     def secret_keys(self) -> tuple[bytes, ...]:

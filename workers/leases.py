@@ -105,8 +105,9 @@ class LeaseKeeper:
             kept = held.redis.eval(scripts.RENEW, 1, held.key, held.token, held.lease_ms)
         except RedisError as exc:
             # Redis is away: the lease may lapse, and the work be done again elsewhere; once-per-state
-            # decisions and the action ledger keep that safe.
-            log.warning("lease.renew_failed", key=held.key, error=str(exc))
+            # decisions and the action ledger keep that safe. The outage is said once, elsewhere
+            # (workers.outages); a line per lease and renewal would bury it.
+            log.debug("lease.renew_failed", key=held.key, error=str(exc))
             return
         except Exception as exc:  # the holder closed its client (shutting down): it let go
             self.forget(held.key, held.token)

@@ -23,6 +23,7 @@ from rq.job import Job
 from service import keys, quarantine
 from service.events import format_time
 from service.log import get_logger
+from service.redis import topology as redis_topology
 from service.rq_jobs import JOB_FUNCTIONS, RUNS, JobFunction, rq_queue
 from service.settings import Settings
 from workers.actions.notice import notify
@@ -152,6 +153,7 @@ def status(settings: Settings, redis: Redis, audit: AuditStore | None) -> dict[s
         else 0,
         "last_event_at": format_time(datetime.fromtimestamp(float(last), UTC)) if last else None,
         **_intake_status(settings, redis),
+        **redis_topology(redis),  # the primary (as the sentinels name it), its role, its replicas
     }
 
 

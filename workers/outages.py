@@ -17,6 +17,7 @@ A worker never exits because Redis, the database or ComplyCube is away. What it 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -118,6 +119,31 @@ class Health:
 
 
 HEALTH = Health()  # one per process
+
+
+class RQOutageChatter(logging.Filter):
+    """RQ's own lines about a Redis it cannot reach (an ERROR per reconnection attempt of its
+    dequeue, a traceback when its scheduler process meets the outage), taken for what they say:
+    the outage, told once by ``HEALTH``; the lines themselves are dropped."""
+
+    SAYS_REDIS_IS_AWAY = ("could not connect to Redis instance", "Redis connection timeout")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = str(record.msg)
+        away = any(s in text for s in self.SAYS_REDIS_IS_AWAY)
+        if not away and record.exc_info and isinstance(record.exc_info[1], RedisError):
+            away = True
+        if away:
+            said = (text % record.args) if record.args else text
+            HEALTH.saw(Dependency.REDIS, up=False, error="RQ: " + said.splitlines()[0][:200])
+        return not away
+
+
+def quiet_rq_outage_chatter() -> None:
+    for name in ("rq.worker", "rq.scheduler"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RQOutageChatter) for f in logger.filters):
+            logger.addFilter(RQOutageChatter())
 
 
 def wait_for(

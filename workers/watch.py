@@ -62,7 +62,7 @@ class Watch(threading.Thread):
         self.epoch = Epoch(self.redis, runtime.audit, self._recover) if runtime is not None else None
         self._probing = threading.Lock()
         self._probed_at = 0.0
-        self._started = False  # the first tick probes ComplyCube: a new worker's gauge says what is
+        self._probed_once = False  # the first tick probes ComplyCube: a new worker's gauge says what is
 
     def run(self) -> None:
         while not self.stopped.is_set():
@@ -147,7 +147,7 @@ class Watch(threading.Thread):
         """While ComplyCube is known to be down, a cheap call every COMPLYCUBE_PROBE_SECONDS, on a
         thread of its own (the client's retries must not hold the sweep up)."""
         runtime = self.runtime
-        first, self._started = not self._started, True
+        first, self._probed_once = not self._probed_once, True
         if runtime is None or not (first or HEALTH.is_down(Dependency.COMPLYCUBE)):
             return
         if time.monotonic() - self._probed_at < COMPLYCUBE_PROBE_SECONDS:

@@ -9,30 +9,61 @@ worker lives.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import signal
 import threading
+import time
 from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker, Worker
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.job import Job
+from rq.scheduler import RQScheduler
 
-from service.errors import CubehookError, PermanentError
+from service.errors import ConfigError, CubehookError, PermanentError
 from service.log import get_logger
-from service.queue import redis_client
+from service.redis import is_sentinel_managed, redis_client
 from service.rq_jobs import JOB_OPTIONS, JobFunction, rq_queue
 from service.settings import Settings, WorkerClass
 from workers.dispatch import next_attempt
 from workers.leases import KEEPER
-from workers.outages import HEALTH, Dependency, wait_for
+from workers.outages import HEALTH, Dependency, quiet_rq_outage_chatter, wait_for
 from workers.recovery import WORKER_PREFIX, Recovery, alive_key
 from workers.runtime import Runtime
 from workers.watch import Watch
 
 log = get_logger("cubehook.worker")
 OVERDUE_SECONDS = 10.0  # a scheduled job this late: RQ's scheduler is not moving it
+
+
+class PatientScheduler(RQScheduler):
+    """RQ's scheduler (its own process, moving due retries and re-checks to the queue), which
+    waits a Redis outage out instead of raising out of its loop: RQ's ends its process on any
+    error, and a worker would go on with no scheduler until it restarts (the recovery sweep's
+    promotion of overdue jobs would cover, but late). The outage is said by the worker."""
+
+    def work(self) -> None:
+        self._install_signal_handlers()  # type: ignore[no-untyped-call]
+        while not self._stop_requested:
+            try:
+                self.register_birth()
+                break
+            except RedisError:
+                time.sleep(self.interval)
+        while not self._stop_requested:
+            try:
+                if self.should_reacquire_locks:
+                    self.acquire_locks()  # type: ignore[no-untyped-call]
+                self.heartbeat()  # type: ignore[no-untyped-call]
+                self.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]
+            except RedisError:
+                pass  # the next round tries again; a lock lost meanwhile is dropped by heartbeat()
+            time.sleep(self.interval)
+        with contextlib.suppress(RedisError):  # its locks lapse by themselves
+            self.stop()  # type: ignore[no-untyped-call]
 
 
 class LeasedJobs:
@@ -51,6 +82,34 @@ class LeasedJobs:
     def request_stop(self, signum: int, frame: object) -> None:
         self.stop_asked = True
         super().request_stop(signum, frame)  # type: ignore[misc]
+
+    def _start_scheduler(
+        self,
+        burst: bool = False,
+        logging_level: str | None = "INFO",
+        date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+        log_format: str = DEFAULT_LOGGING_FORMAT,
+    ) -> None:
+        """RQ's own (rq/worker/base.py, BaseWorker._start_scheduler), with a scheduler that rides
+        out Redis outages instead of ending its process (PatientScheduler)."""
+        worker: Any = self  # RQ's worker, this class is mixed into
+        scheduler: Any = PatientScheduler(
+            worker.queues, connection=worker.connection,
+            logging_level=logging_level if logging_level is not None else worker.log.level,
+            date_format=date_format, log_format=log_format, serializer=worker.serializer,
+        )  # fmt: skip
+        worker.scheduler = scheduler
+        scheduler.acquire_locks()
+        if scheduler.acquired_locks:
+            if burst:
+                try:
+                    scheduler.register_birth()
+                    scheduler.enqueue_scheduled_jobs()
+                finally:
+                    scheduler.release_locks()
+                    scheduler.register_death()
+            else:
+                scheduler.start()
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         held = KEEPER.take(self.leases, alive_key(job.id), self.name, self.lease_ms)
@@ -88,6 +147,17 @@ def build_recovery(settings: Settings, redis: Redis) -> Recovery:
     return Recovery(redis, queue, settings.recovery_interval_seconds, overdue)
 
 
+def refuse_unsupported(settings: Settings, redis: Redis) -> None:
+    """RQ 3's forking worker starts each job's process with a connection rebuilt from the pool's
+    host and port (rq/worker/worker_classes.py, fork_work_horse): a Sentinel pool has neither, so
+    the job would reach whatever listens on localhost. Raises ConfigError for that pair."""
+    if settings.worker_class is WorkerClass.FORK and is_sentinel_managed(redis):
+        raise ConfigError(
+            "CUBEHOOK_WORKER_CLASS=fork cannot run on a Sentinel URL (RQ's job processes reconnect by "
+            "host and port): use CUBEHOOK_WORKER_CLASS=simple"
+        )
+
+
 def run(settings: Settings, built: Runtime, burst: bool) -> None:
     """Work the queue until stopped (or, with ``burst``, until it is empty), through any number of
     Redis outages.
@@ -101,10 +171,12 @@ def run(settings: Settings, built: Runtime, burst: bool) -> None:
     # RQ raises its connection's socket timeout to suit its blocking dequeue; the leases and the
     # watch keep their own connection, with the short timeouts, so an outage is noticed in seconds.
     rq_redis, own_redis = redis_client(settings), redis_client(settings)
+    refuse_unsupported(settings, rq_redis)
     queue = rq_queue(settings.queue_name, rq_redis)
     own_queue = rq_queue(settings.queue_name, own_redis)
     watch = Watch(build_recovery(settings, own_redis), settings, own_queue, built)
     stop = threading.Event()
+    quiet_rq_outage_chatter()
     watch.start()
     try:
         while not stop.is_set():
@@ -123,6 +195,7 @@ def run(settings: Settings, built: Runtime, burst: bool) -> None:
             _trap_signals(stop)  # RQ's handlers would call Redis from inside the wait
             log.warning("worker.restarting", worker=worker.name, reason="RQ's work loop ended on an error")
             wait_for(Dependency.REDIS, rq_redis.ping, stop.is_set)
+            _retire(worker)
     finally:
         watch.stopped.set()
         rq_redis.close()
@@ -139,6 +212,17 @@ def _worker(
     worker = worker_class([queue], connection=rq_redis, name=name, **options, **JOB_OPTIONS)
     worker.leases, worker.lease_ms = own_redis, settings.job_lease_seconds * 1000
     return worker
+
+
+def _retire(worker: LeasedSimpleWorker | LeasedForkWorker) -> None:
+    """What RQ's teardown could not do while Redis was away: its death on record, its command
+    channel's thread stopped (it would go on listening beside the new worker's)."""
+    steps: tuple[Any, ...] = (worker.register_death, worker.unsubscribe)
+    for step in steps:
+        try:
+            step()
+        except Exception as exc:  # best effort: the new worker does not depend on it
+            log.debug("worker.retire_failed", worker=worker.name, step=step.__name__, error=str(exc))
 
 
 def _trap_signals(stop: threading.Event) -> None:

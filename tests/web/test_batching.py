@@ -25,9 +25,9 @@ def test_concurrent_calls_share_pipelines_and_get_their_own_answers(redis_url: s
         sent = []
         original = batcher._pipeline
 
-        async def counting(batch: list[object]) -> list[object]:
+        async def counting(batch: list[object], needed: int) -> list[object]:
             sent.append(len(batch))
-            return await original(batch)  # type: ignore[arg-type]
+            return await original(batch, needed)  # type: ignore[arg-type]
 
         batcher._pipeline = counting  # type: ignore[method-assign,assignment]
         answers = await asyncio.gather(
