@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.infra.checks import lost_events, problems, read, settled
+from tests.infra.checks import Seen, lost_events, problems, read, settled
 from tests.infra.load import Load
 from tests.infra.metrics import Alert, Sampler
 from tests.infra.stack import Stack
@@ -73,7 +73,7 @@ def run_fault(stack: Stack, fault: Fault, report_dir: Path) -> None:
 def measure(
     fault: Fault,
     load: Load,
-    seen: Any,
+    seen: Seen,
     struck: float,
     healed: float,
     done_at: float | None,
@@ -81,10 +81,15 @@ def measure(
 ) -> dict[str, Any]:
     outcomes = [d["outcome"] for d in seen.deliveries]
     times = stack.receiver.times
+    refused = [d["at"] for d in seen.deliveries if d["outcome"].startswith("503")]
     return {
         "fault": fault.name,
         "fault_seconds": round(healed - struck, 1),
-        "web_503s": sum(o.startswith("503") for o in outcomes),
+        "web_503s": len(refused),
+        # From the first 503 to the last (ComplyCube's retries included), and the last one's
+        # distance from the fault's end: how long the web process kept refusing.
+        "web_503_span_s": round(max(refused) - min(refused), 1) if refused else None,
+        "last_503_after_fault_s": round(max(refused) - healed, 1) if refused else None,
         "delivery_errors": sum(o.startswith("error") for o in outcomes),  # no answer at all
         "deliveries": len(outcomes),
         "events": len({d["eventId"] for d in seen.deliveries}),
