@@ -4,7 +4,9 @@ until everything is over (bounded), the checks and the measurements."""
 from __future__ import annotations
 
 import json
+import math
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,7 +67,8 @@ def run_fault(stack: Stack, fault: Fault, report_dir: Path) -> None:
     report["problems"] = found
     path = report_dir / f"infra-{fault.name}.json"
     path.write_text(json.dumps(report, indent=2))
-    print(f"\n[{fault.name}] " + ", ".join(f"{k}={v}" for k, v in report.items() if k != "problems"))
+    shown = {k: v for k, v in report.items() if k not in ("problems", "web_503s_by_second")}
+    print(f"\n[{fault.name}] " + ", ".join(f"{k}={v}" for k, v in shown.items()))
     print(f"[{fault.name}] report: {path}")
     assert not found, f"{fault.name}: {len(found)} problems:\n- " + "\n- ".join(found)
 
@@ -90,6 +93,8 @@ def measure(
         # distance from the fault's end: how long the web process kept refusing.
         "web_503_span_s": round(max(refused) - min(refused), 1) if refused else None,
         "last_503_after_fault_s": round(max(refused) - healed, 1) if refused else None,
+        # 503s by whole second since the strike: {"-1": n, "0": n, ...} (the JSON file only)
+        "web_503s_by_second": dict(sorted(Counter(math.floor(at - struck) for at in refused).items())),
         "delivery_errors": sum(o.startswith("error") for o in outcomes),  # no answer at all
         "deliveries": len(outcomes),
         "events": len({d["eventId"] for d in seen.deliveries}),
