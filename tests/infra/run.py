@@ -21,6 +21,9 @@ SESSIONS = 30  # clear, rejected, attention in turn
 LOAD_SECONDS = 15.0  # the sessions start evenly over this
 STRIKE_AT = 6.0  # seconds into the load
 SETTLE_SECONDS = 60.0  # after the fault's end and the load's: the longest the run waits for the end
+# Once settled, the run goes on this long before the checks: one maintenance run (a backfill) at
+# least, so a decision doubled after the end (a late re-queue, a backfill after a loss) is seen too.
+QUIET_SECONDS = 11.0
 ALERT_GRACE = 3.0  # a gauge may lag the fault's end by this much (the workers' probes)
 
 
@@ -52,6 +55,7 @@ def run_fault(stack: Stack, fault: Fault, report_dir: Path) -> None:
     while time.monotonic() < deadline:
         if settled(stack, load.expected, SESSIONS):
             done_at = time.time()
+            time.sleep(QUIET_SECONDS)
             break
         time.sleep(0.5)
     sampler.stop()
