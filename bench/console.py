@@ -31,9 +31,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
-from cubehook_console.app import Console, create_console_app
+from cubehook_console.app import create_console_app
 from cubehook_console.queries import QueueFilter, Reviewed, encode_cursor, queue_query
 from cubehook_console.settings import ConsoleSettings
+from cubehook_console.state import Console
 from cubehook_console.users import Role, UserStore
 from cubehook_dev.devredis import EmbeddedRedis
 from service.settings import Settings

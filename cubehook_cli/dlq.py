@@ -13,6 +13,8 @@ from service.errors import NoAuditTrail
 if TYPE_CHECKING:
     from rq import Queue
 
+    from workers.audit import AuditStore
+
 
 @click.group()
 def dlq() -> None:
@@ -31,7 +33,11 @@ def _queue() -> Queue:
 def dlq_list() -> None:
     from workers.operations import dead_letters
 
-    letters = dead_letters(_queue())
+    try:
+        audit: AuditStore | None = audit_trail(settings())
+    except NoAuditTrail:
+        audit = None  # RQ's failed jobs only
+    letters = dead_letters(_queue(), audit)
     if not letters:
         click.echo("the dead-letter queue is empty")
     for letter in letters:
@@ -76,7 +82,12 @@ def dlq_replay(job_id: str | None, replay_all: bool) -> None:
         raise click.UsageError("give a JOB_ID or --all")
     queue = _queue()
     audit = audit_trail(settings())
-    ids = queue.failed_job_registry.get_job_ids() if replay_all else [job_id or ""]
+    if replay_all:  # with the dead actions whose jobs Redis lost
+        from workers.operations import dead_letters
+
+        ids = [letter.job_id for letter in dead_letters(queue, audit)]
+    else:
+        ids = [job_id or ""]
     replayed = [i for i in ids if replay_job(audit, queue, i)]
     click.echo(f"{len(replayed)} job(s) re-queued")
     if not replay_all and not replayed:

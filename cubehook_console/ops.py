@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from cubehook_console.app import Console, console_of
 from cubehook_console.auth import Refused, Who
+from cubehook_console.state import Console, console_of
 from cubehook_console.users import Role
 from service import keys, quarantine
 from service.errors import CubehookError, QueueUnavailable
@@ -37,7 +37,7 @@ def _read(console: Console) -> dict[str, Any]:
     }
     return {
         "health": read_status(console.settings, console.redis, console.audit),
-        "letters": dead_letters(console.queue),
+        "letters": dead_letters(console.queue, console.audit),
         "webhooks": sorted(webhooks.items()),
         "recent": console.trail.latest(20),
     }

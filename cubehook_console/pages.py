@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from cubehook_console.app import console_of
 from cubehook_console.auth import Refused
 from cubehook_console.queries import BadFilter, QueueFilter, queue_page
+from cubehook_console.state import console_of
 from cubehook_console.story import story
 from cubehook_console.users import Actor, Role
 from workers.manual import ManualError, Overtaken

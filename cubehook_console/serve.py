@@ -43,6 +43,9 @@ def config(
 
 
 def run(settings: Settings, options: ConsoleSettings) -> None:
+    from workers.outages import HEALTH
+
+    HEALTH.speaks = True  # the console waits out Redis or the database at start, saying so once
     served = config(settings, options)
     log.info("console.start", host=options.host, port=options.port, sso=bool(options.sso_header))
     uvicorn.Server(served).run()

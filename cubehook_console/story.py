@@ -12,7 +12,7 @@ from cubehook_console.queries import ledger, notes
 from workers.decide import Decision
 
 if TYPE_CHECKING:
-    from cubehook_console.app import Console
+    from cubehook_console.state import Console
 
 
 @dataclass

@@ -185,13 +185,23 @@ def next_attempt(job: Job | None) -> str | None:
     return format_time(datetime.now(UTC) + timedelta(seconds=job.get_retry_interval()))
 
 
-def replay(queue: Queue, audit: AuditStore, decision_id: str, action: str) -> bool:
-    """Send a dead-lettered action again: back to pending in the ledger, its job re-queued.
-    The ledger still guards it: an action that was sent is never sent twice."""
+def replay(
+    queue: Queue, audit: AuditStore, decision_id: str, action: str, session_id: str | None = None
+) -> bool:
+    """Send a dead-lettered action again: back to pending in the ledger, its job re-queued (made
+    anew, given ``session_id``, when Redis lost it with its data). The ledger still guards it: an
+    action that was sent is never sent twice."""
     revived = audit.revive(decision_id, action)
     job_id = action_job_id(decision_id, action)
     if not Job.exists(job_id, connection=queue.connection):
-        return False
+        if not revived or session_id is None:
+            return False
+        kwargs = {"decision_id": decision_id, "session_id": session_id, "action": action}
+        queue.enqueue(
+            JobFunction.RUN_ACTION, kwargs=kwargs, job_id=job_id, at_front=True, result_ttl=600,
+            description=f"action {action} for {decision_id} (replayed)", failure_ttl=365 * 24 * 3600,
+        )  # fmt: skip
+        return True
     if job_id in queue.failed_job_registry:
         queue.failed_job_registry.requeue(job_id)
         return True

@@ -30,7 +30,7 @@ from workers.actions.notice import notify
 from workers.audit import AuditStore
 from workers.backfill import BackfillReport as BackfillReport  # re-exported: maintenance and the
 from workers.backfill import backfill as backfill  # CLI find backfill here, where it used to live
-from workers.dispatch import replay
+from workers.dispatch import action_job_id, replay
 from workers.runtime import Runtime
 
 log = get_logger("cubehook.operations")
@@ -98,18 +98,40 @@ KINDS = {
 }
 
 
-def dead_letters(queue: Queue) -> list[DeadLetter]:
+def dead_letters(queue: Queue, audit: AuditStore | None = None) -> list[DeadLetter]:
+    """RQ's failed jobs; with ``audit``, also the actions the ledger says are dead whose job Redis
+    no longer has (it lost its data): they need a person as much, and replay as well."""
     letters = []
     for job_id in queue.failed_job_registry.get_job_ids():
         job = queue.fetch_job(job_id)
         if job is not None:
             letters.append(dead_letter(job))
+    if audit is not None:
+        listed = {letter.job_id for letter in letters}
+        for row in audit.dead_letters():
+            job_id = action_job_id(row["decision_id"], row["action"])
+            if job_id not in listed and not Job.exists(job_id, connection=queue.connection):
+                letters.append(_ledger_letter(job_id, row))
     return letters
+
+
+def _ledger_letter(job_id: str, row: dict[str, Any]) -> DeadLetter:
+    summary = f"decision_id={row['decision_id']}, session_id={row['session_id']}, action={row['action']}"
+    error = (row["last_error"] or "unknown").splitlines()[0] + " (its job was lost with Redis's data)"
+    return DeadLetter(job_id, "action", summary, error, int(row["attempts"]), format_time(row["updated_at"]))
+
+
+def failure_reason(traceback: str) -> str:
+    """The line of a traceback that says what failed: its last, less the pointers some libraries
+    append to it (SQLAlchemy's "(Background on this error at: ...)")."""
+    lines = [line.strip() for line in traceback.strip().splitlines()]
+    said = [line for line in lines if line and not line.startswith("(Background on this error at:")]
+    return said[-1] if said else "unknown"
 
 
 def dead_letter(job: Job) -> DeadLetter:
     result = job.latest_result()
-    error = (result.exc_string or "").strip().splitlines()[-1] if result and result.exc_string else "unknown"
+    error = failure_reason(result.exc_string) if result and result.exc_string else "unknown"
     kwargs: dict[str, Any] = job.kwargs
     summary = ", ".join(
         f"{k}={v}" for k, v in kwargs.items() if k in ("event_id", "session_id", "decision_id", "action")
@@ -127,7 +149,10 @@ def replay_job(audit: AuditStore, queue: Queue, job_id: str) -> bool:
     """Re-queue a failed job. Once-per-state decisions and the action ledger keep it exactly once.
     The audit trail alone: the console, which has no worker runtime, replays through it too."""
     job = queue.fetch_job(job_id)
-    if job is None or job_id not in queue.failed_job_registry:
+    if job is None:  # a dead action whose job Redis lost: the ledger knows it
+        dead = [r for r in audit.dead_letters() if action_job_id(r["decision_id"], r["action"]) == job_id]
+        return any(replay(queue, audit, r["decision_id"], r["action"], r["session_id"]) for r in dead)
+    if job_id not in queue.failed_job_registry:
         return False
     if job.func_name == JobFunction.RUN_ACTION:
         return replay(queue, audit, job.kwargs["decision_id"], job.kwargs["action"])

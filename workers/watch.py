@@ -109,9 +109,14 @@ class Watch(threading.Thread):
             pipe.zremrangebyscore(keys.WORKERS_ALIVE, 0, int(time.time() * 1000) - 60_000)
             pipe.exists(worker.key)
             *_, registered = pipe.execute()
-        if not registered and self.worker is worker:
+        # Born (RQ's bootstrap ran: it registers the worker itself first) and still the one at work.
+        if registered or worker.birth_date is None or self.worker is not worker:
+            return
+        try:
             worker.register_birth()  # type: ignore[no-untyped-call]
-            log.warning("worker.reregistered", worker=worker.name, reason="its RQ registration was gone")
+        except ValueError:
+            return  # registered meanwhile (by RQ, starting): nothing was lost
+        log.warning("worker.reregistered", worker=worker.name, reason="its RQ registration was gone")
 
     def _enqueue_maintenance(self, pipe: Pipeline, slot: int) -> None:
         job = self.queue.create_job(

@@ -190,6 +190,7 @@ def run(settings: Settings, built: Runtime, burst: bool) -> None:
                 worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level.upper())
             except RedisError as exc:  # RQ's teardown (its death registration) met the outage
                 HEALTH.saw(Dependency.REDIS, up=False, error=f"{type(exc).__name__}: {exc}")
+            watch.worker = None  # it is not at work: never to be registered again
             if burst or worker.stop_asked:
                 break
             _trap_signals(stop)  # RQ's handlers would call Redis from inside the wait

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from cubehook_console.app import Console, create_console_app
+from cubehook_console.app import create_console_app
 from cubehook_console.settings import ConsoleSettings
+from cubehook_console.state import Console
 from cubehook_console.users import Role, UserStore
 from service.log import configure_logging
 from service.settings import Settings

@@ -17,10 +17,10 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from cubehook_cli import main
-from cubehook_console.app import Console
 from cubehook_console.auth import COOKIE
 from cubehook_console.serve import config
 from cubehook_console.settings import ConsoleSettings
+from cubehook_console.state import Console
 from cubehook_console.users import Role, UserStore
 from service import keys
 from service.errors import ConfigError

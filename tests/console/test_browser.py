@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from standardwebhooks import Webhook
 
-from cubehook_console.app import Console, create_console_app
+from cubehook_console.app import create_console_app
+from cubehook_console.state import Console
 from service.settings import Settings
 from tests.conftest import ROOT, Receiver, SimServer, serving
 from tests.console.conftest import HOOK_SECRET, PASSWORD, decided, with_rules

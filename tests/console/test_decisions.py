@@ -15,7 +15,7 @@ from sqlalchemy import select
 from standardwebhooks import Webhook
 from starlette.testclient import TestClient
 
-from cubehook_console.app import Console
+from cubehook_console.state import Console
 from service.settings import Settings
 from tests.conftest import Receiver, SimServer
 from tests.console.conftest import HOOK_SECRET, KEY, OVER, csrf, decided, login, with_rules

@@ -15,7 +15,7 @@ from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from cubehook_console.app import Console
+from cubehook_console.state import Console
 from service import keys
 from service.events import Flaw, Unreadable
 from service.quarantine import Quarantine

@@ -23,7 +23,7 @@ from tests.conftest import Receiver, SimServer
 from tests.jobs.conftest import Pipeline
 from workers import ledger
 from workers.epoch import Epoch
-from workers.operations import dead_letters
+from workers.operations import dead_letters, replay_job
 from workers.recovery import Recovery
 from workers.runtime import Runtime
 
@@ -237,3 +237,26 @@ def test_a_redis_restart_that_kept_its_data_is_no_loss(runtime: Runtime, redis: 
     later = Epoch(redis, runtime.audit, losses.append)  # a worker started after the restart
     assert later.check() is False
     assert losses == []
+
+
+def test_a_dead_action_whose_job_redis_lost_is_still_listed_and_replayed(
+    pipeline: Pipeline, sim: SimServer, receiver: Receiver, runtime: Runtime, redis: Redis
+) -> None:
+    sid = sim.create(preset="rejected", mode="settled")["sessionId"]
+    receiver.status = 422  # the target refuses it: dead at once, for a person
+    pipeline.submit(sid)
+    pipeline.work()
+    decision_id = pipeline.decisions(sid)[0].decision_id
+    redis.flushdb()  # the failed registry and the job are gone; the ledger still says dead
+    assert dead_letters(pipeline.queue) == []  # RQ alone no longer knows it...
+    [letter] = dead_letters(pipeline.queue, runtime.audit)  # ...the ledger does
+    assert (letter.kind, letter.attempts) == ("action", 1)
+    assert "lost with Redis's data" in letter.error
+    assert ledger.reconcile(runtime.audit, runtime.processor.dispatcher, datetime.now(UTC)).requeued == []
+    receiver.status = 200
+    receiver.requests.clear()
+    assert replay_job(runtime.audit, pipeline.queue, letter.job_id)
+    pipeline.work()
+    assert [h["webhook-id"].split(".")[0] for _, h, _ in receiver.requests] == [decision_id]
+    assert [e["state"] for e in runtime.audit.ledger(decision_id)] == ["sent"]
+    assert dead_letters(pipeline.queue, runtime.audit) == []
