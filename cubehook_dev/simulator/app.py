@@ -68,6 +68,15 @@ class CheckUpdate(BaseModel):
     outcome: str = Field(min_length=1)
 
 
+# The {"type", "message"} of an injected 5xx, by status; others get a generic pair.
+SERVER_ERRORS = {
+    500: ("internal_server_error", "Internal server error"),
+    502: ("bad_gateway", "Bad gateway"),
+    503: ("service_unavailable", "Service unavailable"),
+    504: ("gateway_timeout", "Upstream timed out"),
+}
+
+
 def error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"type": kind, "message": message}, status_code=status, headers=headers)
 
@@ -118,7 +127,9 @@ class Simulator:
                 )
                 return error(429, "rate_limit_exceeded", "Too many requests", headers)
             if decision.fault is Fault.SERVER_ERROR:
-                return error(500, "internal_server_error", "Internal server error")
+                status = decision.status or 500
+                kind, message = SERVER_ERRORS.get(status, ("server_error", "Server error"))
+                return error(status, kind, message)
             return await handler(request)
 
         return wrapped

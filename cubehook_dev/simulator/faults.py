@@ -31,6 +31,9 @@ class FaultConfig(BaseModel):
     retry_after_share: float = Field(default=0.5, ge=0.0, le=1.0)  # of the 429s, how many say Retry-After
     retry_after_seconds: int = Field(default=1, ge=0)
     rate_500: float = Share
+    # The status of those server errors: 503 plays an outage announced as one (maintenance, an
+    # overloaded edge), 502/504 a gateway's failure; any 5xx is retried by a client the same way.
+    status_5xx: int = Field(default=500, ge=500, le=599)
     rate_timeout: float = Share  # the answer is held back timeout_seconds, then a 504
     timeout_seconds: float = Field(default=30.0, ge=0)
     duplicate_rate: float = Share  # webhook deliveries sent twice
@@ -58,6 +61,7 @@ class Injection:
     fault: Fault
     delay_seconds: float
     retry_after: int | None = None
+    status: int | None = None  # the HTTP status of a SERVER_ERROR
 
 
 def draw(seed: int, *key: object) -> float:
@@ -93,7 +97,7 @@ class FaultInjector:
             return Injection(Fault.TOO_MANY_REQUESTS, delay, c.retry_after_seconds if says else None)
         u -= c.rate_429
         if u < c.rate_500:
-            return Injection(Fault.SERVER_ERROR, delay)
+            return Injection(Fault.SERVER_ERROR, delay, status=c.status_5xx)
         return Injection(Fault.NONE, delay)
 
     def session_list_query(self, query: Mapping[str, str]) -> Mapping[str, str] | None:

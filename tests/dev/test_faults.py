@@ -84,3 +84,19 @@ def test_the_updated_filter_fault() -> None:
     assert FaultInjector(FaultConfig(updated_filter="empty")).session_list_query({"page": "1"}) == {
         "page": "1"
     }
+
+
+def test_server_errors_answer_the_chosen_status() -> None:
+    assert FaultInjector(FaultConfig(rate_500=1.0)).for_request("GET", "/v1/x").status == 500
+    outage = FaultInjector(FaultConfig(rate_500=1.0, status_5xx=503))
+    decisions = [outage.for_request("GET", f"/v1/checks/{n}") for n in range(50)]
+    assert {(d.fault, d.status) for d in decisions} == {(Fault.SERVER_ERROR, 503)}
+    half = FaultInjector(FaultConfig(seed=2, rate_500=0.5, status_5xx=502))
+    statuses = {half.for_request("GET", "/v1/x").status for _ in range(200)}
+    assert statuses == {None, 502}  # the healthy answers carry no status of their own
+
+
+def test_the_server_error_status_is_a_5xx() -> None:
+    for status in (499, 600):
+        with pytest.raises(ValidationError):
+            FaultConfig(status_5xx=status)

@@ -121,6 +121,16 @@ def test_faults_change_at_run_time(simulator: TestClient) -> None:
     assert simulator.get("/v1/workflowSessions", headers=AUTH).status_code == 200
 
 
+def test_an_outage_answers_503_to_every_call(simulator: TestClient) -> None:
+    simulator.put("/_sim/faults", json={"rate_500": 1.0, "status_5xx": 503})
+    for path in ("/v1/workflowSessions", "/v1/checks", "/v1/webhooks"):
+        response = simulator.get(path, headers=AUTH)
+        assert response.status_code == 503
+        assert ApiError.model_validate_json(response.content).type == "service_unavailable"
+    simulator.put("/_sim/faults", json={})
+    assert simulator.get("/v1/workflowSessions", headers=AUTH).status_code == 200
+
+
 def test_timeout_fault_holds_the_answer_back(simulator: TestClient) -> None:
     simulator.put("/_sim/faults", json={"rate_timeout": 1.0, "timeout_seconds": 0.05})
     response = simulator.get("/v1/workflowSessions", headers=AUTH)
