@@ -40,8 +40,6 @@ from service.errors import QueueUnavailable
 from service.job_template import JobTemplate
 from service.log import get_logger
 from service.redis import ReplicaWait, exchange
-from service.redis import async_redis_client as async_redis_client  # where every caller found them
-from service.redis import redis_client as redis_client
 from service.rq_jobs import (
     EventRef,
     JobFunction,

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from service.rq_jobs import rq_queue
 from tests.infra.stack import Stack
-from workers.audit_schema import action_ledger, decisions, make_engine
+from workers.audit.schema import action_ledger, decisions, make_engine
 from workers.sessions import SessionStore
 
 QUEUE = "cubehook"

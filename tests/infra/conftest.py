@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from service.queue import async_redis_client, redis_client
+from service.redis import async_redis_client, redis_client
 from service.settings import Settings
 from tests.conftest import SECRET, serving
 from tests.infra.load import TimedReceiver
