@@ -8,7 +8,9 @@ is the time from the kill to their end in RQ's records. Printed: each delay, the
 README's bound (90 s), and against what RQ alone gave a SimpleWorker's job (its timeout plus 60 s,
 then the next registry clean-up: 360-420 s with the defaults).
 
-Run: ``.venv/bin/python bench/recovery.py [--kills 8] [--sessions 120]``.
+Run: ``.venv/bin/python bench/recovery.py [--kills 8] [--sessions 120] [--smoke]``. ``--smoke``, only
+to prove it still runs: one kill among 16 sessions, with 3 s leases swept every second and 3 s
+session locks (the delays are then no measure of the defaults).
 """
 
 from __future__ import annotations
@@ -60,9 +62,14 @@ def held_by(redis: Redis, queue: Queue, pid: int) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--kills", type=int, default=8)
-    parser.add_argument("--sessions", type=int, default=120)
+    parser.add_argument("--kills", type=int, default=None, help="[8; 1 with --smoke]")
+    parser.add_argument("--sessions", type=int, default=None, help="[120; 16 with --smoke]")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: does it still run?")
     args = parser.parse_args()
+    args.kills = args.kills or (1 if args.smoke else 8)
+    args.sessions = args.sessions or (16 if args.smoke else 120)
+    # Short leases and locks in smoke mode, so that a killed worker's job is back within seconds.
+    leases = {"JOB_LEASE_SECONDS": "3", "RECOVERY_INTERVAL_SECONDS": "1", "SESSION_LOCK_SECONDS": "3"}
     rng = random.Random(5)
     port = free_port()
     simulator = f"http://127.0.0.1:{port}"
@@ -96,6 +103,7 @@ def main() -> None:
                 CUBEHOOK_LOG_LEVEL="WARNING", CUBEHOOK_DATABASE_URL=f"sqlite:///{tmp}/audit.db",
                 CUBEHOOK_MAINTENANCE_INTERVAL_SECONDS="0",
             )  # fmt: skip
+            env.update({f"CUBEHOOK_{name}": value for name, value in leases.items()} if args.smoke else {})
             queue = rq_queue("cubehook", redis)
             workers = [start(env), start(env)]
             kills: list[tuple[float, list[str]]] = []
@@ -127,7 +135,8 @@ def main() -> None:
             sim.terminate()
             sim.wait(timeout=10)
             redis.close()
-    print(f"{args.kills} kills, {len(delays)} jobs caught mid-run; API latency 300 ms; default leases")
+    lease = "3 s leases (smoke)" if args.smoke else "default leases"
+    print(f"{args.kills} kills, {len(delays)} jobs caught mid-run; API latency 300 ms; {lease}")
     print("delays (s): " + ", ".join(f"{d:.1f}" for d in sorted(delays)))
     if delays:
         worst = max(delays)
