@@ -19,7 +19,8 @@ ISSUES = ("outcomes_disagree", "check_missing", "unknown_check_outcome", "check_
 def decision_rows(count: int, rng: random.Random) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """``count`` decisions (and their discrepancy rows), as the trail holds them after migration 0003."""
     start = datetime(2026, 9, 1, tzinfo=UTC)
-    rows, issues = [], []
+    rows: list[dict[str, Any]] = []
+    issues: list[dict[str, Any]] = []
     for n in range(count):
         decided_at = start + timedelta(seconds=n * 78 + rng.random())  # three months
         outcome = rng.choices(("clear", "attention", "rejected"), (65, 22, 13))[0]
@@ -164,4 +165,4 @@ def load(url: str, count: int) -> str:
                 )
         tx.execute(text("ANALYZE"))
     engine.dispose()
-    return sid
+    return str(sid)

@@ -94,7 +94,9 @@ def measure(
     queue: multiprocessing.Queue[object] = multiprocessing.Queue()
     worker = multiprocessing.Process(target=load, args=(port, path, connections, seconds, offset, queue))
     worker.start()
-    count, latencies, elapsed = queue.get()  # type: ignore[misc]
+    got = queue.get()
+    assert isinstance(got, tuple), got
+    count, latencies, elapsed = got
     worker.join()
     cuts = statistics.quantiles(latencies, n=100)
     return count / elapsed, cuts[49] * 1000, cuts[98] * 1000

@@ -48,14 +48,19 @@ def start(env: dict[str, str]) -> subprocess.Popen[bytes]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
 
+def _text(value: object) -> str:
+    """A Redis reply as text (this client answers bytes)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def held_by(redis: Redis, queue: Queue, pid: int) -> list[str]:
     """The jobs the worker process ``pid`` has registered as started."""
     names = {w.name for w in Worker.all(queue=queue) if w.pid == pid}
     held = []
     for entry in redis.zrange(queue.started_job_registry.key, 0, -1):
-        execution = Execution.from_composite_key(entry.decode(), redis)
+        execution = Execution.from_composite_key(_text(entry), redis)
         worker = redis.hget(execution.key, "worker_name")
-        if worker is not None and worker.decode() in names:
+        if worker is not None and _text(worker) in names:
             held.append(execution.job_id)
     return held
 
@@ -124,7 +129,8 @@ def main() -> None:
             delays = []
             for killed, held in kills:
                 for job_id in held:
-                    ended = queue.fetch_job(job_id).ended_at
+                    job = queue.fetch_job(job_id)
+                    ended = job.ended_at if job is not None else None
                     if ended is not None:
                         delays.append(ended.timestamp() - killed)
         finally:
