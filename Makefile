@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint format bench mutation lock clean
+.PHONY: run test lint format bench bench-smoke mutation lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ BENCHMARKS := bench/ingest.py bench/worker_throughput.py bench/recovery.py bench
 bench: $(VENV)/.installed-test
 	for script in $(BENCHMARKS); do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 	echo "== bench/worker_throughput.py --mode rate"; $(BIN)/python bench/worker_throughput.py --mode rate
+
+# Every script in bench/ with --smoke (tiny sizes, a few seconds each): does each still run and print
+# its figures? Through tests/bench/test_smoke.py, which `make test` runs too; about 50 s on 2 cores.
+bench-smoke: $(VENV)/.installed-test
+	$(BIN)/python -m pytest tests/bench -q
 
 # Mutation testing of the pure modules against tests/unit: mutmut, configured in pyproject.toml
 # ([tool.mutmut]), then the mutants it cannot make, by hand (tests/unit/hand_mutants.py); the

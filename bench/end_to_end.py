@@ -7,7 +7,8 @@ from a session's `completed` event to its decision reaching the receiver, the me
 web and worker processes, the counts of events sent, decisions made and actions received, which
 must match, and the ComplyCube calls per decided session (counted at the simulator).
 ``--step-seconds`` spaces each session's status changes (its webhooks) as a real onboarding would.
-Run: ``.venv/bin/python bench/end_to_end.py [--sessions 1667] [--rate 17] [--workers 4] [--step-seconds 0]``.
+Run: ``.venv/bin/python bench/end_to_end.py [--sessions 1667] [--rate 17] [--workers 4] [--step-seconds 0]``;
+``--smoke``: 4 sessions at 4/s through one worker, only to prove it still runs.
 """
 
 from __future__ import annotations
@@ -57,14 +58,20 @@ def cpu_seconds(pid: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     # 1,667 sessions of six events: 10,002 events at about 100 events/s.
-    parser.add_argument("--sessions", type=int, default=1667)
-    parser.add_argument("--rate", type=float, default=17.0, help="sessions started per second")
+    parser.add_argument("--sessions", type=int, default=None, help="[1667; 4 with --smoke]")
+    parser.add_argument(
+        "--rate", type=float, default=None, help="sessions started per second [17; 4 with --smoke]"
+    )
     parser.add_argument("--latency-ms", type=float, default=20.0)
-    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=None, help="[4; 1 with --smoke]")
     parser.add_argument("--step-seconds", type=float, default=0.0)
     parser.add_argument("--defer-seconds", type=int, default=20, help="CUBEHOOK_EVENT_DEFER_SECONDS")
     parser.add_argument("--settle-seconds", type=float, default=0.0, help="wait before counting calls")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: does it still run?")
     args = parser.parse_args()
+    args.sessions = args.sessions or (4 if args.smoke else 1667)
+    args.rate = args.rate or (4.0 if args.smoke else 17.0)
+    args.workers = args.workers or (1 if args.smoke else 4)
     received: dict[str, float] = {}  # session id -> when its decision arrived
 
     async def decision(request: Request) -> JSONResponse:

@@ -5,7 +5,9 @@ the process's resident memory before, at its peak and after. ``slowloris``: 1,10
 hold half-sent headers (a byte every 2 s) while a valid delivery is sent every second for 12 s;
 prints each delivery's answer and how many of the connections are still open 20 s in.
 The process's file-descriptor limit is ``--nofile`` (1,024 by default, a common default).
-Run: ``.venv/bin/python bench/hostile_clients.py flood|slowloris [--nofile N]``.
+Run: ``.venv/bin/python bench/hostile_clients.py flood|slowloris [--nofile N] [--smoke]``. ``--smoke``,
+only to prove it still runs: an 8 MiB header (over the head limit); 20 connections, 2 deliveries,
+one trickle.
 """
 
 from __future__ import annotations
@@ -54,13 +56,13 @@ def deliver(port: int, n: int) -> str:
     return str(response.status_code)
 
 
-def flood(port: int, pid: int) -> None:
+def flood(port: int, pid: int, mib: int) -> None:
     before = memory_mb(pid, "VmRSS")
     sent = 0
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(b"POST /webhooks/complycube HTTP/1.1\r\nHost: x\r\nX-Flood: ")
         try:
-            for _ in range(150):
+            for _ in range(mib):
                 sock.sendall(b"a" * (1024 * 1024))
                 sent += 1
         except (BrokenPipeError, ConnectionResetError):
@@ -77,7 +79,7 @@ def flood(port: int, pid: int) -> None:
     print(f"then a valid delivery: {deliver(port, 0)}")
 
 
-def slowloris(port: int, count: int) -> None:
+def slowloris(port: int, count: int, deliveries: int = 12, trickles: int = 4) -> None:
     held = []
     for _ in range(count):
         sock = socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -85,10 +87,10 @@ def slowloris(port: int, count: int) -> None:
         held.append(sock)
     print(f"slowloris: {len(held)} connections holding half-sent headers")
     started = time.monotonic()
-    for n in range(1, 13):
+    for n in range(1, deliveries + 1):
         print(f"  +{time.monotonic() - started:4.1f} s: a valid delivery gets {deliver(port, n)}")
         time.sleep(max(0.0, started + n - time.monotonic()))
-    for _ in range(4):  # trickle on: a byte per connection every 2 s
+    for _ in range(trickles):  # trickle on: a byte per connection every 2 s
         time.sleep(2)
         for sock in held:
             with contextlib.suppress(OSError):
@@ -116,8 +118,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("what", choices=["flood", "slowloris"])
     parser.add_argument("--nofile", type=int, default=1024)
-    parser.add_argument("--count", type=int, default=1100)
+    parser.add_argument(
+        "--count", type=int, default=None, help="slowloris's connections [1100; 20 with --smoke]"
+    )
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: does it still run?")
     args = parser.parse_args()
+    args.count = args.count or (20 if args.smoke else 1100)
     port = free_port()
 
     def limit_files() -> None:
@@ -137,7 +143,9 @@ def main() -> None:
             wait_ready(f"http://127.0.0.1:{port}/healthz")
             deliver(port, 100)  # warm up
             if args.what == "flood":
-                flood(port, web.pid)
+                flood(port, web.pid, 8 if args.smoke else 150)
+            elif args.smoke:
+                slowloris(port, args.count, deliveries=2, trickles=1)
             else:
                 slowloris(port, args.count)
         finally:

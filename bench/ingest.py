@@ -10,6 +10,8 @@ Run: ``.venv/bin/python bench/ingest.py [--rounds 3] [--seconds 4]``.
 ``--wait``: the intake's cost of WAIT (docs/redis.md): a primary with a local replica, two servers
 of the real endpoint, one waiting for 1 replica and one for none, in alternating rounds; prints
 each one's throughput and the ratio.
+
+``--smoke`` (with either): 4 connections, one round of 0.3 s, only to prove it still runs.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def load(
 ) -> None:
     import uvloop
 
-    per_connection = 8000
+    per_connection = min(8000, max(1000, int(seconds * 12_000)))  # more than a connection gets through
     batches = [requests_for(path, per_connection, offset + c * per_connection) for c in range(connections)]
 
     async def run() -> tuple[int, list[float], float]:
@@ -92,7 +94,9 @@ def measure(
     queue: multiprocessing.Queue[object] = multiprocessing.Queue()
     worker = multiprocessing.Process(target=load, args=(port, path, connections, seconds, offset, queue))
     worker.start()
-    count, latencies, elapsed = queue.get()  # type: ignore[misc]
+    got = queue.get()
+    assert isinstance(got, tuple), got
+    count, latencies, elapsed = got
     worker.join()
     cuts = statistics.quantiles(latencies, n=100)
     return count / elapsed, cuts[49] * 1000, cuts[98] * 1000
@@ -128,7 +132,7 @@ def wait_cost(args: argparse.Namespace) -> None:
             ports = {"wait 1": free_port(), "no wait": free_port()}
             servers = [start_server(ports["wait 1"], primary.url, "1")]
             servers.append(start_server(ports["no wait"], primary.url, "0"))
-            measure(ports["no wait"], "/webhooks/complycube", args.connections, 1.0, 0)  # warm up
+            measure(ports["no wait"], "/webhooks/complycube", args.connections, args.warm_up, 0)
             for round_ in range(args.rounds):
                 for n, name in enumerate(results):
                     offset = (round_ * 2 + n + 1) * 10_000_000
@@ -152,11 +156,18 @@ def wait_cost(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument("--seconds", type=float, default=4.0, help="per endpoint and round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=None, help="[50; 4 with --smoke]")
+    parser.add_argument(
+        "--seconds", type=float, default=None, help="per endpoint and round [4; 0.3 with --smoke]"
+    )
+    parser.add_argument("--rounds", type=int, default=None, help="[3; 1 with --smoke]")
     parser.add_argument("--wait", action="store_true", help="the cost of WAIT, with a local replica")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: does it still run?")
     args = parser.parse_args()
+    args.connections = args.connections or (4 if args.smoke else 50)
+    args.seconds = args.seconds or (0.3 if args.smoke else 4.0)
+    args.rounds = args.rounds or (1 if args.smoke else 3)
+    args.warm_up = min(1.0, args.seconds)  # seconds of load before the rounds
     if args.wait:
         wait_cost(args)
         return
@@ -171,7 +182,7 @@ def main() -> None:
         server = subprocess.Popen(command, env=env, stdout=quiet, stderr=quiet)
         try:
             wait_ready(f"http://127.0.0.1:{port}/healthz")
-            measure(port, "/bench/noop", args.connections, 1.0, 0)  # warm up
+            measure(port, "/bench/noop", args.connections, args.warm_up, 0)
             # Rounds alternate the endpoints, so that a noisy neighbour hits each of them alike;
             # the ratio is taken within each round, and the median round is reported.
             for round_ in range(args.rounds):
@@ -183,7 +194,7 @@ def main() -> None:
             server.wait(timeout=10)
     cores = os.cpu_count()
     print(
-        f"{args.connections} connections, {args.rounds} rounds of {args.seconds:.0f} s per endpoint, "
+        f"{args.connections} connections, {args.rounds} rounds of {args.seconds:g} s per endpoint, "
         f"one server process, {cores} cores (medians over the rounds)"
     )
     for name, results in runs.items():

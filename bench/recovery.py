@@ -8,7 +8,9 @@ is the time from the kill to their end in RQ's records. Printed: each delay, the
 README's bound (90 s), and against what RQ alone gave a SimpleWorker's job (its timeout plus 60 s,
 then the next registry clean-up: 360-420 s with the defaults).
 
-Run: ``.venv/bin/python bench/recovery.py [--kills 8] [--sessions 120]``.
+Run: ``.venv/bin/python bench/recovery.py [--kills 8] [--sessions 120] [--smoke]``. ``--smoke``, only
+to prove it still runs: one kill among 16 sessions, with 3 s leases swept every second and 3 s
+session locks (the delays are then no measure of the defaults).
 """
 
 from __future__ import annotations
@@ -46,23 +48,33 @@ def start(env: dict[str, str]) -> subprocess.Popen[bytes]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
 
+def _text(value: object) -> str:
+    """A Redis reply as text (this client answers bytes)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def held_by(redis: Redis, queue: Queue, pid: int) -> list[str]:
     """The jobs the worker process ``pid`` has registered as started."""
     names = {w.name for w in Worker.all(queue=queue) if w.pid == pid}
     held = []
     for entry in redis.zrange(queue.started_job_registry.key, 0, -1):
-        execution = Execution.from_composite_key(entry.decode(), redis)
+        execution = Execution.from_composite_key(_text(entry), redis)
         worker = redis.hget(execution.key, "worker_name")
-        if worker is not None and worker.decode() in names:
+        if worker is not None and _text(worker) in names:
             held.append(execution.job_id)
     return held
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--kills", type=int, default=8)
-    parser.add_argument("--sessions", type=int, default=120)
+    parser.add_argument("--kills", type=int, default=None, help="[8; 1 with --smoke]")
+    parser.add_argument("--sessions", type=int, default=None, help="[120; 16 with --smoke]")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: does it still run?")
     args = parser.parse_args()
+    args.kills = args.kills or (1 if args.smoke else 8)
+    args.sessions = args.sessions or (16 if args.smoke else 120)
+    # Short leases and locks in smoke mode, so that a killed worker's job is back within seconds.
+    leases = {"JOB_LEASE_SECONDS": "3", "RECOVERY_INTERVAL_SECONDS": "1", "SESSION_LOCK_SECONDS": "3"}
     rng = random.Random(5)
     port = free_port()
     simulator = f"http://127.0.0.1:{port}"
@@ -96,6 +108,7 @@ def main() -> None:
                 CUBEHOOK_LOG_LEVEL="WARNING", CUBEHOOK_DATABASE_URL=f"sqlite:///{tmp}/audit.db",
                 CUBEHOOK_MAINTENANCE_INTERVAL_SECONDS="0",
             )  # fmt: skip
+            env.update({f"CUBEHOOK_{name}": value for name, value in leases.items()} if args.smoke else {})
             queue = rq_queue("cubehook", redis)
             workers = [start(env), start(env)]
             kills: list[tuple[float, list[str]]] = []
@@ -116,7 +129,8 @@ def main() -> None:
             delays = []
             for killed, held in kills:
                 for job_id in held:
-                    ended = queue.fetch_job(job_id).ended_at
+                    job = queue.fetch_job(job_id)
+                    ended = job.ended_at if job is not None else None
                     if ended is not None:
                         delays.append(ended.timestamp() - killed)
         finally:
@@ -127,7 +141,8 @@ def main() -> None:
             sim.terminate()
             sim.wait(timeout=10)
             redis.close()
-    print(f"{args.kills} kills, {len(delays)} jobs caught mid-run; API latency 300 ms; default leases")
+    lease = "3 s leases (smoke)" if args.smoke else "default leases"
+    print(f"{args.kills} kills, {len(delays)} jobs caught mid-run; API latency 300 ms; {lease}")
     print("delays (s): " + ", ".join(f"{d:.1f}" for d in sorted(delays)))
     if delays:
         worst = max(delays)

@@ -8,7 +8,8 @@ lives (its TTL). Printed beside it, the same sizes under the lifetimes of the re
 one (results kept 7 days, session state and the check index kept for ever: after a year), as the
 baseline the ratio is taken against.
 
-Run: ``.venv/bin/python bench/redis_sizing.py [--sessions 200]``.
+Run: ``.venv/bin/python bench/redis_sizing.py [--sessions 200] [--smoke]`` (``--smoke``: 5 sessions,
+only to prove it still runs).
 """
 
 from __future__ import annotations
@@ -62,8 +63,10 @@ def weigh(redis: Redis) -> dict[str, tuple[int, int]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sessions", type=int, default=200)
+    parser.add_argument("--sessions", type=int, default=None, help="[200; 5 with --smoke]")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: does it still run?")
     args = parser.parse_args()
+    args.sessions = args.sessions or (5 if args.smoke else 200)
     port = free_port()
     simulator = f"http://127.0.0.1:{port}"
     with EmbeddedRedis() as server, tempfile.TemporaryDirectory() as tmp:

@@ -18,7 +18,8 @@ a running session), as RQ recorded them: process start-up is not counted, nor th
 for later that those looks covered (they cost no call, and run later).
 
 Run: ``.venv/bin/python bench/worker_throughput.py [--mode rate] [--latency-ms 50] [--sessions 80]
-[--rate-limit 5]``.
+[--rate-limit 5] [--smoke]``. ``--smoke``, only to prove it still runs: 4 sessions; in latency mode
+1 and 2 workers (not 4), in rate mode R = 50/s and 3 checks (not 10).
 """
 
 from __future__ import annotations
@@ -162,7 +163,8 @@ def latency_mode(bench: Bench, args: argparse.Namespace) -> None:
         f"{args.sessions} sessions, 3 checks each, simulator latency L = {args.latency_ms:.0f} ms, no limit"
     )
     print(f"ideal for one worker 1/(2L) = {ideal:.1f} sessions/s")
-    for workers, worker_class in ((1, "simple"), (1, "fork"), (2, "simple"), (4, "simple")):
+    fleets = ((1, "simple"), (1, "fork"), (2, "simple"), (4, "simple"))
+    for workers, worker_class in fleets[:3] if args.smoke else fleets:
         result = bench.run(one_event_each(sessions), sessions, workers, worker_class, 0)
         print(
             f"{workers} x {worker_class:<6} {result.rate:6.1f} sessions/s   {result.rate / ideal:4.2f}x one "
@@ -181,7 +183,7 @@ def rate_mode(bench: Bench, args: argparse.Namespace) -> None:
     print(
         f"baseline, {n} running sessions of {base.calls_each:.2f} calls: B = {b:.2f} calls/s, {b / r:.2f} R"
     )
-    for checks in (3, 10):
+    for checks in (3,) if args.smoke else (3, 10):
         sessions = bench.create(n, checks)
         one = bench.run(one_event_each(sessions), sessions, 2, "simple", r)
         mix = bench.run(every_webhook(bench, sessions, random.Random(checks)), sessions, 2, "simple", r)
@@ -199,11 +201,15 @@ def main() -> None:
     parser.add_argument("--mode", choices=["latency", "rate"], default="latency")
     parser.add_argument("--latency-ms", type=float, default=None, help="[50 in latency mode, 5 in rate mode]")
     parser.add_argument("--sessions", type=int, default=None, help="[80 in latency mode, 40 in rate mode]")
-    parser.add_argument("--rate-limit", type=float, default=5.0, help="R, the sandbox's 5/s by default")
+    parser.add_argument(
+        "--rate-limit", type=float, default=None, help="R [the sandbox's 5/s; 50 with --smoke]"
+    )
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: does it still run?")
     args = parser.parse_args()
     rate = args.mode == "rate"
     args.latency_ms = args.latency_ms if args.latency_ms is not None else (5.0 if rate else 50.0)
-    args.sessions = args.sessions or (40 if rate else 80)
+    args.sessions = args.sessions or (4 if args.smoke else 40 if rate else 80)
+    args.rate_limit = args.rate_limit or (50.0 if args.smoke else 5.0)
     port = free_port()
     simulator = f"http://127.0.0.1:{port}"
     with EmbeddedRedis() as redis_server, tempfile.TemporaryDirectory() as tmp:
