@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from redis import Redis
@@ -38,6 +38,7 @@ from service.settings import Settings
 
 HEALTH_CHECK_SECONDS = 30  # a connection idle this long is PINGed before it is used again
 REPLICAS_REFRESH_SECONDS = 5.0  # how often ``auto`` reads the primary's count of replicas
+STALE_REREAD_SECONDS = 0.5  # after a shortfall, read them again at once, but at most this often
 
 
 def _timeouts(settings: Settings) -> dict[str, Any]:
@@ -144,9 +145,12 @@ class ReplicaWait:
     before can only have answered 503 (https://redis.io/docs/latest/operate/oss_and_stack/
     management/replication/).
 
-    ``auto`` (min_replicas None): N = 1 while the primary reports a connected replica (INFO
-    replication ``connected_slaves``, read at the first event and every few seconds after, never
-    per request), else 0; an integer is strict, whatever the primary reports.
+    ``auto`` (min_replicas None): N = 1 while the primary reports a replica in sync (INFO
+    replication: a ``slaveN`` in state ``online``; one still loading the primary's snapshot, as an
+    old primary rejoining after a failover does, cannot acknowledge yet), else 0; read at the first
+    event and every few seconds after, never per request, and at once (at most twice a second)
+    after a shortfall, so that a failover to a primary with no replica yet costs one refusal, not
+    a refresh period of them. An integer is strict, whatever the primary reports.
     """
 
     def __init__(self, client: AsyncRedis, min_replicas: int | None, timeout_ms: int) -> None:
@@ -155,6 +159,7 @@ class ReplicaWait:
         self.timeout_ms = timeout_ms
         self._replicas = 0
         self._read_at: float | None = None
+        self._stale = False  # a shortfall was seen: read the replicas again before the next WAIT
         self._reading: asyncio.Task[None] | None = None
 
     @classmethod
@@ -166,7 +171,7 @@ class ReplicaWait:
         """The N to WAIT for now (0: no WAIT)."""
         if self.strict is not None:
             return self.strict
-        if self._read_at is None:
+        if self._read_at is None or (self._stale and time.monotonic() - self._read_at > STALE_REREAD_SECONDS):
             await self._read()
         elif time.monotonic() - self._read_at > REPLICAS_REFRESH_SECONDS and self._reading is None:
             self._reading = asyncio.get_running_loop().create_task(self._read())  # in the background
@@ -180,6 +185,7 @@ class ReplicaWait:
         if isinstance(acknowledged, int) and acknowledged >= needed:
             return None
         WAIT_SHORTFALLS.inc()
+        self._stale = self.strict is None
         return QueueUnavailable(
             f"WAIT: {acknowledged} of {needed} replicas acknowledged the write within {self.timeout_ms} ms"
         )
@@ -187,12 +193,20 @@ class ReplicaWait:
     async def _read(self) -> None:
         try:
             info = await self.client.info("replication")
-            self._replicas = int(info.get("connected_slaves", 0))
+            self._replicas = in_sync_replicas(info)
+            self._stale = False
         except RedisError:
             pass  # keep the last count: the accept itself will meet the outage and answer 503
         finally:
             self._read_at = time.monotonic()
             self._reading = None
+
+
+def in_sync_replicas(info: Mapping[str, Any]) -> int:
+    """The replicas INFO replication lists in state ``online`` (redis-py parses each ``slaveN``
+    line into a dict); a replica still syncing (``wait_bgsave``, ``send_bulk``) does not count."""
+    replicas = [value for key, value in info.items() if key.startswith("slave") and key[5:].isdigit()]
+    return sum(1 for value in replicas if isinstance(value, dict) and value.get("state") == "online")
 
 
 async def exchange(connection: AbstractConnection, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
