@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from service.rq_jobs import rq_queue
 from tests.infra.stack import Stack
-from workers.audit.schema import action_ledger, decisions, make_engine
+from workers.audit.schema import action_ledger, decisions, events, make_engine
 from workers.sessions import SessionStore
 
 QUEUE = "cubehook"
@@ -27,6 +27,7 @@ class Seen:
         default_factory=dict
     )  # session -> (id, outcome)
     ledger: list[dict[str, Any]] = field(default_factory=list)
+    recorded_events: set[str] = field(default_factory=set)  # event ids a worker put on the trail
     deliveries: list[dict[str, Any]] = field(default_factory=list)  # the simulator's webhook deliveries
     webhook_ids: list[str] = field(default_factory=list)  # at the action target, one per request
 
@@ -49,13 +50,14 @@ def read(stack: Stack, sessions: dict[str, str]) -> Seen:
                 )
             ).all()
             ledger = [dict(r._mapping) for r in db.execute(select(action_ledger))]
+            recorded = {str(r.event_id) for r in db.execute(select(events.c.event_id))}
     finally:
         engine.dispose()
     found: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
     for session_id, decision_id, outcome in rows:
         found[session_id].append((decision_id, outcome))
     deliveries = httpx2.get(f"{stack.sim_url}/_sim/deliveries", timeout=10).json()
-    return Seen(dict(found), ledger, deliveries, stack.receiver.webhook_ids())
+    return Seen(dict(found), ledger, recorded, deliveries, stack.receiver.webhook_ids())
 
 
 def queue_busy(redis: Redis) -> bool:
@@ -86,6 +88,14 @@ def lost_events(deliveries: list[dict[str, Any]]) -> list[str]:
     """Events that no delivery got a 2xx for (from any of the three subscriptions)."""
     accepted = {d["eventId"] for d in deliveries if d["outcome"][:1] == "2"}
     return sorted({d["eventId"] for d in deliveries} - accepted)
+
+
+def forgotten_events(seen: Seen) -> list[str]:
+    """Events answered 202 (accepted: their job written to Redis) that no worker ever put on the
+    audit trail: their job was lost with Redis's data. ComplyCube sends none of them again; what
+    they would have triggered is found again only by the backfill."""
+    accepted = {d["eventId"] for d in seen.deliveries if d["outcome"] == "202"}
+    return sorted(accepted - seen.recorded_events)
 
 
 def problems(stack: Stack, sessions: dict[str, str], seen: Seen, redis_kept: bool) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 from redis import Redis
@@ -17,7 +18,11 @@ from tests.infra.load import TimedReceiver
 from tests.infra.servers import PostgresServer, RedisProcess, SentinelGroup, postgres_bin
 from tests.infra.stack import Stack
 
-Launch = Callable[[str, Callable[[], Redis], str], Stack]
+
+class Launch(Protocol):
+    def __call__(
+        self, redis_url: str, redis: Callable[[], Redis], database_url: str, **settings: str
+    ) -> Stack: ...
 
 
 @pytest.hookimpl(wrapper=True)
@@ -44,12 +49,13 @@ def target() -> Iterator[TimedReceiver]:
 
 @pytest.fixture
 def launch(request: pytest.FixtureRequest, target: TimedReceiver, tmp_path: Path) -> Iterator[Launch]:
-    """``launch(redis_url, redis_client, database_url)``: the system started on that Redis and
-    that database; stopped at the end, its logs' tails printed if the test failed."""
+    """``launch(redis_url, redis_client, database_url, **settings)``: the system started on that
+    Redis and that database (and CUBEHOOK_ ``settings``); stopped at the end, its logs' tails
+    printed if the test failed."""
     stacks: list[Stack] = []
 
-    def start(redis_url: str, redis: Callable[[], Redis], database_url: str) -> Stack:
-        stack = Stack(tmp_path, redis_url, redis, database_url, target)
+    def start(redis_url: str, redis: Callable[[], Redis], database_url: str, **settings: str) -> Stack:
+        stack = Stack(tmp_path, redis_url, redis, database_url, target, settings=settings)
         stacks.append(stack)
         stack.start()
         return stack

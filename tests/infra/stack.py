@@ -43,6 +43,7 @@ class Stack:
     sim_url: str = ""
     web_url: str = ""
     metrics: dict[str, str] = field(default_factory=dict)  # source -> its /metrics URL
+    settings: dict[str, str] = field(default_factory=dict)  # more CUBEHOOK_ settings for every process
 
     def start(self) -> None:
         sim_port, web_port, admin_port = free_port(), free_port(), free_port()
@@ -68,7 +69,7 @@ class Stack:
             CUBEHOOK_ADMIN_PORT=str(admin_port), CUBEHOOK_COMPLYCUBE_BASE_URL=f"{self.sim_url}/v1",
             CUBEHOOK_COMPLYCUBE_API_KEY=SIM_API_KEY, CUBEHOOK_COMPLYCUBE_RATE_LIMIT="0",
             CUBEHOOK_RULES_FILE=str(rules), HOOK_SECRET=HOOK_SECRET, CUBEHOOK_LOG_LEVEL="WARNING",
-            **SCHEDULES,
+            **SCHEDULES, **self.settings,
         )  # fmt: skip
         self.procs.append(start("web", ["web"], self.env, self.logs, f"{self.web_url}/healthz"))
         self.metrics["web"] = f"http://127.0.0.1:{admin_port}/metrics"
