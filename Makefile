@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint format bench bench-smoke mutation lock clean
+.PHONY: run test lint format bench bench-smoke screenshots mutation lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ run: $(VENV)/.installed-dev
 # pytest starts (and stops) its own private Redis server on a free port; see tests/conftest.py.
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The console's screenshots in docs/images, taken by its browser test (make test takes them into a
+# temporary folder: a test run changes no tracked file).
+screenshots: $(VENV)/.installed-test
+	CUBEHOOK_SCREENSHOTS=docs/images $(BIN)/python -m pytest tests/console/test_browser.py -q
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

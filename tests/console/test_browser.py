@@ -3,11 +3,14 @@ chromedriver (nothing downloaded). Skipped, visibly, where they are not installe
 them). A reviewer logs in, finds a rejected session in the queue, approves it with a note, and the
 onboarding target (a real HTTP server) receives the decision, verified as a receiver would; an
 operator replays a dead letter. A wrong password, a viewer deciding and a form without its CSRF
-token are refused. The screenshots in docs/images are taken here, so they stay current."""
+token are refused. The screenshots of docs/images are taken here: into a temporary folder, so that
+a test run changes no tracked file, or into docs/images by `make screenshots`
+(CUBEHOOK_SCREENSHOTS names the folder)."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +26,7 @@ from tests.console.conftest import HOOK_SECRET, PASSWORD, decided, with_rules
 from tests.jobs.conftest import Pipeline
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-IMAGES = ROOT / "docs" / "images"
+SCREENSHOTS = "CUBEHOOK_SCREENSHOTS"  # where `make screenshots` wants them: docs/images
 
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
@@ -77,15 +80,21 @@ def log_out(driver: object) -> None:
     driver.find_element(By.ID, "login")  # type: ignore[attr-defined]  # the login page is there
 
 
-def screenshot(driver: object, name: str) -> None:
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    target = IMAGES / name
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    named = os.environ.get(SCREENSHOTS)
+    return ROOT / named if named else tmp_path
+
+
+def screenshot(driver: object, folder: Path, name: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
     driver.get_screenshot_as_file(str(target.with_suffix(".tmp.png")))  # type: ignore[attr-defined]
     shutil.move(target.with_suffix(".tmp.png"), target)
 
 
 def test_review_approve_and_replay_in_a_real_browser(
-    browser: object, console_url: str, pipeline: Pipeline, sim: SimServer, receiver: Receiver
+    browser: object, console_url: str, pipeline: Pipeline, sim: SimServer, receiver: Receiver, shots: Path
 ) -> None:
     from selenium.webdriver.common.by import By
 
@@ -128,7 +137,7 @@ def test_review_approve_and_replay_in_a_real_browser(
     link = driver.find_element(By.LINK_TEXT, rejected)  # type: ignore[attr-defined]
     row = link.find_element(By.XPATH, "./ancestor::tr")
     assert "rejected" in row.text
-    screenshot(driver, "console-queue.png")
+    screenshot(driver, shots, "console-queue.png")
     link.click()
     assert driver.find_element(By.ID, "session-id").text == rejected  # type: ignore[attr-defined]
 
@@ -150,7 +159,7 @@ def test_review_approve_and_replay_in_a_real_browser(
     pipeline.work()
     driver.refresh()  # type: ignore[attr-defined]
     assert "sent" in driver.find_element(By.ID, "decisions").text  # type: ignore[attr-defined]
-    screenshot(driver, "console-session.png")
+    screenshot(driver, shots, "console-session.png")
     arrived = [json.loads(Webhook(HOOK_SECRET).verify(body, headers) and body) for path, headers, body in
                receiver.requests[received:] if path == "/decisions"]  # fmt: skip
     [manual] = [d for d in arrived if d["session_id"] == rejected]
@@ -169,4 +178,4 @@ def test_review_approve_and_replay_in_a_real_browser(
     replayed = [json.loads(body) for path, _, body in receiver.requests if path == "/decisions"]
     assert any(d["session_id"] == stranded for d in replayed)
     assert pipeline.queue.failed_job_registry.count == 0
-    assert (IMAGES / "console-queue.png").stat().st_size > 10_000
+    assert (shots / "console-queue.png").stat().st_size > 10_000
