@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from cubehook_dev.simulator.delivery import Deliverer
-from cubehook_dev.simulator.faults import Fault, FaultConfig, FaultInjector
+from cubehook_dev.simulator.faults import SERVER_ERRORS, Fault, FaultConfig, FaultInjector
 from cubehook_dev.simulator.listing import empty_page
 from cubehook_dev.simulator.scenarios import ScenarioSpec, resolve
 from cubehook_dev.simulator.world import Document, SessionEventStyle, World
@@ -66,15 +66,6 @@ class CheckUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     outcome: str = Field(min_length=1)
-
-
-# The {"type", "message"} of an injected 5xx, by status; others get a generic pair.
-SERVER_ERRORS = {
-    500: ("internal_server_error", "Internal server error"),
-    502: ("bad_gateway", "Bad gateway"),
-    503: ("service_unavailable", "Service unavailable"),
-    504: ("gateway_timeout", "Upstream timed out"),
-}
 
 
 def error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -49,6 +49,15 @@ class FaultConfig(BaseModel):
         return self
 
 
+# The {"type", "message"} of an injected 5xx, by status; others get a generic pair.
+SERVER_ERRORS = {
+    500: ("internal_server_error", "Internal server error"),
+    502: ("bad_gateway", "Bad gateway"),
+    503: ("service_unavailable", "Service unavailable"),
+    504: ("gateway_timeout", "Upstream timed out"),
+}
+
+
 class Fault(StrEnum):
     NONE = "none"
     TOO_MANY_REQUESTS = "429"

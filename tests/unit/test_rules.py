@@ -344,9 +344,7 @@ def test_plan_runs_each_action_once_with_every_rule_that_chose_it() -> None:
 
 
 def test_a_terminal_decision_triggers_nothing_whatever_outcome_it_carries() -> None:
-    stored = made("clear", {}).to_dict() | {
-        "kind": "terminal",
-        "status": "cancelled",
-    }  # read back from storage
+    # Read back from storage.
+    stored = made("clear", {}).to_dict() | {"kind": "terminal", "status": "cancelled"}
     assert plan(Decision.from_dict(stored), DEFAULT_RULES) == ()
     assert plan(decision(None), DEFAULT_RULES) == ()  # an outcome decision without an outcome
