@@ -62,7 +62,6 @@ class Watch(threading.Thread):
         self.epoch = Epoch(self.redis, runtime.audit, self._recover) if runtime is not None else None
         self._probing = threading.Lock()
         self._probed_at = 0.0
-        self._probed_once = False  # the first tick probes ComplyCube: a new worker's gauge says what is
 
     def run(self) -> None:
         while not self.stopped.is_set():
@@ -152,8 +151,9 @@ class Watch(threading.Thread):
         """While ComplyCube is known to be down, a cheap call every COMPLYCUBE_PROBE_SECONDS, on a
         thread of its own (the client's retries must not hold the sweep up)."""
         runtime = self.runtime
-        first, self._probed_once = not self._probed_once, True
-        if runtime is None or not (first or HEALTH.is_down(Dependency.COMPLYCUBE)):
+        # Not at start: every call is on the key's rate limit, and a new worker's first job tells
+        # within seconds (its gauge reads 1 until then; the alert takes the fleet's max).
+        if runtime is None or not HEALTH.is_down(Dependency.COMPLYCUBE):
             return
         if time.monotonic() - self._probed_at < COMPLYCUBE_PROBE_SECONDS:
             return
