@@ -135,7 +135,12 @@ class RQOutageChatter(logging.Filter):
         if not away and record.exc_info and isinstance(record.exc_info[1], RedisError):
             away = True
         if away:
-            said = (text % record.args) if record.args else text
+            failure = record.exc_info[1] if record.exc_info else None
+            said = (
+                f"{type(failure).__name__}: {failure}"
+                if failure
+                else (text % record.args if record.args else text)
+            )
             HEALTH.saw(Dependency.REDIS, up=False, error="RQ: " + said.splitlines()[0][:200])
         return not away
 

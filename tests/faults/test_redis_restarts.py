@@ -47,6 +47,18 @@ def start_worker(env: dict[str, str], metrics_port: int, log: Path) -> subproces
         )  # fmt: skip
 
 
+def watch_gauges(ports: list[int], seconds: float) -> list[float]:
+    """Each worker's lowest `cubehook_worker_redis_up` over ``seconds``, read every 0.2 s."""
+    lowest = [1.0 for _ in ports]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for n, port in enumerate(ports):
+            read = metric(port, "cubehook_worker_redis_up")
+            lowest[n] = min(lowest[n], 1.0 if read is None else read)
+        time.sleep(0.2)
+    return lowest
+
+
 def delivered(receiver: Receiver) -> list[str]:
     return [headers["webhook-id"].split(".")[0] for _, headers, _ in receiver.requests]
 
@@ -74,9 +86,7 @@ def test_workers_ride_out_a_redis_restart(
         while not receiver.requests and time.monotonic() < deadline:
             time.sleep(0.05)  # the kill strikes while the first actions are being sent
         restarted.kill()
-        time.sleep(2)
-        seen_down = [metric(port, "cubehook_worker_redis_up") for port in ports]
-        time.sleep(3)
+        seen_down = watch_gauges(ports, seconds=5.0)  # Redis stays away this long
         restarted.start()
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
