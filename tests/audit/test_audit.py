@@ -54,6 +54,40 @@ def test_dead_letters_and_revival(store: AuditStore) -> None:
     assert store.claim("dec_1", "s1", "hook") is not None
 
 
+def test_a_revival_or_a_dead_mark_moves_only_its_own_action(store: AuditStore) -> None:
+    started = datetime.now(UTC)
+    for decision_id, action in (("dec_1", "hook"), ("dec_1", "mail"), ("dec_2", "hook")):
+        claim = store.claim(decision_id, "s1", action)
+        assert claim is not None
+        store.finish(claim, "s1", ok=False, detail="refused: 400", started=started, dead=True)
+
+    def entries() -> dict[tuple[str, str], tuple[str, str | None, datetime]]:
+        return {
+            (d, e["action"]): (e["state"], e["last_error"], e["updated_at"])
+            for d in ("dec_1", "dec_2")
+            for e in store.ledger(d)
+        }
+
+    dead = entries()
+    assert store.revive("dec_1", "hook")
+    revived = entries()
+    assert {k: v[0] for k, v in revived.items()} == {
+        ("dec_1", "hook"): "pending",
+        ("dec_1", "mail"): "dead",
+        ("dec_2", "hook"): "dead",
+    }
+    assert revived[("dec_1", "hook")][2] > dead[("dec_1", "hook")][2]  # when it moved
+    store.mark_dead("dec_1", "hook", "x" * 3000)
+    marked = entries()
+    assert {k: v[:2] for k, v in marked.items()} == {
+        ("dec_1", "hook"): ("dead", "x" * 2000),  # cut, as every error the ledger keeps
+        ("dec_1", "mail"): ("dead", "refused: 400"),
+        ("dec_2", "hook"): ("dead", "refused: 400"),
+    }
+    assert marked[("dec_1", "hook")][2] > revived[("dec_1", "hook")][2]
+    assert marked[("dec_2", "hook")] == dead[("dec_2", "hook")]
+
+
 def test_history_tells_the_whole_story_in_order(store: AuditStore) -> None:
     store.record_event(event_id="e1", event_type="workflowSession.completed", resource_type="workflowSession",
                        resource_id="s1", disposition="accepted", event_time="t", session_id="s1", once=True)  # fmt: skip

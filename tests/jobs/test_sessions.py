@@ -13,7 +13,7 @@ from redis import Redis
 
 from service.queue import EventQueue, Submitted, accepted_at
 from service.rq_jobs import EventRef
-from service.settings import Settings
+from service.settings import DAY, Settings
 from workers.judging.judge import Decision, Kind
 from workers.leases import KEEPER, LeaseKeeper
 from workers.sessions import Committed, HandedOff, Lease, SessionStore
@@ -168,6 +168,18 @@ def test_pending_since_is_the_first_sighting(store: SessionStore) -> None:
     assert store.pending_since("s1", 250.0) == 100.0
     store.clear_pending("s1")
     assert store.pending_since("s1", 300.0) == 300.0
+    # It leaves Redis with the session's other state once the session is idle.
+    assert 7 * DAY - 60 < store.redis.ttl(store.key("s1", "pending_since")) <= 7 * DAY
+
+
+def test_progress_is_kept_in_the_sessions_state_for_as_long_as_the_rest(store: SessionStore) -> None:
+    before = time.time()
+    store.record_progress("s1", "in_progress")
+    state = store.redis.hgetall(store.key("s1", "state"))
+    assert set(state) == {b"status", b"seen_at"}
+    assert state[b"status"] == b"in_progress"
+    assert before <= float(state[b"seen_at"]) <= time.time()
+    assert 7 * DAY - 60 < store.redis.ttl(store.key("s1", "state")) <= 7 * DAY
 
 
 def test_check_index(store: SessionStore) -> None:
@@ -197,6 +209,25 @@ def test_a_lease_released_while_the_keeper_renews_is_not_reported_lost(
     lines = [json.loads(line) for line in log_output.getvalue().splitlines()]
     assert [line for line in lines if str(line.get("key")).startswith("passing:")] == []
     keeper.release(last)
+
+
+def test_the_keeper_renews_a_lease_every_third_of_it_with_nothing_else_happening(redis: Redis) -> None:
+    keeper = LeaseKeeper()
+    held = keeper.take(redis, "quiet", "t", 300)
+    for _ in range(10):  # 1.5 s, five leases: only the keeper's own rounds keep it
+        time.sleep(0.15)
+        assert redis.get("quiet") == b"t"
+    keeper.release(held)
+    assert redis.get("quiet") is None
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
+def test_the_keeper_outlives_a_moment_with_no_lease_to_renew(redis: Redis) -> None:
+    keeper = LeaseKeeper()
+    for n in range(5):  # each time the keeper wakes to find nothing held
+        keeper.release(keeper.take(redis, f"brief:{n}", "t", 300))
+        time.sleep(0.05)
+    time.sleep(0.5)
 
 
 def test_a_lease_taken_away_while_held_is_reported_lost(redis: Redis, log_output: io.StringIO) -> None:
