@@ -214,6 +214,7 @@ def test_a_lease_released_while_the_keeper_renews_is_not_reported_lost(
 def test_the_keeper_renews_a_lease_every_third_of_it_with_nothing_else_happening(redis: Redis) -> None:
     keeper = LeaseKeeper()
     held = keeper.take(redis, "quiet", "t", 300)
+    assert 0 < redis.pttl("quiet") <= 300  # a lease from the start: its holder may die at once
     for _ in range(10):  # 1.5 s, five leases: only the keeper's own rounds keep it
         time.sleep(0.15)
         assert redis.get("quiet") == b"t"
