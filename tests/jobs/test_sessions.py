@@ -80,6 +80,7 @@ def test_a_job_after_a_covering_round_has_nothing_to_fetch(store: SessionStore) 
     assert not later.answers(started)
     assert not later.answers(None)  # a look asked for now
     store.release(later)
+    assert not KEEPER.holds(store.key("s1", "lock"))  # let go: no longer renewed (nor said lost)
     failed = take(store)
     store.begin_round(failed)
     store.release(failed)  # a round that failed covers nothing
