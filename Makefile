@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint format bench bench-smoke screenshots mutation mutation-pure mutation-core lock clean
+.PHONY: run test lint format bench bench-smoke screenshots mutation mutation-core mutation-core-resume mutation-all lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,11 +58,9 @@ $(VENV)/.installed-mutation: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[mutation]'
 	touch $@ $(VENV)/.installed-test $(VENV)/.installed-dev
 
-mutation: mutation-pure mutation-core
-
 # The pure modules against tests/unit: mutmut, configured in pyproject.toml ([tool.mutmut]), then
 # the mutants it cannot make, by hand (tests/unit/hand_mutants.py). About 12 minutes on 2 shared cores.
-mutation-pure: $(VENV)/.installed-mutation
+mutation: $(VENV)/.installed-mutation
 	rm -rf mutants
 	$(BIN)/mutmut run --max-children $(MUTATION_JOBS)
 	$(BIN)/mutmut export-cicd-stats && cat mutants/mutmut-cicd-stats.json && echo
@@ -86,6 +84,15 @@ mutation-core: $(VENV)/.installed-mutation
 	$(MUTMUT_CORE) run --max-children $(MUTATION_JOBS) $(MUTATION_CORE_ONLY)
 	$(MUTMUT_CORE) export-cicd-stats && cat $(MUTATION_CORE)/mutants/mutmut-cicd-stats.json && echo
 	$(MUTMUT_CORE) results
+
+# Carries a stopped core run (Ctrl-C) on where it stopped, in the same copy: results kept.
+mutation-core-resume: $(VENV)/.installed-mutation
+	$(MUTMUT_CORE) run --max-children $(MUTATION_JOBS) $(MUTATION_CORE_ONLY)
+	$(MUTMUT_CORE) export-cicd-stats && cat $(MUTATION_CORE)/mutants/mutmut-cicd-stats.json && echo
+	$(MUTMUT_CORE) results
+
+# Both: the pure modules, then the exactly-once core (more than an hour on 2 shared cores).
+mutation-all: mutation mutation-core
 
 # The image's dependencies, every one pinned with its hashes (deploy/Dockerfile installs them with
 # --require-hashes): the runtime tree from pyproject.toml, and the build backend it names. Run
