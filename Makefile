@@ -82,13 +82,13 @@ mutation-core: $(VENV)/.installed-mutation
 	sed -e 's/^\[tool\.mutmut\]$$/[tool.cubehook.mutmut-pure]/' \
 	    -e 's/^\[tool\.cubehook\.mutmut-core\]$$/[tool.mutmut]/' pyproject.toml > $(MUTATION_CORE)/pyproject.toml
 	$(MUTMUT_CORE) run --max-children $(MUTATION_JOBS) $(MUTATION_CORE_ONLY)
-	$(MUTMUT_CORE) export-cicd-stats && cat $(MUTATION_CORE)/mutants/mutmut-cicd-stats.json && echo
+	$(MUTMUT_CORE) export-cicd-stats && cat mutants/mutmut-cicd-stats.json && echo
 	$(MUTMUT_CORE) results
 
 # Carries a stopped core run (Ctrl-C) on where it stopped, in the same copy: results kept.
 mutation-core-resume: $(VENV)/.installed-mutation
 	$(MUTMUT_CORE) run --max-children $(MUTATION_JOBS) $(MUTATION_CORE_ONLY)
-	$(MUTMUT_CORE) export-cicd-stats && cat $(MUTATION_CORE)/mutants/mutmut-cicd-stats.json && echo
+	$(MUTMUT_CORE) export-cicd-stats && cat mutants/mutmut-cicd-stats.json && echo
 	$(MUTMUT_CORE) results
 
 # Both: the pure modules, then the exactly-once core (more than an hour on 2 shared cores).
