@@ -153,6 +153,8 @@ def test_decisions_are_once_per_state_and_chain(store: SessionStore) -> None:
     assert newer.supersedes == "dec_1"
     assert [d.fingerprint for d in store.history("s1")] == ["fp-a", "fp-b"]
     assert store.current("s1") == newer
+    assert store.find("s1", "dec_1") == decision("fp-a")  # a superseded decision, for its actions
+    assert store.find("s1", "dec_3") is None
 
 
 def test_an_older_holder_cannot_overwrite_a_newer_decision(store: SessionStore) -> None:
