@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 from redis import Redis
+from redis.client import Pipeline
 
 from service.queue import EventQueue, Submitted, accepted_at
 from service.rq_jobs import EventRef
@@ -155,6 +156,34 @@ def test_decisions_are_once_per_state_and_chain(store: SessionStore) -> None:
     assert store.current("s1") == newer
     assert store.find("s1", "dec_1") == decision("fp-a")  # a superseded decision, for its actions
     assert store.find("s1", "dec_3") is None
+
+
+def test_a_new_decisions_own_writes_go_in_its_transaction_and_only_its(store: SessionStore) -> None:
+    lease = take(store)
+
+    def actions(pipe: Pipeline, made: Decision) -> None:
+        pipe.rpush("actions", made.decision_id)
+
+    assert store.commit(lease, "fp-a", lambda prev: decision("fp-a"), on_new=actions)[0] is Committed.NEW
+    assert (
+        store.commit(lease, "fp-a", lambda prev: decision("fp-a"), on_new=actions)[0] is Committed.UNCHANGED
+    )
+    assert store.redis.lrange("actions", 0, -1) == [b"dec_1"]
+
+
+def test_a_write_between_the_look_and_the_commit_makes_it_look_again(store: SessionStore) -> None:
+    lease = take(store)
+    made: list[str | None] = []
+
+    def make(prev: Decision | None) -> Decision:
+        if not made:  # another writer touches the state meanwhile (WATCH sees it)
+            store.redis.hset(store.key("s1", "state"), "seen_at", "1")
+        made.append(prev.decision_id if prev else None)
+        return decision("fp-a")
+
+    assert store.commit(lease, "fp-a", make) == (Committed.NEW, decision("fp-a"))
+    assert made == [None, None]  # looked twice, wrote once
+    assert [d.fingerprint for d in store.history("s1")] == ["fp-a"]
 
 
 def test_an_older_holder_cannot_overwrite_a_newer_decision(store: SessionStore) -> None:
