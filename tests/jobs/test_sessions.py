@@ -154,6 +154,7 @@ def test_decisions_are_once_per_state_and_chain(store: SessionStore) -> None:
     assert newer.supersedes == "dec_1"
     assert [d.fingerprint for d in store.history("s1")] == ["fp-a", "fp-b"]
     assert store.current("s1") == newer
+    assert store.redis.hget(store.key("s1", "state"), "fingerprint") == b"fp-b"  # as operators read it
     assert store.find("s1", "dec_1") == decision("fp-a")  # a superseded decision, for its actions
     assert store.find("s1", "dec_3") is None
 
