@@ -36,6 +36,24 @@ def test_an_action_is_claimed_until_it_is_sent(store: AuditStore) -> None:
     assert (entry["state"], entry["attempts"], entry["last_error"]) == ("sent", 2, None)
 
 
+def test_an_attempts_result_is_recorded_whole_up_to_its_limit(store: AuditStore) -> None:
+    started = datetime.now(UTC)
+    first = store.claim("dec_1", "s1", "hook")
+    assert first is not None
+    store.finish(first, "s1", ok=False, detail="y" * 3000, started=started)
+    [entry] = store.ledger("dec_1")
+    assert (entry["state"], entry["last_error"], entry["sent_at"]) == ("failed", "y" * 2000, None)
+    second = store.claim("dec_1", "s1", "hook")
+    assert second is not None
+    store.finish(second, "s1", ok=True, detail="target answered 200", started=started)
+    [entry] = store.ledger("dec_1")
+    assert (entry["state"], entry["last_error"]) == ("sent", None)
+    assert entry["sent_at"] is not None
+    assert entry["sent_at"] == entry["updated_at"]
+    attempts = [(p["attempt"], p["ok"], p["detail"]) for p in store.history("s1") if p["entry"] == "attempt"]
+    assert attempts == [(1, False, "y" * 2000), (2, True, "target answered 200")]
+
+
 def test_a_claim_left_sending_by_a_dead_worker_is_taken_again(store: AuditStore) -> None:
     assert store.claim("dec_1", "s1", "hook") is not None  # then the worker died: no finish()
     again = store.claim("dec_1", "s1", "hook")
