@@ -45,6 +45,9 @@ def test_an_attempts_result_is_recorded_whole_up_to_its_limit(store: AuditStore)
     assert (entry["state"], entry["last_error"], entry["sent_at"]) == ("failed", "y" * 2000, None)
     second = store.claim("dec_1", "s1", "hook")
     assert second is not None
+    [claimed] = store.ledger("dec_1")
+    assert (claimed["state"], claimed["attempts"]) == ("sending", 2)  # before the attempt
+    assert claimed["updated_at"] > entry["updated_at"]
     store.finish(second, "s1", ok=True, detail="target answered 200", started=started)
     [entry] = store.ledger("dec_1")
     assert (entry["state"], entry["last_error"]) == ("sent", None)
