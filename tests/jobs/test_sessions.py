@@ -157,6 +157,21 @@ def test_decisions_are_once_per_state_and_chain(store: SessionStore) -> None:
     assert store.redis.hget(store.key("s1", "state"), "fingerprint") == b"fp-b"  # as operators read it
     assert store.find("s1", "dec_1") == decision("fp-a")  # a superseded decision, for its actions
     assert store.find("s1", "dec_3") is None
+    store.commit(lease, "fp-c", lambda prev: decision("fp-c", prev.decision_id if prev else None, 3))
+    assert [d.fingerprint for d in store.history("s1")] == ["fp-a", "fp-b", "fp-c"]  # all of them
+
+
+def test_the_store_from_settings_takes_its_lease_and_keeps_state_as_configured(
+    redis: Redis, make_settings: Callable[..., Settings]
+) -> None:
+    store = SessionStore.from_settings(
+        make_settings(session_lock_seconds=4, session_state_ttl_seconds=5000), redis
+    )
+    lease = take(store)
+    assert 3000 < redis.pttl(store.key("s1", "lock")) <= 4000
+    store.commit(lease, "fp-a", lambda prev: decision("fp-a"))
+    assert 4900 < redis.ttl(store.key("s1", "state")) <= 5000
+    store.release(lease)
 
 
 def test_a_new_decisions_own_writes_go_in_its_transaction_and_only_its(store: SessionStore) -> None:
