@@ -202,6 +202,26 @@ def test_a_write_between_the_look_and_the_commit_makes_it_look_again(store: Sess
     assert [d.fingerprint for d in store.history("s1")] == ["fp-a"]
 
 
+def test_a_persons_decision_is_written_only_over_the_current_one(store: SessionStore) -> None:
+    lease = take(store)
+    store.commit(lease, "fp-a", lambda prev: decision("fp-a"))
+    store.commit(lease, "fp-b", lambda prev: decision("fp-b", "dec_1", 2))  # Redis's current: dec_2
+    queued: list[str] = []
+
+    def actions(pipe: Pipeline, made: Decision) -> None:
+        queued.append(made.decision_id)
+
+    # Made over dec_1, which the audit trail still gives as the latest (it has not recorded dec_2).
+    late = decision("fp-b", "dec_1", 3)
+    assert store.commit_over(late, actions, lambda sid: decision("fp-a")) == decision("fp-b", "dec_1", 2)
+    assert queued == []
+    over = decision("fp-b", "dec_2", 4)
+    assert store.commit_over(over, actions, lambda sid: None) == over
+    assert queued == ["dec_4"]
+    assert [d.decision_id for d in store.history("s1")] == ["dec_1", "dec_2", "dec_4"]
+    assert store.current("s1") == over
+
+
 def test_an_older_holder_cannot_overwrite_a_newer_decision(store: SessionStore) -> None:
     old = take(store)
     store.redis.delete(store.key("s1", "lock"))  # its lease lapsed while it was slow
