@@ -60,6 +60,17 @@ def test_a_request_during_the_round_keeps_the_holder_going(store: SessionStore) 
     assert store.release_if_idle(lease, again)
 
 
+def test_a_holder_that_must_look_again_keeps_its_lease(store: SessionStore) -> None:
+    store.lock_ms = 300
+    lease = take(store)
+    started = store.begin_round(lease)
+    assert isinstance(store.acquire_or_hand_off("s1"), HandedOff)
+    assert not store.release_if_idle(lease, started)
+    time.sleep(0.6)  # two leases: only the keeper's renewals keep it
+    assert store.redis.get(store.key("s1", "lock")) == lease.token.encode()
+    assert store.release_if_idle(lease, store.begin_round(lease))
+
+
 def test_a_request_accepted_before_the_round_began_is_answered_by_it(store: SessionStore) -> None:
     lease = take(store)
     started = store.begin_round(lease)
@@ -220,6 +231,11 @@ def test_a_persons_decision_is_written_only_over_the_current_one(store: SessionS
     assert queued == ["dec_4"]
     assert [d.decision_id for d in store.history("s1")] == ["dec_1", "dec_2", "dec_4"]
     assert store.current("s1") == over
+    store.redis.delete(store.key("s1", "state"))  # idle past its time to live: the trail recalls it
+    again = decision("fp-b", "dec_4", 5)
+    assert store.commit_over(again, actions, lambda sid: over) == again
+    assert queued == ["dec_4", "dec_5"]
+    assert store.current("s1") == again
 
 
 def test_an_older_holder_cannot_overwrite_a_newer_decision(store: SessionStore) -> None:
