@@ -217,25 +217,46 @@ def test_a_persons_decision_is_written_only_over_the_current_one(store: SessionS
     lease = take(store)
     store.commit(lease, "fp-a", lambda prev: decision("fp-a"))
     store.commit(lease, "fp-b", lambda prev: decision("fp-b", "dec_1", 2))  # Redis's current: dec_2
-    queued: list[str] = []
+
+    def queued() -> list[bytes]:
+        return store.redis.lrange("actions", 0, -1)
 
     def actions(pipe: Pipeline, made: Decision) -> None:
-        queued.append(made.decision_id)
+        pipe.rpush("actions", made.decision_id)  # in the decision's transaction
 
     # Made over dec_1, which the audit trail still gives as the latest (it has not recorded dec_2).
     late = decision("fp-b", "dec_1", 3)
     assert store.commit_over(late, actions, lambda sid: decision("fp-a")) == decision("fp-b", "dec_1", 2)
-    assert queued == []
+    assert queued() == []
     over = decision("fp-b", "dec_2", 4)
     assert store.commit_over(over, actions, lambda sid: None) == over
-    assert queued == ["dec_4"]
+    assert queued() == [b"dec_4"]
     assert [d.decision_id for d in store.history("s1")] == ["dec_1", "dec_2", "dec_4"]
     assert store.current("s1") == over
     store.redis.delete(store.key("s1", "state"))  # idle past its time to live: the trail recalls it
+    recalled: list[str] = []
+
+    def recall(session_id: str) -> Decision:
+        if not recalled:  # a worker writes the state meanwhile (WATCH sees it): look again
+            store.redis.hset(store.key(session_id, "state"), "seen_at", "1")
+        recalled.append(session_id)
+        return over
+
     again = decision("fp-b", "dec_4", 5)
-    assert store.commit_over(again, actions, lambda sid: over) == again
-    assert queued == ["dec_4", "dec_5"]
+    assert store.commit_over(again, actions, recall) == again
+    assert recalled == ["s1", "s1"]
+    assert queued() == [b"dec_4", b"dec_5"]
     assert store.current("s1") == again
+
+
+def test_a_round_renews_the_lease_itself(store: SessionStore) -> None:
+    lease = take(store)
+    lock = store.key("s1", "lock")
+    KEEPER.forget(lock, lease.token)  # as if the keeper had not gone round yet
+    store.redis.pexpire(lock, 100)
+    store.begin_round(lease)
+    assert 1000 < store.redis.pttl(lock) <= 2000
+    store.release(lease)
 
 
 def test_an_older_holder_cannot_overwrite_a_newer_decision(store: SessionStore) -> None:
