@@ -180,6 +180,8 @@ def test_the_store_from_settings_takes_its_lease_and_keeps_state_as_configured(
     )
     lease = take(store)
     assert 3000 < redis.pttl(store.key("s1", "lock")) <= 4000
+    # The fence outlives the state it guards by a day: a new holder never numbers below a writer.
+    assert 5000 + DAY - 60 < redis.ttl(store.key("s1", "fence")) <= 5000 + DAY
     store.commit(lease, "fp-a", lambda prev: decision("fp-a"))
     assert 4900 < redis.ttl(store.key("s1", "state")) <= 5000
     store.release(lease)
