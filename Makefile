@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint format bench bench-smoke screenshots mutation lock clean
+.PHONY: run test lint format bench bench-smoke screenshots mutation mutation-core mutation-core-resume mutation-all lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,21 +51,48 @@ bench: $(VENV)/.installed-test
 bench-smoke: $(VENV)/.installed-test
 	$(BIN)/python -m pytest tests/bench -q
 
-# Mutation testing of the pure modules against tests/unit: mutmut, configured in pyproject.toml
-# ([tool.mutmut]), then the mutants it cannot make, by hand (tests/unit/hand_mutants.py); the
-# method, the score and the mutants left alive are in docs/mutation.md. Not part of `make test`
-# nor CI: about 12 minutes on 2 shared cores. MUTATION_JOBS: mutmut's processes at once.
+# Mutation testing (docs/mutation.md has the method, the scores and the mutants left alive). Not
+# part of `make test` nor CI. MUTATION_JOBS: mutmut's processes at once (1 on a busy machine).
 MUTATION_JOBS ?= 2
 $(VENV)/.installed-mutation: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[mutation]'
 	touch $@ $(VENV)/.installed-test $(VENV)/.installed-dev
 
+# The pure modules against tests/unit: mutmut, configured in pyproject.toml ([tool.mutmut]), then
+# the mutants it cannot make, by hand (tests/unit/hand_mutants.py). About 12 minutes on 2 shared cores.
 mutation: $(VENV)/.installed-mutation
 	rm -rf mutants
 	$(BIN)/mutmut run --max-children $(MUTATION_JOBS)
 	$(BIN)/mutmut export-cicd-stats && cat mutants/mutmut-cicd-stats.json && echo
 	$(BIN)/mutmut results
 	$(BIN)/python -m tests.unit.hand_mutants
+
+# The exactly-once core (sessions, dispatch, the ledger, leases, recovery, manual decisions, requeue,
+# the intake's accept path) against tests/{jobs,web,audit,unit} on a real Redis. mutmut reads only
+# [tool.mutmut] from the pyproject.toml where it runs, so it runs in a copy of the tree
+# (mutants-core/, ignored by git) whose pyproject.toml has [tool.cubehook.mutmut-core] under that
+# name. MUTATION_CORE_ONLY: mutant names (fnmatch) to run a part, e.g. 'workers.sessions.*'; the
+# results stay in mutants-core/ (`cd mutants-core && ../.venv/bin/mutmut show NAME`).
+MUTATION_CORE := mutants-core
+MUTATION_CORE_ONLY ?=
+MUTMUT_CORE := cd $(MUTATION_CORE) && $(abspath $(BIN))/mutmut
+mutation-core: $(VENV)/.installed-mutation
+	rm -rf $(MUTATION_CORE) && mkdir $(MUTATION_CORE)
+	cp -R service workers tests README.md deploy $(MUTATION_CORE)/
+	sed -e 's/^\[tool\.mutmut\]$$/[tool.cubehook.mutmut-pure]/' \
+	    -e 's/^\[tool\.cubehook\.mutmut-core\]$$/[tool.mutmut]/' pyproject.toml > $(MUTATION_CORE)/pyproject.toml
+	$(MUTMUT_CORE) run --max-children $(MUTATION_JOBS) $(MUTATION_CORE_ONLY)
+	$(MUTMUT_CORE) export-cicd-stats && cat mutants/mutmut-cicd-stats.json && echo
+	$(MUTMUT_CORE) results
+
+# Carries a stopped core run (Ctrl-C) on where it stopped, in the same copy: results kept.
+mutation-core-resume: $(VENV)/.installed-mutation
+	$(MUTMUT_CORE) run --max-children $(MUTATION_JOBS) $(MUTATION_CORE_ONLY)
+	$(MUTMUT_CORE) export-cicd-stats && cat mutants/mutmut-cicd-stats.json && echo
+	$(MUTMUT_CORE) results
+
+# Both: the pure modules, then the exactly-once core (more than an hour on 2 shared cores).
+mutation-all: mutation mutation-core
 
 # The image's dependencies, every one pinned with its hashes (deploy/Dockerfile installs them with
 # --require-hashes): the runtime tree from pyproject.toml, and the build backend it names. Run
@@ -77,4 +104,4 @@ lock: | $(BIN)/python
 	printf 'setuptools>=75\n' | $(LOCK) --quiet - -o requirements-build.lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache mutants
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache mutants $(MUTATION_CORE)

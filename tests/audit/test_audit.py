@@ -36,6 +36,27 @@ def test_an_action_is_claimed_until_it_is_sent(store: AuditStore) -> None:
     assert (entry["state"], entry["attempts"], entry["last_error"]) == ("sent", 2, None)
 
 
+def test_an_attempts_result_is_recorded_whole_up_to_its_limit(store: AuditStore) -> None:
+    started = datetime.now(UTC)
+    first = store.claim("dec_1", "s1", "hook")
+    assert first is not None
+    store.finish(first, "s1", ok=False, detail="y" * 3000, started=started)
+    [entry] = store.ledger("dec_1")
+    assert (entry["state"], entry["last_error"], entry["sent_at"]) == ("failed", "y" * 2000, None)
+    second = store.claim("dec_1", "s1", "hook")
+    assert second is not None
+    [claimed] = store.ledger("dec_1")
+    assert (claimed["state"], claimed["attempts"]) == ("sending", 2)  # before the attempt
+    assert claimed["updated_at"] > entry["updated_at"]
+    store.finish(second, "s1", ok=True, detail="target answered 200", started=started)
+    [entry] = store.ledger("dec_1")
+    assert (entry["state"], entry["last_error"]) == ("sent", None)
+    assert entry["sent_at"] is not None
+    assert entry["sent_at"] == entry["updated_at"]
+    attempts = [(p["attempt"], p["ok"], p["detail"]) for p in store.history("s1") if p["entry"] == "attempt"]
+    assert attempts == [(1, False, "y" * 2000), (2, True, "target answered 200")]
+
+
 def test_a_claim_left_sending_by_a_dead_worker_is_taken_again(store: AuditStore) -> None:
     assert store.claim("dec_1", "s1", "hook") is not None  # then the worker died: no finish()
     again = store.claim("dec_1", "s1", "hook")
@@ -52,6 +73,40 @@ def test_dead_letters_and_revival(store: AuditStore) -> None:
     assert store.revive("dec_1", "hook")
     assert not store.revive("dec_1", "hook")
     assert store.claim("dec_1", "s1", "hook") is not None
+
+
+def test_a_revival_or_a_dead_mark_moves_only_its_own_action(store: AuditStore) -> None:
+    started = datetime.now(UTC)
+    for decision_id, action in (("dec_1", "hook"), ("dec_1", "mail"), ("dec_2", "hook")):
+        claim = store.claim(decision_id, "s1", action)
+        assert claim is not None
+        store.finish(claim, "s1", ok=False, detail="refused: 400", started=started, dead=True)
+
+    def entries() -> dict[tuple[str, str], tuple[str, str | None, datetime]]:
+        return {
+            (d, e["action"]): (e["state"], e["last_error"], e["updated_at"])
+            for d in ("dec_1", "dec_2")
+            for e in store.ledger(d)
+        }
+
+    dead = entries()
+    assert store.revive("dec_1", "hook")
+    revived = entries()
+    assert {k: v[0] for k, v in revived.items()} == {
+        ("dec_1", "hook"): "pending",
+        ("dec_1", "mail"): "dead",
+        ("dec_2", "hook"): "dead",
+    }
+    assert revived[("dec_1", "hook")][2] > dead[("dec_1", "hook")][2]  # when it moved
+    store.mark_dead("dec_1", "hook", "x" * 3000)
+    marked = entries()
+    assert {k: v[:2] for k, v in marked.items()} == {
+        ("dec_1", "hook"): ("dead", "x" * 2000),  # cut, as every error the ledger keeps
+        ("dec_1", "mail"): ("dead", "refused: 400"),
+        ("dec_2", "hook"): ("dead", "refused: 400"),
+    }
+    assert marked[("dec_1", "hook")][2] > revived[("dec_1", "hook")][2]
+    assert marked[("dec_2", "hook")] == dead[("dec_2", "hook")]
 
 
 def test_history_tells_the_whole_story_in_order(store: AuditStore) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from rq.job import JobStatus
+from rq.job import Job, JobStatus
 from standardwebhooks import Webhook
 
 from cubehook_dev.devredis import free_port
@@ -134,6 +134,49 @@ def test_a_target_down_retries_then_dead_letters_then_replays_once(
     assert not replay(
         pipeline.queue, pipeline.runtime.audit, decision.decision_id, "onboarding"
     )  # nothing dead
+
+
+def test_a_replay_makes_anew_a_dead_actions_job_that_redis_lost(
+    pipeline: Pipeline, sim: SimServer, receiver: Receiver
+) -> None:
+    receiver.status = 422
+    sid = decide(pipeline, sim, "rejected")
+    [decision] = pipeline.decisions(sid)
+    audit, queue = pipeline.runtime.audit, pipeline.queue
+    job_id = action_job_id(decision.decision_id, "onboarding")
+    queue.failed_job_registry.remove(job_id, delete_job=True)  # Redis came back without its data
+    # Whose action it is cannot be told without the session: nothing is queued.
+    assert not replay(queue, audit, decision.decision_id, "onboarding")
+    assert not Job.exists(job_id, connection=queue.connection)
+    audit.mark_dead(decision.decision_id, "onboarding", "refused again")
+    [dead] = audit.dead_letters()
+    assert (dead["decision_id"], dead["action"], dead["state"], dead["last_error"]) == (
+        decision.decision_id,
+        "onboarding",
+        "dead",
+        "refused again",
+    )
+    waiting = queue.enqueue("builtins.len", "an event queued meanwhile")
+    assert replay(queue, audit, decision.decision_id, "onboarding", session_id=sid)
+    assert queue.job_ids == [job_id, waiting.id]  # at the front: it was decided long ago
+    job = queue.fetch_job(job_id)
+    assert job is not None
+    assert job.kwargs == {"decision_id": decision.decision_id, "session_id": sid, "action": "onboarding"}
+    assert (job.description, job.result_ttl, job.failure_ttl) == (
+        f"action onboarding for {decision.decision_id} (replayed)",
+        600,
+        365 * 24 * 3600,
+    )
+    waiting.delete()
+    receiver.status = 200
+    pipeline.work()
+    [entry] = audit.ledger(decision.decision_id)
+    assert (entry["state"], entry["attempts"]) == ("sent", 2)
+    queue.finished_job_registry.remove(job_id, delete_job=True)
+    # Sent: a replay, with the session or without it, sends nothing and queues nothing.
+    assert not replay(queue, audit, decision.decision_id, "onboarding", session_id=sid)
+    assert not Job.exists(job_id, connection=queue.connection)
+    assert len(receiver.requests) == 2
 
 
 def test_a_target_refusing_is_dead_lettered_without_retries(

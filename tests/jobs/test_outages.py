@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +26,7 @@ from tests.jobs.conftest import Pipeline
 from workers import requeue
 from workers.epoch import Epoch
 from workers.operations import dead_letters, replay_job
+from workers.outages import HEALTH, Dependency
 from workers.recovery import Recovery
 from workers.runtime import Runtime
 
@@ -145,6 +148,36 @@ def test_the_database_down_puts_jobs_back_and_nothing_is_lost(
     assert len(receiver.requests) == 1
     [entry] = runtime.audit.ledger(pipeline.decisions(sid)[0].decision_id)
     assert (entry["state"], entry["attempts"]) == ("sent", 1)
+
+
+def test_a_sent_action_is_recorded_through_a_short_database_outage(
+    pipeline: Pipeline, sim: SimServer, receiver: Receiver, runtime: Runtime, closed_port: int
+) -> None:
+    sid = sim.create(preset="rejected", mode="settled")["sessionId"]
+    pipeline.submit(sid)
+    receiver.delay = 0.3  # the database goes away while the target takes the action
+
+    def until(condition: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 10
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def outage() -> None:
+        until(lambda: bool(receiver.requests))
+        with database_away(runtime, closed_port):  # back once the sent action has met it away
+            until(lambda: HEALTH.is_down(Dependency.DATABASE))
+
+    HEALTH.saw(Dependency.DATABASE, up=True)
+    away = threading.Thread(target=outage)
+    away.start()
+    pipeline.work()
+    away.join()
+    assert HEALTH.is_down(Dependency.DATABASE)  # the outage was met...
+    assert len(receiver.requests) == 1
+    [entry] = runtime.audit.ledger(pipeline.decisions(sid)[0].decision_id)
+    assert (entry["state"], entry["attempts"]) == ("sent", 1)  # ...and waited out: nothing sent again
+    assert pipeline.queue.scheduled_job_registry.get_job_ids() == []
+    HEALTH.saw(Dependency.DATABASE, up=True)
 
 
 def test_an_action_whose_database_is_away_spends_no_attempt(

@@ -10,10 +10,11 @@ from collections.abc import Callable
 
 import pytest
 from redis import Redis
+from redis.client import Pipeline
 
 from service.queue import EventQueue, Submitted, accepted_at
 from service.rq_jobs import EventRef
-from service.settings import Settings
+from service.settings import DAY, Settings
 from workers.judging.judge import Decision, Kind
 from workers.leases import KEEPER, LeaseKeeper
 from workers.sessions import Committed, HandedOff, Lease, SessionStore
@@ -80,6 +81,7 @@ def test_a_job_after_a_covering_round_has_nothing_to_fetch(store: SessionStore) 
     assert not later.answers(started)
     assert not later.answers(None)  # a look asked for now
     store.release(later)
+    assert not KEEPER.holds(store.key("s1", "lock"))  # let go: no longer renewed (nor said lost)
     failed = take(store)
     store.begin_round(failed)
     store.release(failed)  # a round that failed covers nothing
@@ -156,6 +158,100 @@ def test_decisions_are_once_per_state_and_chain(store: SessionStore) -> None:
     assert newer.supersedes == "dec_1"
     assert [d.fingerprint for d in store.history("s1")] == ["fp-a", "fp-b"]
     assert store.current("s1") == newer
+    assert store.redis.hget(store.key("s1", "state"), "fingerprint") == b"fp-b"  # as operators read it
+    assert store.find("s1", "dec_1") == decision("fp-a")  # a superseded decision, for its actions
+    assert store.find("s1", "dec_3") is None
+    store.commit(lease, "fp-c", lambda prev: decision("fp-c", prev.decision_id if prev else None, 3))
+    assert [d.fingerprint for d in store.history("s1")] == ["fp-a", "fp-b", "fp-c"]  # all of them
+
+
+def test_the_store_from_settings_takes_its_lease_and_keeps_state_as_configured(
+    redis: Redis, make_settings: Callable[..., Settings]
+) -> None:
+    store = SessionStore.from_settings(
+        make_settings(session_lock_seconds=4, session_state_ttl_seconds=5000), redis
+    )
+    lease = take(store)
+    assert 3000 < redis.pttl(store.key("s1", "lock")) <= 4000
+    # The fence outlives the state it guards by a day: a new holder never numbers below a writer.
+    assert 5000 + DAY - 60 < redis.ttl(store.key("s1", "fence")) <= 5000 + DAY
+    store.commit(lease, "fp-a", lambda prev: decision("fp-a"))
+    assert 4900 < redis.ttl(store.key("s1", "state")) <= 5000
+    store.release(lease)
+
+
+def test_a_new_decisions_own_writes_go_in_its_transaction_and_only_its(store: SessionStore) -> None:
+    lease = take(store)
+
+    def actions(pipe: Pipeline, made: Decision) -> None:
+        pipe.rpush("actions", made.decision_id)
+
+    assert store.commit(lease, "fp-a", lambda prev: decision("fp-a"), on_new=actions)[0] is Committed.NEW
+    assert (
+        store.commit(lease, "fp-a", lambda prev: decision("fp-a"), on_new=actions)[0] is Committed.UNCHANGED
+    )
+    assert store.redis.lrange("actions", 0, -1) == [b"dec_1"]
+
+
+def test_a_write_between_the_look_and_the_commit_makes_it_look_again(store: SessionStore) -> None:
+    lease = take(store)
+    made: list[str | None] = []
+
+    def make(prev: Decision | None) -> Decision:
+        if not made:  # another writer touches the state meanwhile (WATCH sees it)
+            store.redis.hset(store.key("s1", "state"), "seen_at", "1")
+        made.append(prev.decision_id if prev else None)
+        return decision("fp-a")
+
+    assert store.commit(lease, "fp-a", make) == (Committed.NEW, decision("fp-a"))
+    assert made == [None, None]  # looked twice, wrote once
+    assert [d.fingerprint for d in store.history("s1")] == ["fp-a"]
+
+
+def test_a_persons_decision_is_written_only_over_the_current_one(store: SessionStore) -> None:
+    lease = take(store)
+    store.commit(lease, "fp-a", lambda prev: decision("fp-a"))
+    store.commit(lease, "fp-b", lambda prev: decision("fp-b", "dec_1", 2))  # Redis's current: dec_2
+
+    def queued() -> list[bytes | str]:
+        return store.redis.lrange("actions", 0, -1)
+
+    def actions(pipe: Pipeline, made: Decision) -> None:
+        pipe.rpush("actions", made.decision_id)  # in the decision's transaction
+
+    # Made over dec_1, which the audit trail still gives as the latest (it has not recorded dec_2).
+    late = decision("fp-b", "dec_1", 3)
+    assert store.commit_over(late, actions, lambda sid: decision("fp-a")) == decision("fp-b", "dec_1", 2)
+    assert queued() == []
+    over = decision("fp-b", "dec_2", 4)
+    assert store.commit_over(over, actions, lambda sid: None) == over
+    assert queued() == [b"dec_4"]
+    assert [d.decision_id for d in store.history("s1")] == ["dec_1", "dec_2", "dec_4"]
+    assert store.current("s1") == over
+    store.redis.delete(store.key("s1", "state"))  # idle past its time to live: the trail recalls it
+    recalled: list[str] = []
+
+    def recall(session_id: str) -> Decision:
+        if not recalled:  # a worker writes the state meanwhile (WATCH sees it): look again
+            store.redis.hset(store.key(session_id, "state"), "seen_at", "1")
+        recalled.append(session_id)
+        return over
+
+    again = decision("fp-b", "dec_4", 5)
+    assert store.commit_over(again, actions, recall) == again
+    assert recalled == ["s1", "s1"]
+    assert queued() == [b"dec_4", b"dec_5"]
+    assert store.current("s1") == again
+
+
+def test_a_round_renews_the_lease_itself(store: SessionStore) -> None:
+    lease = take(store)
+    lock = store.key("s1", "lock")
+    KEEPER.forget(lock, lease.token)  # as if the keeper had not gone round yet
+    store.redis.pexpire(lock, 100)
+    store.begin_round(lease)
+    assert 1000 < store.redis.pttl(lock) <= 2000
+    store.release(lease)
 
 
 def test_an_older_holder_cannot_overwrite_a_newer_decision(store: SessionStore) -> None:
@@ -172,6 +268,18 @@ def test_pending_since_is_the_first_sighting(store: SessionStore) -> None:
     assert store.pending_since("s1", 250.0) == 100.0
     store.clear_pending("s1")
     assert store.pending_since("s1", 300.0) == 300.0
+    # It leaves Redis with the session's other state once the session is idle.
+    assert 7 * DAY - 60 < store.redis.ttl(store.key("s1", "pending_since")) <= 7 * DAY
+
+
+def test_progress_is_kept_in_the_sessions_state_for_as_long_as_the_rest(store: SessionStore) -> None:
+    before = time.time()
+    store.record_progress("s1", "in_progress")
+    state = store.redis.hgetall(store.key("s1", "state"))
+    assert set(state) == {b"status", b"seen_at"}
+    assert state[b"status"] == b"in_progress"
+    assert before <= float(state[b"seen_at"]) <= time.time()
+    assert 7 * DAY - 60 < store.redis.ttl(store.key("s1", "state")) <= 7 * DAY
 
 
 def test_check_index(store: SessionStore) -> None:
@@ -201,6 +309,26 @@ def test_a_lease_released_while_the_keeper_renews_is_not_reported_lost(
     lines = [json.loads(line) for line in log_output.getvalue().splitlines()]
     assert [line for line in lines if str(line.get("key")).startswith("passing:")] == []
     keeper.release(last)
+
+
+def test_the_keeper_renews_a_lease_every_third_of_it_with_nothing_else_happening(redis: Redis) -> None:
+    keeper = LeaseKeeper()
+    held = keeper.take(redis, "quiet", "t", 300)
+    assert 0 < redis.pttl("quiet") <= 300  # a lease from the start: its holder may die at once
+    for _ in range(10):  # 1.5 s, five leases: only the keeper's own rounds keep it
+        time.sleep(0.15)
+        assert redis.get("quiet") == b"t"
+    keeper.release(held)
+    assert redis.get("quiet") is None
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
+def test_the_keeper_outlives_a_moment_with_no_lease_to_renew(redis: Redis) -> None:
+    keeper = LeaseKeeper()
+    for n in range(5):  # each time the keeper wakes to find nothing held
+        keeper.release(keeper.take(redis, f"brief:{n}", "t", 300))
+        time.sleep(0.05)
+    time.sleep(0.5)
 
 
 def test_a_lease_taken_away_while_held_is_reported_lost(redis: Redis, log_output: io.StringIO) -> None:

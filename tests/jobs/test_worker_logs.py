@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis import Redis
 
+from service.events import parse_time
 from service.rq_jobs import JOB_OPTIONS
 from tests.conftest import SimServer
 from tests.jobs.conftest import Pipeline
@@ -44,6 +46,21 @@ def test_a_failure_that_will_be_retried_is_one_warning_with_the_next_attempt(
     assert dead["hint"] == "cubehook dlq show evt-evt-flaky"
     assert not any("Traceback" in json.dumps(line) for line in said)  # no traceback for the expected
     assert not any(line["level"] == "error" for line in said if line is not dead)
+
+
+def test_the_next_attempts_time_is_when_rq_will_run_the_job_again(
+    pipeline: Pipeline, sim: SimServer, redis: Redis, logs: io.StringIO
+) -> None:
+    pipeline.settings = pipeline.settings.model_copy(update={"job_retry_intervals": (30, 60)})
+    sid = sim.create(preset="clear", mode="settled")["sessionId"]
+    sim.faults(seed=1, rate_500=1.0)
+    pipeline.submit(sid, event_id="evt-later")
+    before = datetime.now(UTC)
+    work(pipeline, redis)  # the first try fails; the next one waits in RQ's schedule
+    [line] = [line for line in lines(logs) if line["event"] == "job.retrying"]
+    at = parse_time(line["next_attempt_at"])
+    assert at is not None
+    assert before + timedelta(seconds=29) <= at <= datetime.now(UTC) + timedelta(seconds=61)
 
 
 def test_rqs_lines_for_every_job_are_debug(
