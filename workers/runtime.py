@@ -9,6 +9,7 @@ a plain `rq worker`) builds it from the environment on first use.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from workers.complycube.ratelimit import RateLimiter
 from workers.dispatch import ActionRunner, Dispatcher
 from workers.judging.judge import Decision
 from workers.judging.rules import Rules, load_rules
-from workers.outages import wait_until_reachable
+from workers.outages import DATABASE_ERRORS, wait_until_reachable
 from workers.pipeline import SessionProcessor
 from workers.sessions import SessionStore
 
@@ -61,7 +62,7 @@ class Runtime:
         audit = AuditStore.from_settings(settings)
         if wait:
             wait_until_reachable(redis, audit.needs_migration)
-        audit.migrate(lock=redis)
+        migrate_patiently(audit, redis)
         rate = settings.complycube_rate()
         limiter = RateLimiter(redis, rate) if rate else None
         client = ComplyCubeClient.from_settings(settings, limiter, transport)
@@ -95,6 +96,20 @@ class Runtime:
         self.client.close()
         self.audit.engine.dispose()
         self.redis.close()
+
+
+def migrate_patiently(audit: AuditStore, redis: Redis, attempts: int = 10) -> None:
+    """The schema brought up to date, through a moment's contention: processes starting together on
+    one SQLite file can meet "database is locked" (SQLite refuses a reader's upgrade to a writer
+    at once, whatever its busy timeout), which a second later is gone."""
+    for attempt in range(attempts):
+        try:
+            audit.migrate(lock=redis)
+            return
+        except DATABASE_ERRORS:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
 
 
 _current: Runtime | None = None

@@ -133,8 +133,11 @@ def test_a_worker_killed_mid_job_is_rerun_without_a_second_decision(
         rerun.send_signal(signal.SIGTERM)
         rerun.wait(timeout=30)
     assert [d.outcome for d in decisions] == ["attention"]
-    [rerun_result] = [job.return_value()["result"] for job in event_jobs(queue)]  # type: ignore[index]
-    assert rerun_result in ("coalesced", "decided")
+    # The re-run hands off, or decides, or (the database busy with the other processes, or
+    # ComplyCube slow) is put back and its copy does one of those: never a second decision.
+    results = [job.return_value()["result"] for job in event_jobs(queue)]  # type: ignore[index]
+    assert results
+    assert set(results) <= {"coalesced", "decided", "waiting_for_infrastructure"}
 
 
 def test_pending_checks_that_never_finish_are_decided_attention(
