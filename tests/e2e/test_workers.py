@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from redis import Redis
-from rq import Queue
+from rq import Queue, Worker
 from rq.job import Job
 from rq.registry import StartedJobRegistry
 
@@ -84,14 +84,21 @@ def test_two_workers_racing_on_one_session_decide_once(
 ) -> None:
     sim.faults(seed=1, latency_ms=100)
     sid = sim.create(preset="rejected", mode="settled")["sessionId"]
-    submit(settings_for, redis, sid, n=12)
-    workers = [start_worker(env, "--burst") for _ in range(2)]
-    for worker in workers:
-        _, err = worker.communicate(timeout=120)
-        assert worker.returncode == 0, err.decode()
     queue = rq_queue("cubehook", redis)
+    # Both workers listening before the events arrive: a worker that is still starting (imports, the
+    # database's migration) when the other has drained the queue would race nobody.
+    workers = [start_worker(env) for _ in range(2)]
+    try:
+        wait_for(lambda: len(Worker.all(queue=queue)) == 2, timeout=60, what="both workers to listen")
+        submit(settings_for, redis, sid, n=12)
+        wait_for(lambda: len(event_jobs(queue)) == 12, timeout=120, what="the 12 events")
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        _, err = worker.communicate(timeout=60)
+        assert worker.returncode == 0, err.decode()
     jobs = event_jobs(queue)
-    assert len(jobs) == 12
     assert len({job.worker_name for job in jobs}) == 2  # both took part
     results = sorted(job.return_value()["result"] for job in jobs)  # type: ignore[index]
     assert results.count("decided") == 1
