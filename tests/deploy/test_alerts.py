@@ -19,7 +19,7 @@ from redis import Redis
 
 from service import keys, metrics
 from service.metrics import QueueCollector
-from workers import outages
+from workers import outages, seal
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PROMETHEUS = ROOT / "deploy" / "prometheus"
@@ -84,7 +84,7 @@ def test_every_dashboard_expression_parses(promtool: str, tmp_path: Path) -> Non
 def exported_labels(redis: Redis) -> dict[str, set[str]]:
     """Every metric cubehook exports, by the name Prometheus stores it under, with its labels."""
     found: dict[str, set[str]] = {}
-    for value in [*vars(metrics).values(), *vars(outages).values()]:  # the web's, the workers' own
+    for value in [*vars(metrics).values(), *vars(outages).values(), *vars(seal).values()]:
         if isinstance(value, Counter | Gauge | Histogram):
             labels = set(value._labelnames)
             name = value._name
