@@ -134,7 +134,7 @@ class RQChatter(logging.Filter):
         return True
 
 
-class _Stderr(io.TextIOBase):
+class CurrentStderr(io.TextIOBase):
     """Whatever ``sys.stderr`` is when a line is written, not when logging was configured: a
     harness that swaps it (pytest's capture, per test) would otherwise leave the loggers writing
     to a stream it has closed."""
@@ -149,9 +149,12 @@ class _Stderr(io.TextIOBase):
         return sys.stderr.isatty()
 
 
+STDERR: TextIO = CurrentStderr()  # type: ignore[assignment]  # a TextIOBase: writes, flushes, isatty
+
+
 def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     """Configure structlog and the standard library's logging to write through the same chain."""
-    out: TextIO = stream if stream is not None else _Stderr()  # type: ignore[assignment]
+    out = stream if stream is not None else STDERR
     level = logging.getLevelNamesMapping().get(settings.log_level.upper(), logging.INFO)
     renderer = _renderer(settings.log_format, out)
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
