@@ -165,6 +165,20 @@ def test_an_oversized_head_gets_431_however_it_arrives(listener: Callable[..., i
     assert refused("head_too_large") == before + 1
 
 
+@pytest.mark.parametrize("shape", ["headers", "url"])
+def test_many_small_headers_or_a_long_url_in_one_write_get_431(
+    listener: Callable[..., int], shape: str
+) -> None:
+    port = listener(max_head_bytes=16 * 1024)
+    headers = "".join(f"X-H{i}: {'b' * 90}\r\n" for i in range(1_000)) if shape == "headers" else ""
+    path = "/webhooks/complycube" + ("?q=" + "c" * 100_000 if shape == "url" else "")
+    request = f"POST {path} HTTP/1.1\r\nHost: t\r\n{headers}Content-Length: 2\r\n\r\n{{}}".encode()
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(request)
+        data = received(sock)
+    assert status_line(data) == "HTTP/1.1 431 Request Header Fields Too Large"
+
+
 def test_a_head_just_under_the_bound_is_accepted(listener: Callable[..., int]) -> None:
     """In one write and in two: the app answers it (401, for it is not signed)."""
     port = listener(max_head_bytes=16 * 1024)
