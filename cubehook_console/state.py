@@ -98,7 +98,7 @@ class Console:
             audit,
             users,
             Trail(audit.engine),
-            Auth(options, users, redis),
+            Auth(options, users, redis, settings.console_url),
             ManualDecisions(store, audit, dispatcher),
             queue,
             templates(),
