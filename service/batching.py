@@ -17,7 +17,6 @@ of the batch fails with QueueUnavailable (service.redis.ReplicaWait says why tha
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,15 +24,19 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 from redis.typing import EncodableT
 
+from service.evalsha import ScriptsMissing, sha1
 from service.redis import ReplicaWait
 
 
 class ScriptBatcher:
-    def __init__(self, client: Redis, script: str, replicas: ReplicaWait | None = None) -> None:
+    def __init__(
+        self, client: Redis, script: str, replicas: ReplicaWait | None = None, *, loads: bool = True
+    ) -> None:
         self.client = client
         self.script = script
         self.replicas = replicas
-        self.sha = hashlib.sha1(script.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
+        self.sha = sha1(script)
+        self.loads = loads  # False: run by SHA only (service.evalsha), a missing script is an error
         self._waiting: list[tuple[Sequence[str], Sequence[EncodableT], asyncio.Future[Any]]] = []
         self._sending = False
 
@@ -67,6 +70,8 @@ class ScriptBatcher:
         needed = await self.replicas.needed() if self.replicas else 0
         answers = await self._pipeline(batch, needed)
         if any(isinstance(a, NoScriptError) for a in answers):  # a restarted or flushed Redis
+            if not self.loads:
+                return [ScriptsMissing(self.sha)] * len(batch)
             await self.client.script_load(self.script)
             answers = await self._pipeline(batch, needed)
         if not (needed and self.replicas):

@@ -75,20 +75,24 @@ class Intake:
     ignored: IgnoredTypes
 
     @classmethod
-    def build(cls, settings: Settings, redis: Redis, aredis: AsyncRedis) -> Intake:
-        """Raises ConfigError when no webhook secret is configured."""
+    def build(
+        cls, settings: Settings, redis: Redis, aredis: AsyncRedis, *, loads_scripts: bool = True
+    ) -> Intake:
+        """Raises ConfigError when no webhook secret is configured. ``loads_scripts`` False: the
+        web process, whose Redis user only runs the scripts the workers loaded (service.evalsha)."""
         return cls(
             secrets=settings.secret_keys(),  # no secret, no intake: there is no skip-verification mode
             max_body_bytes=settings.max_body_bytes,
             body_timeout_seconds=settings.body_timeout_seconds,
-            queue=EventQueue(redis, settings, aredis),
+            queue=EventQueue(redis, settings, aredis, loads_scripts=loads_scripts),
             quarantine=Quarantine(
                 aredis,
                 settings.quarantine_max_items,
                 settings.quarantine_max_bytes,
                 settings.quarantine_retention_seconds,
+                loads_scripts=loads_scripts,
             ),
-            ignored=IgnoredTypes(aredis),
+            ignored=IgnoredTypes(aredis, loads_scripts=loads_scripts),
         )
 
     async def take(self, body: bytes, signature: str | None) -> Receipt:

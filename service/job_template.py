@@ -45,9 +45,15 @@ class JobTemplate:
     )
     _STAND_IN = re.compile("|".join(re.escape(s) for s in _STAND_INS))
 
-    def __init__(self, commands: list[list[Token]], dumps: Callable[[object], bytes]) -> None:
+    def __init__(
+        self,
+        commands: list[list[Token]],
+        dumps: Callable[[object], bytes],
+        params: dict[str, bytes] | None = None,
+    ) -> None:
         self.commands = commands
         self.dumps = dumps
+        self.params = params or {}  # ("param", name) tokens: this queue's settings, sent per event
         self.variables = [token for command in commands for token in command if not isinstance(token, bytes)]
         argv = itertools.count(scripts.ACCEPT_FIXED_ARGS + 1)
         calls = [
@@ -76,7 +82,8 @@ class JobTemplate:
                 else:
                     tokens.append(token)
             commands.append(tokens)
-        template = cls(commands, queue.serializer.dumps)
+        commands, params = _settings_as_params(commands, queue.key.encode())
+        template = cls(commands, queue.serializer.dumps, params)
         # The check: one event queued through RQ and through the template, at the same moment.
         probe = EventRef("evt-template-check", "workflow.session.completed", "session", "s", "t")
         expected = make_job(probe, None)
@@ -91,7 +98,9 @@ class JobTemplate:
         call = (JobFunction.PROCESS_EVENT.value, None, (), dict(zip(EventRef.__slots__, fields, strict=True)))
         filled = {"time": moment.encode(), "data": self.dumps(call)}
         return [
-            filled[kind]
+            self.params[text]
+            if kind == "param" and text is not None
+            else filled[kind]
             if text is None
             # one pass, so that a value holding a stand-in's text is never replaced again
             else self._STAND_IN.sub(lambda match: found[match[0]], text).encode()
@@ -104,6 +113,35 @@ class JobTemplate:
         return [
             tuple(t if isinstance(t, bytes) else next(supply) for t in command) for command in self.commands
         ]
+
+
+# The job's fields that come from the settings (CUBEHOOK_JOB_*, the dedup retention, the queue's
+# name). Sent per event rather than written into the script, so that the script is the same for
+# any settings: the workers, which load it (the web's Redis user may only run loaded scripts),
+# make the same one from their own settings.
+_SETTINGS_FIELDS = (b"retries_left", b"retry_intervals", b"origin", b"timeout", b"result_ttl", b"failure_ttl")
+
+
+def _settings_as_params(
+    commands: list[list[Token]], queue_key: bytes
+) -> tuple[list[list[Token]], dict[str, bytes]]:
+    """The recorded commands with the settings' values made ("param", name) tokens, and those values."""
+    params: dict[str, bytes] = {}
+
+    def param(name: str, value: bytes) -> Token:
+        params[name] = value
+        return ("param", name)
+
+    out: list[list[Token]] = []
+    for command in commands:
+        tokens = [param("queue_key", t) if t == queue_key else t for t in command]
+        if tokens[0] == b"HSET":
+            for i in range(3, len(tokens), 2):
+                field, value = tokens[i - 1], tokens[i]
+                if isinstance(field, bytes) and field in _SETTINGS_FIELDS and isinstance(value, bytes):
+                    tokens[i] = param(field.decode(), value)
+        out.append(tokens)
+    return out, params
 
 
 def rq_commands(queue: Queue, job: Job, moment: str) -> list[tuple[bytes, ...]]:

@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 
 from service import keys, scripts
 from service.errors import QueueUnavailable
+from service.evalsha import async_script
 from service.events import Unreadable
 
 # Its keys (service.keys), by their short names here.
@@ -69,13 +70,15 @@ class Kept:
 class Quarantine:
     """The quarantine, on the asyncio client. Raises QueueUnavailable when Redis fails."""
 
-    def __init__(self, redis: AsyncRedis, max_items: int, max_bytes: int, retention: int) -> None:
+    def __init__(
+        self, redis: AsyncRedis, max_items: int, max_bytes: int, retention: int, *, loads_scripts: bool = True
+    ) -> None:
         self.redis = redis
         self.bounds = (max_items, max_bytes)
         self.retention = retention
-        self._keep = redis.register_script(scripts.QUARANTINE_KEEP)
-        self._forget = redis.register_script(scripts.QUARANTINE_FORGET)
-        self._note = redis.register_script(scripts.QUARANTINE_NOTE)
+        self._keep = async_script(redis, scripts.QUARANTINE_KEEP, loads_scripts)
+        self._forget = async_script(redis, scripts.QUARANTINE_FORGET, loads_scripts)
+        self._note = async_script(redis, scripts.QUARANTINE_NOTE, loads_scripts)
 
     async def keep(self, body: bytes, signature: str, unreadable: Unreadable) -> Kept:
         item_id = "q-" + secrets.token_hex(8)
@@ -141,8 +144,8 @@ def totals(redis: Redis, retention: int) -> Totals:
 class IgnoredTypes:
     """How many deliveries of each type cubehook did not act on, fleet-wide."""
 
-    def __init__(self, redis: AsyncRedis) -> None:
-        self._count = redis.register_script(scripts.COUNT_IGNORED)
+    def __init__(self, redis: AsyncRedis, *, loads_scripts: bool = True) -> None:
+        self._count = async_script(redis, scripts.COUNT_IGNORED, loads_scripts)
 
     async def count(self, event_type: str) -> tuple[str, int]:
         """Count one; returns the name it was counted under and that name's count now (1: a first).

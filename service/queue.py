@@ -37,6 +37,7 @@ from rq.utils import now, utcformat
 from service import keys, scripts
 from service.batching import ScriptBatcher
 from service.errors import QueueUnavailable
+from service.evalsha import ScriptsMissing, async_script, script, sha1
 from service.job_template import JobTemplate
 from service.log import get_logger
 from service.redis import ReplicaWait, exchange
@@ -53,6 +54,7 @@ from service.settings import Settings
 log = get_logger("cubehook.queue")
 MAX_COPY_TYPES = 100  # event types counted by name in keys.COPIES_BY_TYPE; the others as OTHER_TYPES
 OTHER_TYPES = "(other)"
+CLAIM_SEEN_SHA = sha1(scripts.CLAIM_SEEN)
 _UNRECORDED = object()
 
 
@@ -77,8 +79,18 @@ class EventQueue:
     """Submits events as RQ jobs, through the blocking client (``submit``, workers and tools) or
     the asyncio one (``submit_async``, the web side)."""
 
-    def __init__(self, connection: Redis, settings: Settings, aconnection: AsyncRedis | None = None) -> None:
+    def __init__(
+        self,
+        connection: Redis,
+        settings: Settings,
+        aconnection: AsyncRedis | None = None,
+        *,
+        loads_scripts: bool = True,
+    ) -> None:
         self.connection = connection
+        # False for the web process: its scripts are run by SHA only, loaded by the workers
+        # (service.evalsha).
+        self.loads_scripts = loads_scripts
         self.aconnection = aconnection
         self.queue = rq_queue(settings.queue_name, connection)
         self.retention = settings.dedup_retention_seconds
@@ -89,8 +101,10 @@ class EventQueue:
         self.result_ttl = settings.result_ttl_seconds
         self.template: JobTemplate | None = None
         self._recorded = False  # once RQ knows the server's version (it stamps jobs with it)
-        self._claim = connection.register_script(scripts.CLAIM_SEEN)
-        self._see_ignored = aconnection.register_script(scripts.SEE_IGNORED) if aconnection else None
+        self._claim = script(connection, scripts.CLAIM_SEEN, loads_scripts)
+        self._see_ignored = (
+            async_script(aconnection, scripts.SEE_IGNORED, loads_scripts) if aconnection else None
+        )
         self.replicas = ReplicaWait.of(aconnection, settings) if aconnection else None
         self._accept: object = None
         self._accept_async: ScriptBatcher | None = None
@@ -126,10 +140,19 @@ class EventQueue:
             if self.template is None:
                 log.warning("queue.template_unused", reason="RQ's commands differ from the template")
             else:
-                self._accept = self.connection.register_script(self.template.script)
+                self._accept = script(self.connection, self.template.script, self.loads_scripts)
                 if self.aconnection is not None:
-                    self._accept_async = ScriptBatcher(self.aconnection, self.template.script, self.replicas)
+                    self._accept_async = ScriptBatcher(
+                        self.aconnection, self.template.script, self.replicas, loads=self.loads_scripts
+                    )
         return self.template
+
+    def accept_script(self) -> str | None:
+        """The Lua of the template's script (None: RQ's commands differ, every event goes the slow
+        way). Raises RedisError (RQ reads the server's version)."""
+        know_server_version(self.queue)
+        template = self._ready()
+        return template.script if template is not None else None
 
     def _accept_args(self, ref: EventRef, template: JobTemplate) -> tuple[list[str], list[EncodableT]]:
         job_id = job_id_for(ref.event_id)
@@ -191,8 +214,14 @@ class EventQueue:
                     if pipe.exists(names[0]):
                         pipe.reset()
                         return int(self._claim(keys=names, args=args))  # a copy: counted
+                    # Loaded before the transaction: a script missing inside it would fail alone,
+                    # and the job be queued without its seen key.
+                    if not pipe.script_exists(CLAIM_SEEN_SHA)[0]:
+                        if not self.loads_scripts:
+                            raise ScriptsMissing(CLAIM_SEEN_SHA)
+                        self.connection.script_load(scripts.CLAIM_SEEN)
                     pipe.multi()
-                    pipe.eval(scripts.CLAIM_SEEN, len(names), *names, *args)
+                    pipe.evalsha(CLAIM_SEEN_SHA, len(names), *names, *args)
                     for command in commands:
                         pipe.execute_command(*command)  # type: ignore[no-untyped-call]
                     pipe.execute()
@@ -207,7 +236,11 @@ class EventQueue:
         assert self.replicas is not None
         names, args = self._head(ref, job_id_for(ref.event_id))
         commands = enqueue_commands(self.queue, self._job(ref))
-        claim: tuple[EncodableT, ...] = ("EVAL", scripts.CLAIM_SEEN, len(names), *names, *args)
+        claim: tuple[EncodableT, ...] = ("EVALSHA", CLAIM_SEEN_SHA, len(names), *names, *args)
+        if not (await self.aconnection.script_exists(CLAIM_SEEN_SHA))[0]:  # as in _submit_by_rq
+            if not self.loads_scripts:
+                raise ScriptsMissing(CLAIM_SEEN_SHA)
+            await self.aconnection.script_load(scripts.CLAIM_SEEN)
         async with self.aconnection.pipeline() as pipe:
             while True:
                 needed = await self.replicas.needed()

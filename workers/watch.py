@@ -34,6 +34,7 @@ from service.settings import DAY, Settings
 from workers.epoch import Epoch
 from workers.outages import DATABASE_ERRORS, HEALTH, Dependency
 from workers.recovery import Recovery
+from workers.scriptload import IntakeScripts
 
 if TYPE_CHECKING:
     from rq.worker.base import BaseWorker
@@ -60,6 +61,7 @@ class Watch(threading.Thread):
         self.worker: BaseWorker | None = None  # the RQ worker now at work (a new one after an outage)
         self.stopped = threading.Event()
         self.epoch = Epoch(self.redis, runtime.audit, self._recover) if runtime is not None else None
+        self.scripts = IntakeScripts(self.redis, settings)
         self._probing = threading.Lock()
         self._probed_at = 0.0
 
@@ -80,6 +82,7 @@ class Watch(threading.Thread):
             self.recovery.sweep()
             HEALTH.saw(Dependency.REDIS, up=True)
             self._keep_registered()
+            self.scripts.ensure()  # the intake's, which the web may only run (workers.scriptload)
             interval = self.settings.maintenance_interval_seconds
             if interval:
                 slot = self.recovery.claim_maintenance(interval, self._enqueue_maintenance)

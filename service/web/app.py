@@ -36,7 +36,8 @@ def create_app(settings: Settings) -> Starlette:
     """The public application. Raises ConfigError when no webhook secret is configured."""
     redis = redis_client(settings)  # connects lazily; blocking: RQ's job template, the admin app
     aredis = async_redis_client(settings)  # the request path's client
-    intake = Intake.build(settings, redis, aredis)  # no secret, no start (ConfigError)
+    # No secret, no start (ConfigError). Its scripts are the workers' to load (service.evalsha).
+    intake = Intake.build(settings, redis, aredis, loads_scripts=False)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

@@ -18,15 +18,24 @@ import httpx2
 import pytest
 import yaml
 from redis import Redis
-from redis.exceptions import AuthenticationError, ConnectionError, NoPermissionError, ResponseError
+from redis.exceptions import (
+    AuthenticationError,
+    ConnectionError,
+    NoPermissionError,
+    NoScriptError,
+    ResponseError,
+)
 
 from cubehook_dev.devredis import free_port
-from service.queue import EventQueue
+from service import scripts
+from service.evalsha import sha1
+from service.queue import EventQueue, seen_key
 from service.rq_jobs import EventRef, JobFunction, rq_queue
 from service.settings import Settings
 from tests.conftest import SEAL, SECRET, SIM_API_KEY, Receiver, SimServer, event_body, signature
 from tests.e2e.conftest import CUBEHOOK, cubehook_env, running
 from workers.dispatch import action_job_id
+from workers.scriptload import IntakeScripts
 from workers.sessions import SessionStore
 
 DEPLOY = Path(__file__).resolve().parent.parent.parent / "deploy"
@@ -135,21 +144,26 @@ def test_each_component_as_its_own_user_over_tls_takes_an_event_to_its_decision(
     web_env = cubehook_env(CUBEHOOK_REDIS_URL=tls_redis.url("cubehook-web"), CUBEHOOK_WEBHOOK_SECRETS=SECRET,
                            CUBEHOOK_PORT=str(port))  # fmt: skip
     body = event_body(event_id="acl-1", event_type="workflow.session.completed", session_id=sid)
-    with running([CUBEHOOK, "web"], web_env, f"http://127.0.0.1:{web_env['CUBEHOOK_ADMIN_PORT']}/readyz"):
-        answer = httpx2.post(
-            f"http://127.0.0.1:{port}/webhooks/complycube", content=body, headers=signature(body)
-        )
-        copy = httpx2.post(
-            f"http://127.0.0.1:{port}/webhooks/complycube", content=body, headers=signature(body)
-        )
-        metrics = httpx2.get(f"http://127.0.0.1:{web_env['CUBEHOOK_ADMIN_PORT']}/metrics").text
-    assert (answer.status_code, copy.json()["status"]) == (202, "duplicate")
-    assert "cubehook_redis_up 1.0" in metrics  # the admin listener's reads, as the web user
     worker_env = cubehook_env(
         CUBEHOOK_REDIS_URL=tls_redis.url("cubehook-worker"), CUBEHOOK_DATABASE_URL=f"sqlite:///{tmp_path}/a.db",
         CUBEHOOK_COMPLYCUBE_BASE_URL=f"{sim.url}/v1", CUBEHOOK_COMPLYCUBE_API_KEY=SIM_API_KEY,
         CUBEHOOK_COMPLYCUBE_RATE_LIMIT="0", CUBEHOOK_MAINTENANCE_INTERVAL_SECONDS="0",
     )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/webhooks/complycube"
+    with running([CUBEHOOK, "web"], web_env, f"http://127.0.0.1:{web_env['CUBEHOOK_ADMIN_PORT']}/readyz"):
+        # A Redis no worker has seen holds none of the intake's scripts, and the web may not load
+        # them: 503 (ComplyCube retries) until a worker starts and loads them.
+        early = httpx2.post(url, content=body, headers=signature(body))
+        loading = subprocess.run(
+            [CUBEHOOK, "worker", "--burst"], env=worker_env, capture_output=True, timeout=120
+        )
+        assert loading.returncode == 0, loading.stderr.decode()[-3000:]
+        answer = httpx2.post(url, content=body, headers=signature(body))
+        copy = httpx2.post(url, content=body, headers=signature(body))
+        metrics = httpx2.get(f"http://127.0.0.1:{web_env['CUBEHOOK_ADMIN_PORT']}/metrics").text
+    assert early.status_code == 503
+    assert (answer.status_code, copy.json()["status"]) == (202, "duplicate")
+    assert "cubehook_redis_up 1.0" in metrics  # the admin listener's reads, as the web user
     done = subprocess.run([CUBEHOOK, "worker", "--burst"], env=worker_env, capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr.decode()[-3000:]
     [decision] = SessionStore(tls_redis.client("cubehook-worker"), 15, seal=SEAL).history(sid)
@@ -171,6 +185,31 @@ def test_no_user_may_administer_scan_or_reach_other_keys(tls_redis: TlsRedis, us
         redis.set("someone-elses:key", "1")
     with pytest.raises(NoPermissionError):
         redis.eval("return redis.call('SET', KEYS[1], '1')", 1, "someone-elses:key")  # not by a script either
+
+
+def test_the_web_user_runs_only_scripts_a_worker_loaded(tls_redis: TlsRedis) -> None:
+    """No Lua of its own (an endless loop would make Redis answer every client BUSY), no loading,
+    no flushing the workers' scripts: EVALSHA of what a worker loaded, nothing else."""
+    web, worker = tls_redis.client("cubehook-web"), tls_redis.client("cubehook-worker")
+    for command in (
+        ("EVAL", "while true do end", "0"), ("EVAL_RO", "return 1", "0"), ("SCRIPT", "LOAD", "return 1"),
+        ("SCRIPT", "FLUSH"), ("SCRIPT", "KILL"), ("FUNCTION", "LOAD", "#!lua name=x\nredis.register_function('f', function() return 1 end)"),
+        ("FUNCTION", "FLUSH"), ("FUNCTION", "DELETE", "x"), ("FCALL", "f", "0"),
+    ):  # fmt: skip
+        with pytest.raises(NoPermissionError):
+            web.execute_command(*command)  # type: ignore[no-untyped-call]
+    with pytest.raises(NoScriptError):
+        web.evalsha(sha1(scripts.CLAIM_SEEN), 0)
+    settings = Settings(redis_url=tls_redis.url("cubehook-worker"))
+    assert IntakeScripts(worker, settings).ensure() > 0  # what a worker's tick does
+    assert IntakeScripts(worker, settings).ensure() == 0  # once
+    keys = [
+        seen_key("acl-script-1"),
+        "cubehook:last_event_at",
+        "cubehook:copies:x",
+        "cubehook:copies_by_type",
+    ]
+    assert web.evalsha(sha1(scripts.CLAIM_SEEN), 4, *keys, 60, "1.0", 60, "t", 100, "(other)") == 1
 
 
 def test_no_password_no_default_user_no_clear_text(tls_redis: TlsRedis) -> None:
@@ -229,7 +268,8 @@ def test_a_forged_decision_through_the_web_user_reaches_no_target(
         CUBEHOOK_ACTION_RETRY_INTERVALS="",
     )  # fmt: skip
     web = tls_redis.client("cubehook-web")
-    EventQueue(web, Settings(webhook_secrets=SECRET)).submit(
+    IntakeScripts(tls_redis.client("cubehook-worker"), Settings()).ensure()  # as a worker's tick
+    EventQueue(web, Settings(webhook_secrets=SECRET), loads_scripts=False).submit(
         EventRef(
             "evt-forge-1", "workflowSession.completed", "workflowSession", sid, "2025-01-13T11:39:30.500Z"
         )

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import httpx2
-import pytest
 from redis import Redis
 from starlette.testclient import TestClient
 
@@ -16,15 +14,9 @@ from service.rq_jobs import rq_queue
 from service.settings import Settings
 from service.web.app import create_app, create_apps
 from tests.conftest import SECRET, event_body, signature
+from tests.web.conftest import load_intake_scripts
 
 URL = "/webhooks/complycube"
-
-
-@pytest.fixture
-def own_redis() -> Iterator[EmbeddedRedis]:
-    """A Redis this test may stop and restart without disturbing the others."""
-    with EmbeddedRedis() as server:
-        yield server
 
 
 def _settings(url: str) -> Settings:
@@ -54,6 +46,11 @@ def test_redis_down_is_503_then_accepted_once_back(own_redis: EmbeddedRedis) -> 
         redis = Redis.from_url(own_redis.url)
         assert redis.exists(seen_key("outage-1")) == 0  # the refused event was never marked seen
         assert admin.get("/readyz").status_code == 200
+        # Empty: no scripts either, and the web may not load them. 503 until a worker has.
+        early = client.post(URL, content=body, headers=signature(body))
+        assert early.status_code == 503
+        assert redis.exists(seen_key("outage-1")) == 0
+        load_intake_scripts(own_redis.url)  # a worker's tick
         again = client.post(URL, content=body, headers=signature(body))
         assert again.status_code == 202
         assert rq_queue("cubehook", redis).job_ids == ["evt-outage-1"]

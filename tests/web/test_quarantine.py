@@ -7,7 +7,7 @@ import asyncio
 import io
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import pytest
@@ -198,12 +198,6 @@ def test_an_expired_item_is_forgotten_by_the_index_and_the_totals(
     assert (totals.items, totals.bytes) == (1, 50)
     assert held(redis) == [new]
     assert [i.id for i in intake_run(settings, lambda intake: intake.quarantine.items())] == [new]
-
-
-@pytest.fixture
-def own_redis() -> Iterator[EmbeddedRedis]:
-    with EmbeddedRedis() as server:
-        yield server
 
 
 def test_when_redis_cannot_keep_it_the_answer_is_503(own_redis: EmbeddedRedis) -> None:
