@@ -60,8 +60,15 @@ def watchdog(rt: Runtime, public_url: str | None, auto_enable: bool, lookback: t
                 f"ComplyCube disabled webhook {hook.id} ({hook.url}) after failed deliveries: no events "
                 f"arrive until it is re-enabled. Auto re-enable is {'on' if auto_enable else 'off'}."
             )
-            notify(rt.rules, rt.actions.http, "cubehook: ComplyCube disabled the webhook", body)
-            report.alerted.append(hook.id)
+            told = notify(rt.rules, rt.actions.http, "cubehook: ComplyCube disabled the webhook", body)
+            if any(t.accepted for t in told):
+                report.alerted.append(hook.id)
+            else:  # nobody heard it: not "alerted", and told again at the next check
+                rt.redis.delete(key)
+                log.warning(
+                    "watchdog.unheard", webhook_id=hook.id, hint="set [watchdog] actions in the rules file",
+                    tried=[str(t) for t in told] or "no [watchdog] actions in the rules file",
+                )  # fmt: skip
         if auto_enable:
             rt.client.enable_webhook(hook.id)
             rt.redis.delete(key)

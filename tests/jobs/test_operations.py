@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,11 +13,13 @@ import pytest
 from click.testing import CliRunner
 
 from cubehook_cli import main
+from service.log import configure_logging
 from service.rq_jobs import JobFunction
 from service.settings import Settings
 from tests.conftest import SIM_API_KEY, Receiver, SimServer
 from tests.jobs.conftest import Pipeline
 from workers import operations
+from workers.judging.rules import load_rules
 
 HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)
 
@@ -90,6 +93,33 @@ def test_watchdog_alerts_once_reenables_and_backfills_what_was_missed(
     assert {h["url"]: h["enabled"] for h in listed}[ours] is True
     pipeline.work()
     assert all(pipeline.decisions(s) for s in missed)  # every missed session recovered
+
+
+def test_the_watchdog_says_alerted_only_when_a_target_took_the_alert(
+    pipeline: Pipeline, sim: SimServer, receiver: Receiver, tmp_path: Path
+) -> None:
+    ours = "https://cubehook.example/webhooks/complycube"
+    hook = sim.control("POST", "/v1/webhooks", json={"url": ours, "enabled": False},
+                       headers={"Authorization": SIM_API_KEY})  # fmt: skip
+    rules = tmp_path / "slack-only.toml"
+    rules.write_text(
+        '[action.alerts]\ntype = "slack"\nurl_env = "ALERT_URL"\n\n[watchdog]\nactions = ["alerts"]\n'
+    )
+    rt = replace(pipeline.runtime, rules=load_rules(rules, {"ALERT_URL": f"{receiver.url}/alerts"}, True))
+    receiver.status = 500  # Slack is down
+    logs = io.StringIO()
+    configure_logging(rt.settings.model_copy(update={"log_format": "json"}), logs)
+    down = operations.watchdog(rt, ours, auto_enable=False, lookback=timedelta(hours=1))
+    assert down.disabled == [hook["id"]]
+    assert down.alerted == []  # nobody heard it
+    done = [json.loads(line) for line in logs.getvalue().splitlines() if "watchdog.done" in line]
+    assert done[0]["alerted"] == []
+    assert any('"watchdog.unheard"' in line for line in logs.getvalue().splitlines())
+    receiver.status = 200
+    back = operations.watchdog(rt, ours, auto_enable=False, lookback=timedelta(hours=1))
+    assert back.alerted == [hook["id"]]  # told again at the next check, and heard this time
+    assert len([r for r in receiver.requests if r[0] == "/alerts"]) == 2
+    assert operations.watchdog(rt, ours, auto_enable=False, lookback=timedelta(hours=1)).alerted == []
 
 
 @pytest.fixture
