@@ -20,7 +20,7 @@ from rq.registry import FailedJobRegistry, FinishedJobRegistry
 from cubehook_dev.timeline import Line, Story, delivery_line, job_line
 from service.redis import redis_client
 from service.rq_jobs import rq_queue
-from service.settings import Settings
+from service.settings import ENV_FILE_VARIABLE, Settings, env_file
 
 DEMO_SCENARIOS = (
     {"preset": "clear", "first_name": "Ada", "last_name": "Clear"},
@@ -85,13 +85,16 @@ def watch(settings: Settings, simulator_url: str, admin_url: str, show_secret: b
 
 
 def try_lines(settings: Settings, session_id: str, show_secret: bool) -> list[str]:
-    """Commands to paste, from this folder or any other: the full path, a real session id, and the
-    secret when it was made for this run (a secret the user gave is in their environment)."""
+    """Commands to paste, from this folder or any other: the env file of the run (which a command
+    reads only when told to), the full path, a real session id, and the secret when it was made for
+    this run (a secret the user gave is in their environment)."""
     cubehook = cubehook_path()
     secret = f" --secret {settings.webhook_secrets[0].get_secret_value()}" if show_secret else ""
     endpoint = f"http://127.0.0.1:{settings.port}/webhooks/complycube"
+    recorded = env_file()  # `cubehook dev` names the file it wrote to its processes
     return [
-        "the demo's sessions are decided; try (the settings are in var/dev.env):",
+        "the demo's sessions are decided; try, in another terminal:",
+        *([f"  export {ENV_FILE_VARIABLE}={recorded}"] if recorded else []),
         f"  {cubehook} history {session_id}",
         f"  {cubehook} simulate play --preset attention",
         f"  {cubehook} send-event --session {session_id}{secret} --url {endpoint}",
