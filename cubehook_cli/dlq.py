@@ -76,7 +76,7 @@ def dlq_show(job_id: str) -> None:
 @click.option("--all", "replay_all", is_flag=True, help="Replay every failed job.")
 def dlq_replay(job_id: str | None, replay_all: bool) -> None:
     """Re-queue failed jobs; decisions stay once per state and actions once in effect."""
-    from workers.operations import replay_job
+    from workers.operations import not_replayed, replay_job
 
     if (job_id is None) == (not replay_all):
         raise click.UsageError("give a JOB_ID or --all")
@@ -89,6 +89,8 @@ def dlq_replay(job_id: str | None, replay_all: bool) -> None:
     else:
         ids = [job_id or ""]
     replayed = [i for i in ids if replay_job(audit, queue, i)]
+    for left in (i for i in ids if i not in replayed):
+        click.echo(f"{left}: {not_replayed(audit, queue, left)}", err=True)
     click.echo(f"{len(replayed)} job(s) re-queued")
     if not replay_all and not replayed:
         sys.exit(1)

@@ -17,10 +17,11 @@ from redis.exceptions import RedisError
 from rq import Queue
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
-from cubehook_dev.timeline import Line, Story, delivery_line, job_line
+from cubehook_dev.timeline import Line, Story, delivery_line, job_line, person_line
 from service.redis import redis_client
-from service.rq_jobs import rq_queue
+from service.rq_jobs import JobFunction, rq_queue
 from service.settings import ENV_FILE_VARIABLE, Settings, env_file
+from workers.sessions import SessionStore
 
 DEMO_SCENARIOS = (
     {"preset": "clear", "first_name": "Ada", "last_name": "Clear"},
@@ -126,4 +127,19 @@ def _finished(queue: Queue, seen: set[str], undecided: set[str]) -> list[Line]:
                 lines.append(line)
             if isinstance(result, dict) and result.get("result") == "decided":
                 undecided.discard(str(result.get("session_id")))
+            if job.func_name == JobFunction.RUN_ACTION:
+                lines += _person(queue, job.kwargs, seen)
     return lines
+
+
+def _person(queue: Queue, action: dict[str, Any], seen: set[str]) -> list[Line]:
+    """The line of the decision an action job carried out, when a person made it in the console
+    (no job made it, so no job's line tells it); looked up once per decision (``seen`` keeps
+    ``decision:ID`` beside the job ids)."""
+    decision_id, session_id = str(action.get("decision_id")), str(action.get("session_id"))
+    if f"decision:{decision_id}" in seen:
+        return []
+    seen.add(f"decision:{decision_id}")
+    found = SessionStore(queue.connection, lock_seconds=1).find(session_id, decision_id)
+    line = person_line(found.to_dict()) if found is not None else None
+    return [line] if line is not None else []

@@ -19,6 +19,7 @@ from service.settings import Settings
 from tests.conftest import SIM_API_KEY, Receiver, SimServer
 from tests.jobs.conftest import Pipeline
 from workers import operations
+from workers.dispatch import action_job_id
 from workers.judging.rules import load_rules
 
 HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)
@@ -154,6 +155,27 @@ def test_dlq_list_show_replay_and_status(cli: CliRunner, pipeline: Pipeline, sim
     assert [d.outcome for d in pipeline.decisions(sid)] == ["clear"]
     assert "the dead-letter queue is empty" in cli.invoke(main, ["dlq", "list"]).stdout
     assert cli.invoke(main, ["dlq", "replay", "nope"]).exit_code == 1
+
+
+def test_dlq_replay_says_why_each_job_was_not_requeued(
+    cli: CliRunner, pipeline: Pipeline, sim: SimServer
+) -> None:
+    sid = sim.create(preset="clear", mode="settled")["sessionId"]
+    pipeline.submit(sid, event_id="evt-fine-1")
+    pipeline.work()  # decided, its log action sent
+    [decision] = pipeline.decisions(sid)
+    sent = action_job_id(decision.decision_id, "log")
+    for job_id, why in (
+        ("nope", "not found: no job of that id in Redis, nor an action of that id on the ledger"),
+        ("evt-evt-fine-1", "not dead: the job is finished"),
+        (sent, "sent already: the ledger has the action sent, and never sends it twice"),
+    ):
+        replayed = cli.invoke(main, ["dlq", "replay", job_id])
+        assert replayed.exit_code == 1
+        assert replayed.stderr == f"{job_id}: {why}\n"
+        assert replayed.stdout == "0 job(s) re-queued\n"
+    pipeline.runtime.redis.delete(f"rq:job:{sent}")  # its job gone from Redis: the ledger still knows
+    assert cli.invoke(main, ["dlq", "replay", sent]).stderr.startswith(f"{sent}: sent already")
 
 
 def test_resync_and_backfill_commands(cli: CliRunner, pipeline: Pipeline, sim: SimServer) -> None:
