@@ -58,8 +58,14 @@ def audit_purge(before: str, requested_by: str | None, dry_run: bool) -> None:
     from workers.audit.retention import purge
 
     moment = parse_time(before)
-    if moment is None or moment > datetime.now(UTC):
-        raise click.BadParameter(f"not a past date or time: {before!r}", param_hint="--before")
+    if moment is None:
+        raise click.BadParameter(
+            f"cannot read {before!r} as a date: give an ISO date or time, e.g. 2026-01-01, "
+            "2026-01-01T12:00:00 or 2026-01-01T12:00:00Z (UTC unless it names a zone)",
+            param_hint="--before",
+        )
+    if moment > datetime.now(UTC):
+        raise click.BadParameter(f"{before!r} is in the future: give a past date", param_hint="--before")
     loaded = settings()
     report = purge(_audit_store(loaded), moment, loaded.legal_hold_days, requested_by or _operator(), dry_run)
     _summary(report.lines(moment), dry_run)

@@ -1,8 +1,10 @@
 """What the commands share: the settings, built once per command, and the worker runtime.
 
 Imported by every command, `cubehook web` included: it names no worker module at import time.
-The settings come from the environment and the env file `cubehook dev` writes (var/dev.env: see
-service.settings); the rules file's secrets are looked up in both too.
+The settings come from the environment and the env file CUBEHOOK_ENV_FILE names, if any (see
+service.settings); the rules file's secrets are looked up in both too. A command that read an env
+file says so on standard error; a process (web, worker, console) says which, or none, in its start
+line.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import click
 
 from service.errors import ConfigError
 from service.log import configure_logging
-from service.settings import Settings, environment, load_settings
+from service.settings import ENV_FILE_VARIABLE, Settings, env_file_read, environment, load_settings
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -23,16 +25,23 @@ if TYPE_CHECKING:
 
 PORT = click.IntRange(0, 65535)
 SETTINGS = "cubehook.settings"  # ctx.meta: the settings the command loaded, for its error message
+ENV_FILE_TOLD = "cubehook.env_file_told"  # ctx.meta: the env file was named (or a start line will)
 
 
-def settings() -> Settings:
+def settings(process: bool = False) -> Settings:
+    """The settings, once the env file read (if any) is told: on standard error for a command, in
+    its start line for a ``process``."""
     try:
         loaded = load_settings()
+        read = env_file_read()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     context = click.get_current_context(silent=True)
     if context is not None:
         context.meta[SETTINGS] = loaded
+        if read is not None and not process and not context.meta.get(ENV_FILE_TOLD):
+            click.echo(f"settings: the environment, and under it {read} ({ENV_FILE_VARIABLE})", err=True)
+        context.meta[ENV_FILE_TOLD] = True
     return loaded
 
 

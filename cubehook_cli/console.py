@@ -25,7 +25,7 @@ def console(ctx: click.Context, host: str | None, port: int | None) -> None:
     from cubehook_console.serve import run
     from cubehook_console.settings import load_console_settings
 
-    loaded = settings()
+    loaded = settings(process=True)
     configure_logging(loaded)
     try:
         options = load_console_settings()

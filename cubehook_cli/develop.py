@@ -31,7 +31,8 @@ def dev() -> None:
 
     Redis (embedded unless CUBEHOOK_REDIS_URL), the ComplyCube simulator, web and worker, with the
     simulator's webhooks wired to the web process. Where everything is goes to var/dev.env, which
-    every command started in this folder reads. Ctrl-C stops every process it started, in order.
+    its processes read, and other commands with CUBEHOOK_ENV_FILE=var/dev.env. Ctrl-C stops every
+    process it started, in order.
     """
     from cubehook_dev.dev import run_dev
 

@@ -78,7 +78,7 @@ def dlq_replay(job_id: str | None, replay_all: bool) -> None:
     """Re-queue failed jobs; decisions stay once per state and actions once in effect. A job
     cubehook did not queue (`foreign` in the list) is refused, and stays."""
     from service.errors import ForeignJob
-    from workers.operations import replay_job
+    from workers.operations import not_replayed, replay_job
 
     if (job_id is None) == (not replay_all):
         raise click.UsageError("give a JOB_ID or --all")
@@ -95,6 +95,8 @@ def dlq_replay(job_id: str | None, replay_all: bool) -> None:
         try:
             if replay_job(audit, queue, i):
                 replayed.append(i)
+            else:
+                click.echo(f"{i}: {not_replayed(audit, queue, i)}", err=True)
         except ForeignJob as exc:
             refused.append(str(exc))
     click.echo(f"{len(replayed)} job(s) re-queued")

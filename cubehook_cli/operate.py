@@ -4,10 +4,15 @@ personal data have their own modules."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from cubehook_cli.base import audit_trail, redis, runtime, settings
 from service.errors import NoAuditTrail, UpstreamNotFound
+
+if TYPE_CHECKING:
+    from service.settings import Settings
 
 
 @click.command()
@@ -28,17 +33,51 @@ def status() -> None:
 @click.command()
 @click.argument("session_id")
 def history(session_id: str) -> None:
-    """Print everything on record about a session: events, snapshots, decisions, action attempts.
-    Reads the audit trail only; exits 1 when nothing names the session."""
+    """Print everything on record about a session: events, snapshots, decisions, action attempts,
+    then the events about it still waiting in Redis (deferred, put back, queued), which are not on
+    record yet. Exits 1 when nothing names the session."""
     from workers.judging.explain import format_history
 
-    records = audit_trail(settings()).history(session_id)
-    if not records:
+    loaded = settings()
+    records = audit_trail(loaded).history(session_id)
+    waiting = _waiting(loaded, session_id)
+    if not records and not waiting:
         raise click.ClickException(
             f"nothing on record for session {session_id}: no event, snapshot or decision names it "
             "(check the id; `cubehook status` shows when the last event came)"
         )
-    click.echo(format_history(session_id, records))
+    click.echo(format_history(session_id, records) if records else f"session {session_id}")
+    for line in waiting:
+        click.echo(line)
+
+
+def _waiting(loaded: Settings, session_id: str) -> list[str]:
+    """A line for each event about the session waiting in Redis; none when Redis is away (the
+    audit trail answers without it: after `make run` stopped, say)."""
+    from redis.exceptions import RedisError
+
+    from service.events import format_time
+    from service.rq_jobs import rq_queue
+    from workers.triggers import waiting_events
+
+    try:
+        found = waiting_events(rq_queue(loaded.queue_name, redis(loaded)), session_id)
+    except RedisError:
+        return []
+    lines = []
+    for event in found:
+        head = f"waiting   {event.event_id} {event.event_type}:"
+        if event.until is None:
+            lines.append(f"{head} queued, a worker takes it next (on record once looked at)")
+        elif event.deferred:
+            lines.append(
+                f"{head} deferred until {format_time(event.until)}, when the session's own later "
+                "events have most likely covered it (on record then)"
+            )
+        else:
+            until = format_time(event.until)
+            lines.append(f"{head} put back until {until} (an outage, or ComplyCube's rate limit)")
+    return lines
 
 
 @click.command()
@@ -106,7 +145,21 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply the database migrations (workers also do this when they start)."""
+    from service.log import scrub_text
     from workers.audit.store import AuditStore
 
-    AuditStore.from_url(settings().database_url).migrate()
-    click.echo("database is up to date")
+    url = settings().database_url
+    store = AuditStore.from_url(url)
+    before, head = store.revisions()
+    where = f"the audit trail at {scrub_text(url)}"
+    if before == head:
+        click.echo(f"{where} is already up to date (migration {head}): nothing to do")
+        return
+    store.migrate()
+    if before is None:
+        from sqlalchemy import inspect
+
+        tables = [name for name in inspect(store.engine).get_table_names() if name != "alembic_version"]
+        click.echo(f"created {where}: {len(tables)} tables, at migration {head}")
+    else:
+        click.echo(f"upgraded {where} from migration {before} to {head}")

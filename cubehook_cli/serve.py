@@ -20,7 +20,7 @@ def web(host: str | None, port: int | None, admin_host: str | None, admin_port: 
     from service.web.serve import run
 
     options = {"host": host, "port": port, "admin_host": admin_host, "admin_port": admin_port}
-    loaded = settings().model_copy(update={k: v for k, v in options.items() if v is not None})
+    loaded = settings(process=True).model_copy(update={k: v for k, v in options.items() if v is not None})
     configure_logging(loaded)
     try:
         run(loaded)  # fails before binding when no secret is set
@@ -38,11 +38,17 @@ def worker(burst: bool) -> None:
     from workers.worker import run
 
     HEALTH.speaks = True  # the worker says each outage once; a command's own error line says it
-    loaded = settings()
+    loaded = settings(process=True)
     if loaded.worker_metrics_port:  # first: the gauges say so while the worker waits for Redis
         from prometheus_client import start_http_server
 
-        start_http_server(loaded.worker_metrics_port, addr=loaded.admin_host)
+        from service.ports import taken
+
+        try:  # two workers on one host need a port each
+            start_http_server(loaded.worker_metrics_port, addr=loaded.admin_host)
+        except OSError as exc:
+            said = taken(loaded.admin_host, loaded.worker_metrics_port, "CUBEHOOK_WORKER_METRICS_PORT", exc)
+            raise click.ClickException(said) from None
     built = runtime(wait=not burst)  # a worker rides out outages, from its start on
     worker_runtime.install(built)
     try:

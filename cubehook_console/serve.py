@@ -16,7 +16,8 @@ from cubehook_console.app import build_app
 from cubehook_console.settings import ConsoleSettings
 from cubehook_console.users import Actor, Role, Trail, UserStore
 from service.head_limits import LimitedHttpToolsProtocol
-from service.log import get_logger
+from service.log import env_file_read_said, get_logger
+from service.ports import ensure_free
 from service.settings import Settings
 from workers.audit.store import AuditStore
 
@@ -46,8 +47,12 @@ def run(settings: Settings, options: ConsoleSettings) -> None:
     from workers.outages import HEALTH
 
     HEALTH.speaks = True  # the console waits out Redis or the database at start, saying so once
+    ensure_free(options.host, options.port, "CUBEHOOK_CONSOLE_PORT")
     served = config(settings, options)
-    log.info("console.start", host=options.host, port=options.port, sso=bool(options.sso_header))
+    log.info(
+        "console.start", host=options.host, port=options.port, sso=bool(options.sso_header),
+        env_file=env_file_read_said(),
+    )  # fmt: skip
     uvicorn.Server(served).run()
 
 

@@ -17,10 +17,11 @@ from redis.exceptions import RedisError
 from rq import Queue
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
-from cubehook_dev.timeline import Line, Story, delivery_line, job_line
+from cubehook_dev.timeline import Line, Story, delivery_line, job_line, person_line
 from service.redis import redis_client
-from service.rq_jobs import rq_queue
-from service.settings import Settings
+from service.rq_jobs import JobFunction, rq_queue
+from service.settings import ENV_FILE_VARIABLE, Settings, env_file
+from workers.sessions import SessionStore
 
 DEMO_SCENARIOS = (
     {"preset": "clear", "first_name": "Ada", "last_name": "Clear"},
@@ -85,13 +86,16 @@ def watch(settings: Settings, simulator_url: str, admin_url: str, show_secret: b
 
 
 def try_lines(settings: Settings, session_id: str, show_secret: bool) -> list[str]:
-    """Commands to paste, from this folder or any other: the full path, a real session id, and the
-    secret when it was made for this run (a secret the user gave is in their environment)."""
+    """Commands to paste, from this folder or any other: the env file of the run (which a command
+    reads only when told to), the full path, a real session id, and the secret when it was made for
+    this run (a secret the user gave is in their environment)."""
     cubehook = cubehook_path()
     secret = f" --secret {settings.webhook_secrets[0].get_secret_value()}" if show_secret else ""
     endpoint = f"http://127.0.0.1:{settings.port}/webhooks/complycube"
+    recorded = env_file()  # `cubehook dev` names the file it wrote to its processes
     return [
-        "the demo's sessions are decided; try (the settings are in var/dev.env):",
+        "the demo's sessions are decided; try, in another terminal:",
+        *([f"  export {ENV_FILE_VARIABLE}={recorded}"] if recorded else []),
         f"  {cubehook} history {session_id}",
         f"  {cubehook} simulate play --preset attention",
         f"  {cubehook} send-event --session {session_id}{secret} --url {endpoint}",
@@ -123,4 +127,19 @@ def _finished(queue: Queue, seen: set[str], undecided: set[str]) -> list[Line]:
                 lines.append(line)
             if isinstance(result, dict) and result.get("result") == "decided":
                 undecided.discard(str(result.get("session_id")))
+            if job.func_name == JobFunction.RUN_ACTION:
+                lines += _person(queue, job.kwargs, seen)
     return lines
+
+
+def _person(queue: Queue, action: dict[str, Any], seen: set[str]) -> list[Line]:
+    """The line of the decision an action job carried out, when a person made it in the console
+    (no job made it, so no job's line tells it); looked up once per decision (``seen`` keeps
+    ``decision:ID`` beside the job ids)."""
+    decision_id, session_id = str(action.get("decision_id")), str(action.get("session_id"))
+    if f"decision:{decision_id}" in seen:
+        return []
+    seen.add(f"decision:{decision_id}")
+    found = SessionStore(queue.connection, lock_seconds=1).find(session_id, decision_id)
+    line = person_line(found.to_dict()) if found is not None else None
+    return [line] if line is not None else []

@@ -2,7 +2,8 @@
 
 It starts Redis (embedded unless CUBEHOOK_REDIS_URL is set), the ComplyCube simulator, the web
 process, a worker, the sink and the demo, with the simulator's webhooks wired to the web process,
-records where everything is in var/dev.env (cubehook_dev.devenv), and runs until Ctrl-C, which
+records where everything is in var/dev.env (cubehook_dev.devenv), which its processes read and
+other commands do with CUBEHOOK_ENV_FILE=var/dev.env, and runs until Ctrl-C, which
 stops everything in order (cubehook_dev.processes), the embedded Redis last, and exits 0.
 """
 
@@ -21,8 +22,8 @@ from cubehook_dev import devenv
 from cubehook_dev.devredis import EmbeddedRedis, free_port
 from cubehook_dev.processes import OrderedManager, terminal_foreground
 from service.log import scrub_text
+from service.ports import ensure_free
 from service.settings import Settings
-from service.web.serve import ensure_free
 from workers.scriptload import IntakeScripts
 
 # Stopped in this order (then the embedded Redis): nothing new comes in, then the worker finishes
@@ -103,7 +104,8 @@ def _banner(system: devenv.DevSystem, embedded: bool, console: str) -> str:
         else "from CUBEHOOK_WEBHOOK_SECRETS (not shown)"
     )
     settings = (
-        f"{system.env_file}: every cubehook command started in this folder reads it (kept after the run)"
+        f"{system.env_file} (kept after the run); in another terminal, "
+        f"`export CUBEHOOK_ENV_FILE={system.env_file}` and the cubehook commands find this system"
         if system.env_file
         else "not written (CUBEHOOK_ENV_FILE is empty)"
     )

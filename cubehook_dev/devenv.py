@@ -1,8 +1,10 @@
 """The settings of the system `cubehook dev` runs: chosen once, given to each of its processes, and
-written to the env file that every command started in the same folder reads (service.settings:
-``var/dev.env``, git-ignored). So `cubehook status`, `cubehook dlq list` or `cubehook history ID`
-find the system `make run` started, with nothing to set, during the run and after it: the audit
-trail (a SQLite file under var/) and the env file outlive Ctrl-C.
+written to an env file (``var/dev.env``, git-ignored; CUBEHOOK_ENV_FILE names another, or, empty,
+none), which the processes it starts are told to read. Any other command reads it only when told
+to (service.settings): with ``CUBEHOOK_ENV_FILE=var/dev.env``, `cubehook status`, `cubehook dlq
+list` or `cubehook history ID` find the system `make run` started, during the run and after it: the
+audit trail (a SQLite file under var/) and the env file outlive Ctrl-C. A command given no env file
+never meets the dev key, simulator or rules, wherever it starts.
 
 A secret the user gave (CUBEHOOK_WEBHOOK_SECRETS, a URL with a password) is never copied to the
 file: it stays in their environment, which every command reads too.
@@ -21,7 +23,7 @@ from urllib.parse import urlsplit
 
 from cubehook_dev.devredis import free_port
 from service.errors import ConfigError
-from service.settings import env_file
+from service.settings import DEV_ENV_FILE, ENV_FILE_VARIABLE, ENV_VARIABLE
 
 SIMULATOR_API_KEY = "test_simulator_key"
 # Not a setting: tells a command that cannot reach the Redis the file names that it was the
@@ -56,8 +58,9 @@ actions = ["compliance-alert"]
 """
 HEADER = """\
 # Written by `cubehook dev` at {when}: the settings of the system it runs (or ran) from this folder.
-# Every cubehook command started in this folder reads them; a variable set in the environment wins.
-# Delete this file to stop that.
+# The processes `cubehook dev` starts read them; another command does with CUBEHOOK_ENV_FILE naming
+# this file (a variable set in the environment wins). A production process (CUBEHOOK_ENV=production)
+# refuses it.
 """
 
 
@@ -106,6 +109,7 @@ def plan(environ: Mapping[str, str]) -> DevSystem:
     system = DevSystem(env, port, admin_port, free_port(), free_port(), generated)
     var = VAR.resolve()
     chosen = {
+        ENV_VARIABLE: "development",  # what a production process refuses to read (service.settings)
         "CUBEHOOK_PORT": str(port),
         "CUBEHOOK_ADMIN_PORT": str(admin_port),
         # The workers read the simulator, never a real ComplyCube, whatever the environment says;
@@ -146,7 +150,8 @@ def write(system: DevSystem) -> None:
     rules = Path(system.env["CUBEHOOK_RULES_FILE"])
     if rules == (VAR / RULES_FILE).resolve():
         rules.write_text(DEV_RULES.format(sink=system.sink_url))
-    target = env_file(system.env)
+    named = system.env.get(ENV_FILE_VARIABLE)
+    target = DEV_ENV_FILE if named is None else Path(named) if named else None
     if target is None:  # CUBEHOOK_ENV_FILE="": the user wants none
         return
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -156,6 +161,7 @@ def write(system: DevSystem) -> None:
     with os.fdopen(descriptor, "w") as out:
         out.writelines(lines)
     system.env_file = target if target.is_absolute() else Path(os.path.relpath(target.resolve()))
+    system.env[ENV_FILE_VARIABLE] = str(target.resolve())  # its processes read it, wherever they start
 
 
 def _port(env: Mapping[str, str], name: str, default: str | int) -> int:

@@ -3,8 +3,9 @@ its webhooks sent by the simulator as ComplyCube sends them (signed, one per sta
 check), and its decision waited for on the audit trail, as the system made it.
 
 It plays in the ComplyCube the settings name (CUBEHOOK_COMPLYCUBE_BASE_URL), which must be the
-simulator: `cubehook dev` records it in var/dev.env, so the command works from the folder
-`make run` runs in, with nothing set. A real ComplyCube has no /_sim control API, and is refused.
+simulator: `cubehook dev` records it in var/dev.env, so the command works with
+CUBEHOOK_ENV_FILE=var/dev.env from the folder `make run` runs in. A real ComplyCube has no /_sim
+control API, and is refused.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def simulator_url(settings: Settings) -> str:
     if base.startswith("https://") or not base.endswith("/v1"):  # a real ComplyCube: never played in
         raise click.ClickException(
             f"no simulator to play in: the ComplyCube API here is {base}. Start `make run` (cubehook dev) "
-            "and run this from the same folder (its var/dev.env says where the simulator is)"
+            "and run this with CUBEHOOK_ENV_FILE=var/dev.env (the file it writes says where the simulator is)"
         )
     return base.removesuffix("/v1")
 

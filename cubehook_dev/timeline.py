@@ -2,8 +2,10 @@
 
 The demo reads two sources that move on their own: the simulator's deliveries, and the jobs the
 workers finished. Each poll brings a batch from both; a line is told once what it follows has been
-told (an action after the decision that caused it), earliest first. A line whose cause never shows
-(a decision made by `cubehook resync`, outside any job) is told anyway after a few polls.
+told (an action after the decision that caused it), earliest first. A person's decision in the
+console is made by no job: the demo finds it by the actions it caused (person_line), and tells it
+before them, as it tells cubehook's own. A line whose cause never shows (a decision made by
+`cubehook resync`, outside any job) is told anyway after a few polls.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from service.events import parse_time
 
 PATIENCE = 10  # polls a line waits for what it follows
 QUIET_RESULTS = ("deferred", "covered", "coalesced", "progress", "rescheduled")  # steps, not news
@@ -81,6 +85,22 @@ def job_line(
     decision = result.get("decision_id")
     key = f"decision:{decision}" if decision and result.get("result") == "decided" else None
     return Line(at, f"worker: {what} -> {describe(result)}", key=key)
+
+
+def person_line(decision: Mapping[str, Any]) -> Line | None:
+    """A decision a person made in the console (``decided_by``), as a decision line that the
+    actions it caused follow; None for cubehook's own (its job's line tells it)."""
+    who = decision.get("decided_by")
+    if not who:
+        return None
+    moment = parse_time(str(decision.get("decided_at") or ""))
+    over = f", over {decision['supersedes']}" if decision.get("supersedes") else ""
+    return Line(
+        moment.timestamp() if moment else 0.0,
+        f"console: {who} decided session {decision.get('session_id')} {decision.get('outcome')} "
+        f"({decision.get('decision_id')}){over}",
+        key=f"decision:{decision.get('decision_id')}",
+    )
 
 
 def describe(result: Mapping[str, Any]) -> str:

@@ -25,7 +25,7 @@ import structlog
 from pydantic import SecretStr
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from service.settings import LogFormat, Settings
+from service.settings import ENV_FILE_VARIABLE, LogFormat, Settings, env_file_read
 
 MASK = "[redacted]"
 
@@ -203,6 +203,13 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     # failures still show as warnings.
     for name in ("httpx2", "httpcore2", "alembic"):
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
+
+
+def env_file_read_said() -> str:
+    """What a process's start line says of the env file it read (service.settings): its path, or
+    that there was none. The same file the process's settings came from, checked then already."""
+    read = env_file_read()
+    return str(read) if read is not None else f"none ({ENV_FILE_VARIABLE} unset)"
 
 
 def get_logger(name: str | None = None) -> structlog.typing.FilteringBoundLogger:

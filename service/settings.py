@@ -3,11 +3,13 @@
 Nothing else in cubehook reads ``os.environ``: every knob is a field here, named
 ``CUBEHOOK_<FIELD>`` in the environment (pydantic-settings, ``env_prefix``).
 
-An entry point also reads an env file (pydantic-settings' ``env_file``): ``var/dev.env`` in the
-folder it starts in, where `cubehook dev` records the settings of the system it runs, so that
-`cubehook status` or `cubehook history` from the same folder find that system with nothing set.
-A variable of the environment wins over the file; ``CUBEHOOK_ENV_FILE`` names another file, or,
-empty, none.
+An entry point also reads the env file ``CUBEHOOK_ENV_FILE`` names, under the environment (a
+variable of the environment wins); unset or empty, none. `cubehook dev` records the settings of
+the system it runs in ``var/dev.env`` and names it to the processes it starts; any other process
+reads it only when told to (``CUBEHOOK_ENV_FILE=var/dev.env``), so a production command run from a
+checkout never picks up the dev key, simulator or rules. With ``CUBEHOOK_ENV=production`` a file
+written for development (it says ``CUBEHOOK_ENV=development``, or sets ``DEV_*`` variables) is
+refused.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ KIB = 1024
 DAY = 24 * 60 * 60
 LIVE_RATE, SANDBOX_RATE = 10.0, 5.0  # ComplyCube's requests/s per key
 MIN_DECISION_KEY_BYTES = 32  # a decision key as long as a SHA-256 (HMAC-SHA256 seals)
-DEV_ENV_FILE = Path("var") / "dev.env"  # relative: the folder a command starts in
+DEV_ENV_FILE = Path("var") / "dev.env"  # relative: the folder `cubehook dev` starts in
 ENV_FILE_VARIABLE = "CUBEHOOK_ENV_FILE"
+ENV_VARIABLE = "CUBEHOOK_ENV"  # production | development: which env files a process may read
 
 
 class LogFormat(StrEnum):
@@ -287,18 +290,36 @@ class Settings(BaseSettings):
 
 
 def env_file(environ: Mapping[str, str] = os.environ) -> Path | None:
-    """The env file the entry points read: CUBEHOOK_ENV_FILE (empty: none), else var/dev.env."""
+    """The env file the entry points read: the one CUBEHOOK_ENV_FILE names; unset or empty, none."""
     named = environ.get(ENV_FILE_VARIABLE)
-    if named is None:
-        return DEV_ENV_FILE
     return Path(named) if named else None
 
 
+def env_file_read(environ: Mapping[str, str] = os.environ) -> Path | None:
+    """The env file a process started with ``environ`` reads (None: none), for its start line.
+    Raises ConfigError for a named file that is not there, or a development file in production."""
+    env_file_values(environ)
+    return env_file(environ)
+
+
 def env_file_values(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """The variables the env file sets ({} when there is none)."""
+    """The variables the env file sets ({} when there is none). Raises ConfigError as env_file_read."""
+    wanted = environ.get(ENV_VARIABLE, "")
+    if wanted not in ("", "production", "development"):
+        raise ConfigError(f"{ENV_VARIABLE} is {wanted!r}: production, development, or unset")
     path = env_file(environ)
-    found = dotenv_values(path) if path is not None and path.is_file() else {}
-    return {name: value for name, value in found.items() if value is not None}
+    if path is None:
+        return {}
+    if not path.is_file():
+        raise ConfigError(f"{ENV_FILE_VARIABLE} names {path}, which is not a file: unset it, or name one")
+    found = {name: value for name, value in dotenv_values(path).items() if value is not None}
+    written_for_dev = found.get(ENV_VARIABLE) == "development" or any(n.startswith("DEV_") for n in found)
+    if wanted == "production" and written_for_dev:
+        raise ConfigError(
+            f"{ENV_VARIABLE} is production, but {ENV_FILE_VARIABLE} names {path}, written for development "
+            f"(by `cubehook dev`): a production process never reads it; unset {ENV_FILE_VARIABLE}"
+        )
+    return found
 
 
 def environment(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
@@ -311,7 +332,7 @@ def load_settings() -> Settings:
     """Build the settings from the environment and the env file (see the module's docstring),
     turning validation errors into a ConfigError."""
     try:
-        return Settings(_env_file=env_file())
+        return Settings(_env_file=env_file_read())
     except ValidationError as exc:
         raise ConfigError(f"invalid settings: {problems(exc, 'CUBEHOOK_')}") from None
 

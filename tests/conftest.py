@@ -50,6 +50,15 @@ def redis_server() -> Iterator[EmbeddedRedis]:
 
 
 @pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A port on 127.0.0.1 another process holds (listening), for the one line a taken port gets."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+@pytest.fixture
 def redis_url(redis_server: EmbeddedRedis) -> str:
     client = Redis.from_url(redis_server.url)
     client.flushall()

@@ -61,8 +61,15 @@ def watchdog(rt: Runtime, public_url: str | None, auto_enable: bool, lookback: t
                 f"ComplyCube disabled webhook {hook.id} ({hook.url}) after failed deliveries: no events "
                 f"arrive until it is re-enabled. Auto re-enable is {'on' if auto_enable else 'off'}."
             )
-            notify(rt.rules, rt.actions.http, "cubehook: ComplyCube disabled the webhook", body)
-            report.alerted.append(hook.id)
+            told = notify(rt.rules, rt.actions.http, "cubehook: ComplyCube disabled the webhook", body)
+            if any(t.accepted for t in told):
+                report.alerted.append(hook.id)
+            else:  # nobody heard it: not "alerted", and told again at the next check
+                rt.redis.delete(key)
+                log.warning(
+                    "watchdog.unheard", webhook_id=hook.id, hint="set [watchdog] actions in the rules file",
+                    tried=[str(t) for t in told] or "no [watchdog] actions in the rules file",
+                )  # fmt: skip
         if auto_enable:
             rt.client.enable_webhook(hook.id)
             rt.redis.delete(key)
@@ -166,6 +173,35 @@ def replay_job(audit: AuditStore, queue: Queue, job_id: str) -> bool:
         return replay(queue, audit, job.kwargs["decision_id"], job.kwargs["action"])
     queue.failed_job_registry.requeue(job_id)
     return True
+
+
+def not_replayed(audit: AuditStore, queue: Queue, job_id: str) -> str:
+    """Why replay_job left ``job_id`` as it was, for the operator who asked: not found, not dead
+    (and what it is), or sent already (the ledger never sends an action twice)."""
+    job = queue.fetch_job(job_id)
+    state = _ledger_state(audit, job_id)
+    if state == "sent":
+        return "sent already: the ledger has the action sent, and never sends it twice"
+    if job is None:
+        if state is None:
+            return "not found: no job of that id in Redis, nor an action of that id on the ledger"
+        return f"not dead: the ledger has the action {state}"
+    if job_id not in queue.failed_job_registry:
+        status = job.get_status(refresh=False)
+        return f"not dead: the job is {getattr(status, 'value', status)}"
+    return f"not re-queued: the ledger has the action {state or 'unknown'}"
+
+
+def _ledger_state(audit: AuditStore, job_id: str) -> str | None:
+    """The ledger's state of the action whose job id is ``job_id`` (act-DECISION-ACTION); None for
+    another kind of job, or an action the ledger does not have."""
+    decision_id = job_id.removeprefix("act-").rpartition("-")[0]
+    if not job_id.startswith("act-") or not decision_id:
+        return None
+    for row in audit.ledger(decision_id):
+        if action_job_id(decision_id, row["action"]) == job_id:
+            return str(row["state"])
+    return None
 
 
 def status(settings: Settings, redis: Redis, audit: AuditStore | None) -> dict[str, Any]:

@@ -24,9 +24,14 @@ not end in ``started`` or ``processing`` is looked at at once, which is never wr
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from rq import Queue
 from rq.job import Job
 
+from service import keys
+from service.rq_jobs import JobFunction
 from workers.reschedule import PutBack, put_back
 from workers.sessions import SessionStore
 
@@ -57,3 +62,40 @@ def can_wait(event_type: str, is_check: bool, session_id: str | None, store: Ses
 def says_running(event_type: str) -> bool:
     """``workflowSession.started``, ``workflow.session.processing``, ... in any spelling."""
     return re.split(r"[._\-\s]", event_type.strip().lower())[-1] in RUNNING
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """An event about a session, accepted but not looked at yet (so not on the audit trail)."""
+
+    event_id: str
+    event_type: str
+    until: datetime | None  # when it is due; None: queued, a worker takes it next
+    deferred: bool  # put back by design (workers.triggers), not for an outage or the rate limit
+
+
+def waiting_events(queue: Queue, session_id: str) -> list[Waiting]:
+    """The events about ``session_id`` that wait in Redis, deferred (above), put back for an outage
+    or the rate limit, or queued: `cubehook history` says why they are not on the audit trail yet.
+    Redis only."""
+    scheduled = queue.scheduled_job_registry
+    found = []
+    for ids in (scheduled.get_job_ids(), queue.get_job_ids()):
+        fetched = Job.fetch_many(ids, connection=queue.connection, serializer=queue.serializer)
+        jobs = [job for job in fetched if job is not None]
+        for job in jobs:
+            if job.func_name != JobFunction.PROCESS_EVENT or not _about(queue, job, session_id):
+                continue
+            until = scheduled.get_scheduled_time(job.id) if job.id in scheduled else None
+            event_id, event_type = job.kwargs["event_id"], job.kwargs["event_type"]
+            found.append(Waiting(event_id, event_type, until, bool(job.meta.get(DEFERRED))))
+    return sorted(found, key=lambda w: (w.until or datetime.max.replace(tzinfo=UTC), w.event_id))
+
+
+def _about(queue: Queue, job: Job, session_id: str) -> bool:
+    """Whether an event's job is about ``session_id``: a session event names it, a check event's
+    check is indexed to it (keys.check)."""
+    resource = str(job.kwargs.get("resource_id") or "")
+    if resource == session_id:
+        return True
+    return bool(resource) and queue.connection.get(keys.check(resource)) == session_id.encode()

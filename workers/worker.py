@@ -24,7 +24,7 @@ from rq.job import Job
 from rq.scheduler import RQScheduler
 
 from service.errors import ConfigError, CubehookError, PermanentError
-from service.log import get_logger
+from service.log import env_file_read_said, get_logger
 from service.redis import is_sentinel_managed, redis_client
 from service.rq_jobs import JOB_OPTIONS, JobFunction, rq_queue
 from service.settings import Settings, WorkerClass
@@ -184,7 +184,7 @@ def run(settings: Settings, built: Runtime, burst: bool) -> None:
             watch.worker = worker
             log.info(
                 "worker.starting", queue=settings.queue_name, burst=burst,
-                worker_class=settings.worker_class.value, worker=worker.name,
+                worker_class=settings.worker_class.value, worker=worker.name, env_file=env_file_read_said(),
             )  # fmt: skip
             try:
                 worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level.upper())

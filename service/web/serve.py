@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import signal
-import socket
 from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
 
-from service.errors import ConfigError
 from service.head_limits import LimitedHttpToolsProtocol
+from service.log import env_file_read_said, get_logger
+from service.ports import ensure_free
 from service.settings import Settings
 from service.web.app import Apps, create_apps
 
+log = get_logger("cubehook.web")
 # The admin listener serves the kubelet's probes and a Prometheus or two: a few at a time.
 ADMIN_LIMIT_CONCURRENCY = 16
 
@@ -67,26 +67,6 @@ def configs(settings: Settings, apps: Apps) -> list[uvicorn.Config]:
     return found
 
 
-def ensure_free(host: str, port: int, setting: str) -> None:
-    """Raise ConfigError, naming the setting to change, when ``host:port`` cannot be listened on
-    (another process holds it, most likely). Checked before anything starts, so the answer is one
-    line instead of a server that starts half-way and logs its failure to bind."""
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    with socket.socket(family, kind, proto) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-        try:
-            sock.bind(address)
-        except OSError as exc:
-            why = (
-                "is taken by another process"
-                if exc.errno == errno.EADDRINUSE
-                else f"cannot be used ({exc.strerror})"
-            )
-            raise ConfigError(
-                f"port {port} on {host} {why}: stop what holds it, or set {setting} to a free port"
-            ) from None
-
-
 def run(settings: Settings) -> None:
     """Serve until SIGINT or SIGTERM. Raises ConfigError (before binding) without a secret, or for
     a port that cannot be listened on."""
@@ -94,6 +74,8 @@ def run(settings: Settings) -> None:
     ensure_free(settings.host, settings.port, "CUBEHOOK_PORT")
     if settings.admin_port:
         ensure_free(settings.admin_host, settings.admin_port, "CUBEHOOK_ADMIN_PORT")
+    said = env_file_read_said()
+    log.info("web.starting", port=settings.port, admin_port=settings.admin_port, env_file=said)
     servers = [_Server(config) for config in configs(settings, apps)]
     with asyncio.Runner(loop_factory=servers[0].config.get_loop_factory()) as runner:
         runner.run(serve(servers))

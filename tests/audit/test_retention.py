@@ -198,7 +198,11 @@ def test_the_audit_commands_print_what_they_did_and_did_not(cli: CliRunner, stor
         main, ["audit", "purge", "--before", (datetime.now(UTC) + timedelta(days=1)).isoformat()]
     )
     assert result.exit_code == 2
-    assert "not a past date or time" in result.output
+    assert "is in the future: give a past date" in result.output
+    unreadable = cli.invoke(main, ["audit", "purge", "--before", "yesterday"])
+    assert unreadable.exit_code == 2
+    assert "cannot read 'yesterday' as a date: give an ISO date or time, e.g. 2026-01-01" in unreadable.output
+    assert "future" not in unreadable.output
     day = (NOW - timedelta(days=1)).date().isoformat()
     result = cli.invoke(main, ["audit", "purge", "--before", day], env={"CUBEHOOK_LEGAL_HOLD_DAYS": "1"})
     assert result.exit_code == 0, result.output

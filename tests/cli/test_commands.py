@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,23 @@ def test_history_tells_a_sessions_story(
     assert "because session says clear, its checks say rejected" in result.output
     assert "action    log attempt 1: ok, logged" in result.output
     assert "John" not in result.output
+
+
+def test_db_upgrade_says_what_it_did(cli: CliRunner, tmp_path: Path) -> None:
+    from workers.audit.store import AuditStore
+
+    url = f"sqlite:///{tmp_path}/audit.db"
+    where = f"the audit trail at {url}"
+    created = cli.invoke(main, ["db", "upgrade"], env={"CUBEHOOK_DATABASE_URL": url})
+    assert created.exit_code == 0, created.output
+    head = AuditStore.from_url(url).revisions()[1]
+    assert re.fullmatch(rf"created {where}: \d+ tables, at migration {head}\n", created.output)
+    again = cli.invoke(main, ["db", "upgrade"], env={"CUBEHOOK_DATABASE_URL": url})
+    assert again.output == f"{where} is already up to date (migration {head}): nothing to do\n"
+    older = f"sqlite:///{tmp_path}/older.db"
+    AuditStore.from_url(older).migrate("0002")
+    upgraded = cli.invoke(main, ["db", "upgrade"], env={"CUBEHOOK_DATABASE_URL": older})
+    assert upgraded.output == f"upgraded the audit trail at {older} from migration 0002 to {head}\n"
 
 
 def test_history_of_an_unknown_session(cli: CliRunner, tmp_path: Path) -> None:

@@ -5,9 +5,7 @@ PostgreSQL, the ComplyCube simulator."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,14 +41,6 @@ def closed_port() -> int:
     return free_port()
 
 
-@pytest.fixture
-def taken_port() -> Iterator[int]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield sock.getsockname()[1]
-
-
 def test_redis_unreachable_is_one_line_and_debug_shows_the_traceback(closed_port: int) -> None:
     url = f"redis://127.0.0.1:{closed_port}/0"
     for command in (["status"], ["dlq", "list"], ["quarantine", "list"]):
@@ -74,7 +64,10 @@ def test_the_password_in_a_redis_url_is_not_shown(closed_port: int) -> None:
 def test_the_embedded_redis_of_a_stopped_dev_run_is_named_so(tmp_path: Path, closed_port: int) -> None:
     url = f"redis://127.0.0.1:{closed_port}/0"
     (tmp_path / "dev.env").write_text(f"CUBEHOOK_REDIS_URL='{url}'\nDEV_REDIS_EMBEDDED='true'\n")
-    said = one_line(cubehook("status", CUBEHOOK_ENV_FILE=str(tmp_path / "dev.env")))
+    result = cubehook("status", CUBEHOOK_ENV_FILE=str(tmp_path / "dev.env"))
+    told, error = result.stderr.splitlines()  # the env file it read, then the error
+    assert told == f"settings: the environment, and under it {tmp_path / 'dev.env'} (CUBEHOOK_ENV_FILE)"
+    said = one_line(subprocess.CompletedProcess(result.args, result.returncode, result.stdout, error))
     assert said.startswith(f"Redis is not running at {url}: it was the embedded one of `cubehook dev`")
     assert "`cubehook history` reads the audit trail without it" in said
 

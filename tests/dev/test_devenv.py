@@ -1,4 +1,4 @@
-"""What `cubehook dev` records in var/dev.env, and that every command in the folder reads it back."""
+"""What `cubehook dev` records in var/dev.env, and that a command told to read it reads it back."""
 
 from __future__ import annotations
 
@@ -33,11 +33,18 @@ def run(
     return system
 
 
-def test_the_settings_of_the_run_are_what_commands_in_the_folder_read(folder: Path) -> None:
+def test_the_settings_of_the_run_are_what_commands_told_to_read_them_read(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     system = run({})
     assert system.env_file == Path("var/dev.env")
     assert (folder / "var" / "dev.env").stat().st_mode & 0o777 == 0o600
-    loaded = load_settings()  # what `cubehook status` builds, from this folder with nothing set
+    # Its processes are told where the file is, wherever they start.
+    assert system.env["CUBEHOOK_ENV_FILE"] == str(folder.resolve() / "var" / "dev.env")
+    assert dotenv_values(folder / "var" / "dev.env")["CUBEHOOK_ENV"] == "development"
+    assert load_settings().port == 8000  # a command not told to read it does not
+    monkeypatch.setenv("CUBEHOOK_ENV_FILE", "var/dev.env")
+    loaded = load_settings()  # what `cubehook status` builds, told to read it
     assert loaded.redis_url == "redis://127.0.0.1:7000/0"
     assert loaded.database_url == f"sqlite:///{folder}/var/dev-audit.db"
     assert [s.get_secret_value() for s in loaded.webhook_secrets] == [system.generated_secret]
@@ -69,8 +76,9 @@ def test_what_the_user_gave_is_kept_but_never_a_secret(folder: Path) -> None:
     assert "DEV_REDIS_EMBEDDED" not in values
 
 
-def test_a_redis_given_without_a_password_is_recorded(folder: Path) -> None:
+def test_a_redis_given_without_a_password_is_recorded(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run({"CUBEHOOK_REDIS_URL": "redis://127.0.0.1:6390/0"}, redis="redis://127.0.0.1:6390/0", embedded=False)
+    monkeypatch.setenv("CUBEHOOK_ENV_FILE", "var/dev.env")
     assert load_settings().redis_url == "redis://127.0.0.1:6390/0"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,11 +13,14 @@ import pytest
 from click.testing import CliRunner
 
 from cubehook_cli import main
+from service.log import configure_logging
 from service.rq_jobs import JobFunction
 from service.settings import Settings
 from tests.conftest import DECISION_KEY, SIM_API_KEY, Receiver, SimServer
 from tests.jobs.conftest import Pipeline
 from workers import operations
+from workers.dispatch import action_job_id
+from workers.judging.rules import load_rules
 
 HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)
 
@@ -92,6 +96,33 @@ def test_watchdog_alerts_once_reenables_and_backfills_what_was_missed(
     assert all(pipeline.decisions(s) for s in missed)  # every missed session recovered
 
 
+def test_the_watchdog_says_alerted_only_when_a_target_took_the_alert(
+    pipeline: Pipeline, sim: SimServer, receiver: Receiver, tmp_path: Path
+) -> None:
+    ours = "https://cubehook.example/webhooks/complycube"
+    hook = sim.control("POST", "/v1/webhooks", json={"url": ours, "enabled": False},
+                       headers={"Authorization": SIM_API_KEY})  # fmt: skip
+    rules = tmp_path / "slack-only.toml"
+    rules.write_text(
+        '[action.alerts]\ntype = "slack"\nurl_env = "ALERT_URL"\n\n[watchdog]\nactions = ["alerts"]\n'
+    )
+    rt = replace(pipeline.runtime, rules=load_rules(rules, {"ALERT_URL": f"{receiver.url}/alerts"}, True))
+    receiver.status = 500  # Slack is down
+    logs = io.StringIO()
+    configure_logging(rt.settings.model_copy(update={"log_format": "json"}), logs)
+    down = operations.watchdog(rt, ours, auto_enable=False, lookback=timedelta(hours=1))
+    assert down.disabled == [hook["id"]]
+    assert down.alerted == []  # nobody heard it
+    done = [json.loads(line) for line in logs.getvalue().splitlines() if "watchdog.done" in line]
+    assert done[0]["alerted"] == []
+    assert any('"watchdog.unheard"' in line for line in logs.getvalue().splitlines())
+    receiver.status = 200
+    back = operations.watchdog(rt, ours, auto_enable=False, lookback=timedelta(hours=1))
+    assert back.alerted == [hook["id"]]  # told again at the next check, and heard this time
+    assert len([r for r in receiver.requests if r[0] == "/alerts"]) == 2
+    assert operations.watchdog(rt, ours, auto_enable=False, lookback=timedelta(hours=1)).alerted == []
+
+
 @pytest.fixture
 def cli(runtime: object, worker_settings: Settings) -> CliRunner:
     env = {"CUBEHOOK_" + k.upper(): str(v) for k, v in {
@@ -124,6 +155,27 @@ def test_dlq_list_show_replay_and_status(cli: CliRunner, pipeline: Pipeline, sim
     assert [d.outcome for d in pipeline.decisions(sid)] == ["clear"]
     assert "the dead-letter queue is empty" in cli.invoke(main, ["dlq", "list"]).stdout
     assert cli.invoke(main, ["dlq", "replay", "nope"]).exit_code == 1
+
+
+def test_dlq_replay_says_why_each_job_was_not_requeued(
+    cli: CliRunner, pipeline: Pipeline, sim: SimServer
+) -> None:
+    sid = sim.create(preset="clear", mode="settled")["sessionId"]
+    pipeline.submit(sid, event_id="evt-fine-1")
+    pipeline.work()  # decided, its log action sent
+    [decision] = pipeline.decisions(sid)
+    sent = action_job_id(decision.decision_id, "log")
+    for job_id, why in (
+        ("nope", "not found: no job of that id in Redis, nor an action of that id on the ledger"),
+        ("evt-evt-fine-1", "not dead: the job is finished"),
+        (sent, "sent already: the ledger has the action sent, and never sends it twice"),
+    ):
+        replayed = cli.invoke(main, ["dlq", "replay", job_id])
+        assert replayed.exit_code == 1
+        assert replayed.stderr == f"{job_id}: {why}\n"
+        assert replayed.stdout == "0 job(s) re-queued\n"
+    pipeline.runtime.redis.delete(f"rq:job:{sent}")  # its job gone from Redis: the ledger still knows
+    assert cli.invoke(main, ["dlq", "replay", sent]).stderr.startswith(f"{sent}: sent already")
 
 
 def test_resync_and_backfill_commands(cli: CliRunner, pipeline: Pipeline, sim: SimServer) -> None:

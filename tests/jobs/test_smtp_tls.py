@@ -113,14 +113,16 @@ def test_a_server_without_starttls_gets_nothing_even_if_it_would_take_a_login_in
 def test_the_watchdogs_notice_goes_through_the_same_tls(pki: Pki) -> None:
     with httpx2.Client() as http, mail_server(starttls=pki.server_context(pki.self_signed)) as rogue:
         [result] = notice.notify(mail_rules(rogue.port, "starttls"), http, "cubehook: notice", "text")
-        assert result.startswith("mail: failed (SMTP server 127.0.0.1:")
-        assert "certificate not trusted" in result
+        assert not result.accepted
+        assert str(result).startswith("mail: failed (SMTP server 127.0.0.1:")
+        assert "certificate not trusted" in str(result)
         assert rogue.auths == []
     with httpx2.Client() as http, mail_server(starttls=pki.server_context(pki.server)) as server:
         [result] = notice.notify(
             mail_rules(server.port, "starttls", pki.ca), http, "cubehook: notice", "text"
         )
-        assert result == f"mail: mailed 1 recipient(s) via 127.0.0.1:{server.port} (starttls)"
+        assert result.accepted
+        assert str(result) == f"mail: mailed 1 recipient(s) via 127.0.0.1:{server.port} (starttls)"
         [message] = server.inbox.messages
         assert message["Subject"] == "cubehook: notice"
         assert str(message.get_payload()).strip() == "text"

@@ -3,10 +3,14 @@ event has covered them: through a real RQ worker, calls counted at the simulator
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import pytest
+from click.testing import CliRunner
 
+from cubehook_cli import main
+from service.events import format_time
 from service.queue import accepted_at
 from service.settings import Settings
 from tests.conftest import SimServer
@@ -141,3 +145,31 @@ def test_a_covered_job_answers_the_requests_left_while_it_held_the_session(
     assert not store.requested(sid)  # no follow-up will look again
     assert outcome.result == ("unchanged" if newer else "covered")
     assert calls(sim) - before == (2 if newer else 0)
+
+
+def test_history_says_which_events_wait_and_until_when(
+    pipeline: Pipeline, sim: SimServer, worker_settings: Settings
+) -> None:
+    """Right after a session's webhooks, its record shows the completed event and the decision; the
+    events deferred are not on record yet, and `cubehook history` says so, with their time."""
+    sid = sim.create(preset="clear", mode="settled")["sessionId"]
+    every_webhook(pipeline, sim, sid)
+    pipeline.work()
+    env = {
+        "CUBEHOOK_REDIS_URL": worker_settings.redis_url,
+        "CUBEHOOK_DATABASE_URL": worker_settings.database_url,
+    }
+    told = CliRunner(env=env).invoke(main, ["history", sid])
+    assert told.exit_code == 0, told.output
+    waiting = [line for line in told.output.splitlines() if line.startswith("waiting ")]
+    scheduled = pipeline.queue.scheduled_job_registry
+    due = {format_time(scheduled.get_scheduled_time(job_id)) for job_id in scheduled.get_job_ids()}
+    assert len(waiting) == 2 + len(sim.session(sid)["allRelatedChecks"])  # started, processing, checks
+    for line in waiting:
+        until = re.search(r": deferred until (\S+), when the session's own later events", line)
+        assert until is not None, line
+        assert until.group(1) in due
+    assert any(" workflowSession.started: deferred until " in line for line in waiting)
+    run_later_jobs_now(pipeline)
+    after = CliRunner(env=env).invoke(main, ["history", sid]).output
+    assert "waiting " not in after

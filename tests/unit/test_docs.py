@@ -20,6 +20,7 @@ VARIABLES = [f"CUBEHOOK_{name.upper()}" for name in Settings.model_fields] + [
 # Variables that are not settings: where settings come from, and how errors show.
 NOT_SETTINGS = {
     "CUBEHOOK_ENV_FILE": ROOT / "service" / "settings.py",
+    "CUBEHOOK_ENV": ROOT / "service" / "settings.py",
     "CUBEHOOK_DEBUG": ROOT / "cubehook_cli" / "__init__.py",
 }
 README = ROOT / "README.md"

@@ -75,6 +75,14 @@ def test_example_file_plans_by_outcome() -> None:
     assert [p.action for p in reviewed][-1] == "compliance-slack"
 
 
+def test_the_example_tells_someone_when_complycube_disables_the_webhook() -> None:
+    """Without a [watchdog], the alert that the webhook was disabled would go to nobody."""
+    rules = load_rules(EXAMPLE, EXAMPLE_ENV).file
+    assert rules.watchdog.actions
+    assert {rules.action[name].type for name in rules.watchdog.actions} <= {"slack", "email", "log"}
+    assert any(rules.action[name].type != "log" for name in rules.watchdog.actions)  # a person hears it
+
+
 def test_terminal_decisions_trigger_nothing() -> None:
     assert plan(decision(None, kind=Kind.TERMINAL, status="abandoned"), DEFAULT_RULES) == ()
 

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from service.errors import ConfigError
-from service.settings import Settings, env_file_values, environment, load_settings
+from service.settings import Settings, env_file_read, env_file_values, environment, load_settings
 
 
 def test_secrets_are_comma_separated_and_trimmed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -97,10 +97,10 @@ def test_a_rate_limit_set_wins_over_the_key(monkeypatch: pytest.MonkeyPatch, val
     assert load_settings().complycube_rate() == rate
 
 
-def test_the_dev_env_file_is_read_from_the_folder_and_the_environment_wins(
+def test_the_dev_env_file_is_read_only_when_named_and_the_environment_wins(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.delenv("CUBEHOOK_ENV_FILE")  # the default: var/dev.env of the folder a command starts in
+    monkeypatch.delenv("CUBEHOOK_ENV_FILE")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("CUBEHOOK_REDIS_URL", raising=False)
     (tmp_path / "var").mkdir()
@@ -109,12 +109,50 @@ def test_the_dev_env_file_is_read_from_the_folder_and_the_environment_wins(
         "CUBEHOOK_PORT='8123'\nDEV_DECISION_WEBHOOK_SECRET='whsec_x'\n"
     )
     monkeypatch.setenv("CUBEHOOK_PORT", "8200")
+    # Unnamed, the file of the folder a command starts in is not read (`cubehook dev` names it).
+    assert load_settings().redis_url == "redis://127.0.0.1:6379/0"
+    assert env_file_read() is None
+    assert "DEV_DECISION_WEBHOOK_SECRET" not in environment()
+    monkeypatch.setenv("CUBEHOOK_ENV_FILE", "var/dev.env")
     loaded = load_settings()
+    assert env_file_read() == Path("var/dev.env")
     assert loaded.redis_url == "redis://127.0.0.1:7000/0"  # from the file
     assert loaded.port == 8200  # the environment wins
     assert environment()["DEV_DECISION_WEBHOOK_SECRET"] == "whsec_x"  # for the rules' secrets
-    assert environment({"DEV_DECISION_WEBHOOK_SECRET": "mine"})["DEV_DECISION_WEBHOOK_SECRET"] == "mine"
     assert Settings().redis_url == "redis://127.0.0.1:6379/0"  # only the entry points read the file
+
+
+@pytest.mark.parametrize("marker", ["CUBEHOOK_ENV='development'", "DEV_REDIS_EMBEDDED='true'"])
+def test_a_production_process_refuses_an_env_file_written_for_development(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, marker: str
+) -> None:
+    (tmp_path / "dev.env").write_text(f"CUBEHOOK_REDIS_URL='redis://127.0.0.1:7000/0'\n{marker}\n")
+    (tmp_path / "prod.env").write_text("CUBEHOOK_REDIS_URL='redis://redis.internal:6379/0'\n")
+    monkeypatch.setenv("CUBEHOOK_ENV", "production")
+    monkeypatch.setenv("CUBEHOOK_ENV_FILE", str(tmp_path / "dev.env"))
+    with pytest.raises(
+        ConfigError, match=r"CUBEHOOK_ENV is production, but CUBEHOOK_ENV_FILE names .*dev\.env"
+    ):
+        load_settings()
+    with pytest.raises(ConfigError, match="a production process never reads it"):
+        environment()
+    monkeypatch.setenv("CUBEHOOK_ENV_FILE", str(tmp_path / "prod.env"))  # a file of its own: read
+    assert load_settings().redis_url == "redis://redis.internal:6379/0"
+    monkeypatch.setenv("CUBEHOOK_ENV", "development")
+    monkeypatch.setenv("CUBEHOOK_ENV_FILE", str(tmp_path / "dev.env"))
+    assert load_settings().redis_url == "redis://127.0.0.1:7000/0"
+
+
+def test_a_named_env_file_that_is_not_there_or_an_unknown_env_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CUBEHOOK_ENV_FILE", str(tmp_path / "missing.env"))
+    with pytest.raises(ConfigError, match=r"CUBEHOOK_ENV_FILE names .*missing\.env, which is not a file"):
+        load_settings()
+    monkeypatch.setenv("CUBEHOOK_ENV_FILE", "")
+    monkeypatch.setenv("CUBEHOOK_ENV", "prod")
+    with pytest.raises(ConfigError, match="CUBEHOOK_ENV is 'prod': production, development, or unset"):
+        load_settings()
 
 
 def test_cubehook_env_file_names_another_file_or_none(

@@ -3,6 +3,8 @@ e-mail or a log line."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import httpx2
 
 from service.errors import ActionFailed, ActionRejected
@@ -14,7 +16,19 @@ from workers.judging.rules import Rules
 log = get_logger("cubehook.notice")
 
 
-def notify(rules: Rules, http: httpx2.Client, subject: str, body: str) -> list[str]:
+@dataclass(frozen=True)
+class Told:
+    """What became of a notice at one watchdog action."""
+
+    action: str
+    accepted: bool  # its target took it (Slack answered 2xx, the server took the mail, logged)
+    said: str
+
+    def __str__(self) -> str:
+        return f"{self.action}: {self.said}"
+
+
+def notify(rules: Rules, http: httpx2.Client, subject: str, body: str) -> list[Told]:
     """Send to every watchdog action; returns what happened to each (a failure does not stop the others)."""
     results = []
     for name in rules.file.watchdog.actions:
@@ -22,13 +36,14 @@ def notify(rules: Rules, http: httpx2.Client, subject: str, body: str) -> list[s
         try:
             if isinstance(config, SlackAction):
                 sent = slack.deliver(http, rules, config, subject, f"{subject}\n{body}")
-                results.append(f"{name}: {sent}")
+                results.append(Told(name, True, sent))
             elif isinstance(config, EmailAction):
-                results.append(f"{name}: {smtp.send(config, rules, smtp.compose(config, subject, body))}")
+                mailed = smtp.send(config, rules, smtp.compose(config, subject, body))
+                results.append(Told(name, True, mailed))
             elif isinstance(config, LogAction):
                 log.warning("notice", subject=subject, body=body)
-                results.append(f"{name}: logged")
+                results.append(Told(name, True, "logged"))
         except (ActionFailed, ActionRejected) as exc:
             log.warning("notice.failed", action=name, error=str(exc))
-            results.append(f"{name}: failed ({exc})")
+            results.append(Told(name, False, f"failed ({exc})"))
     return results

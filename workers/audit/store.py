@@ -95,12 +95,17 @@ class AuditStore(LedgerRecords):
 
     def needs_migration(self) -> bool:
         """Whether the schema is behind the newest migration (read-only, no lock needed)."""
+        current, head = self.revisions()
+        return current != head
+
+    def revisions(self) -> tuple[str | None, str | None]:
+        """The schema's migration (None: no audit trail yet), and the newest one (read-only)."""
         from alembic.migration import MigrationContext
         from alembic.script import ScriptDirectory
 
         head = ScriptDirectory.from_config(alembic_config()).get_current_head()
         with self.engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision() != head
+            return MigrationContext.configure(connection).get_current_revision(), head
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
