@@ -61,6 +61,7 @@ def watch(settings: Settings, simulator_url: str, admin_url: str, show_secret: b
         sessions.append(created["sessionId"])
         click.echo(f"session {created['sessionId']} started: ComplyCube will say {created['sessionOutcome']}")
     queue = rq_queue(settings.queue_name, redis_client(settings))
+    store = SessionStore.from_settings(settings, queue.connection)  # reads people's decisions
     story, seen_jobs, delivered = Story(), set[str](), 0
     undecided, unreachable = set(sessions), False
     while True:
@@ -70,7 +71,7 @@ def watch(settings: Settings, simulator_url: str, admin_url: str, show_secret: b
             deliveries = httpx2.get(f"{simulator_url}/_sim/deliveries", timeout=5).json()
             lines = [delivery_line(record) for record in deliveries[delivered:]]
             delivered = len(deliveries)
-            lines += _finished(queue, seen_jobs, undecided)
+            lines += _finished(queue, store, seen_jobs, undecided)
         except (httpx2.TransportError, RedisError) as exc:
             if not unreachable:  # once: the system may be stopping, or be back soon
                 click.echo(f"demo: cannot read the simulator or Redis ({type(exc).__name__}); trying again")
@@ -103,7 +104,7 @@ def try_lines(settings: Settings, session_id: str, show_secret: bool) -> list[st
     ]
 
 
-def _finished(queue: Queue, seen: set[str], undecided: set[str]) -> list[Line]:
+def _finished(queue: Queue, store: SessionStore, seen: set[str], undecided: set[str]) -> list[Line]:
     """Lines for the jobs finished or failed since the last call; ``undecided`` loses the sessions
     decided meanwhile."""
     lines = []
@@ -128,11 +129,11 @@ def _finished(queue: Queue, seen: set[str], undecided: set[str]) -> list[Line]:
             if isinstance(result, dict) and result.get("result") == "decided":
                 undecided.discard(str(result.get("session_id")))
             if job.func_name == JobFunction.RUN_ACTION:
-                lines += _person(queue, job.kwargs, seen)
+                lines += _person(store, job.kwargs, seen)
     return lines
 
 
-def _person(queue: Queue, action: dict[str, Any], seen: set[str]) -> list[Line]:
+def _person(store: SessionStore, action: dict[str, Any], seen: set[str]) -> list[Line]:
     """The line of the decision an action job carried out, when a person made it in the console
     (no job made it, so no job's line tells it); looked up once per decision (``seen`` keeps
     ``decision:ID`` beside the job ids)."""
@@ -140,6 +141,6 @@ def _person(queue: Queue, action: dict[str, Any], seen: set[str]) -> list[Line]:
     if f"decision:{decision_id}" in seen:
         return []
     seen.add(f"decision:{decision_id}")
-    found = SessionStore(queue.connection, lock_seconds=1).find(session_id, decision_id)
+    found = store.find(session_id, decision_id)
     line = person_line(found.to_dict()) if found is not None else None
     return [line] if line is not None else []

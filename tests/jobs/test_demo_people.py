@@ -18,7 +18,7 @@ def test_the_demo_tells_a_persons_decision_before_the_actions_it_caused(
     sid = sim.create(preset="attention", mode="settled")["sessionId"]
     pipeline.submit(sid)
     pipeline.work()
-    first = story.tell(demo._finished(pipeline.queue, seen, set()))
+    first = story.tell(demo._finished(pipeline.queue, pipeline.runtime.store, seen, set()))
     automatic = pipeline.decisions(sid)[-1]
     assert first[0].startswith(
         "worker: workflowSession.completed -> session "
@@ -30,7 +30,7 @@ def test_the_demo_tells_a_persons_decision_before_the_actions_it_caused(
         sid, automatic.decision_id, "clear", "ana", "documents checked by hand", "form-key-0123456789"
     )
     pipeline.work()  # the actions the person's decision caused
-    told = story.tell(demo._finished(pipeline.queue, seen, set()))
+    told = story.tell(demo._finished(pipeline.queue, pipeline.runtime.store, seen, set()))
     assert told == [
         f"console: ana decided session {sid} clear ({made.decision.decision_id}), over {automatic.decision_id}",
         "  then log: logged",
