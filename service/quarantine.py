@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import RedisError, WatchError
+from redis.typing import EncodableT
 
 from service import keys, scripts
 from service.errors import QueueUnavailable
@@ -123,7 +124,9 @@ class Quarantine:
         it was kept for, never over it (that reason is what a person reads to fix it). False when
         the item is gone: an HSET then would make a key without a TTL, hence the WATCH."""
         key = ITEM + item_id
-        latest = {"last_flaw": flaw, "last_reason": reason, "replayed_at": when.isoformat()}
+        latest: dict[EncodableT, EncodableT] = {
+            "last_flaw": flaw, "last_reason": reason, "replayed_at": when.isoformat()
+        }  # fmt: skip
         with _unavailable():
             async with self.redis.pipeline(transaction=True) as pipe:
                 for _ in range(NOTE_TRIES):
@@ -131,7 +134,7 @@ class Quarantine:
                         await pipe.watch(key)
                         if not await pipe.exists(key):
                             return False
-                        pipe.multi()
+                        pipe.multi()  # type: ignore[no-untyped-call]
                         pipe.hset(key, mapping=latest)
                         await pipe.execute()
                     except WatchError:

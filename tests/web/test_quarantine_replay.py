@@ -122,7 +122,9 @@ def test_a_replay_after_the_secret_rotated_away_keeps_it_and_its_reason_and_says
 def test_a_note_about_an_item_gone_meanwhile_makes_no_key(settings: Settings, redis: Redis) -> None:
     from datetime import UTC, datetime
 
-    noted = intake_run(settings, lambda intake: intake.quarantine.note("q-gone", "signature", "x", datetime.now(UTC)))
+    noted = intake_run(
+        settings, lambda intake: intake.quarantine.note("q-gone", "signature", "x", datetime.now(UTC))
+    )
     assert noted is False
     assert redis.exists(ITEM + "q-gone") == 0
 
