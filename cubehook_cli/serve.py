@@ -42,7 +42,9 @@ def worker(burst: bool) -> None:
     if loaded.worker_metrics_port:  # first: the gauges say so while the worker waits for Redis
         from prometheus_client import start_http_server
 
-        start_http_server(loaded.worker_metrics_port, addr=loaded.admin_host)
+        from service.metrics import WORKER
+
+        start_http_server(loaded.worker_metrics_port, addr=loaded.admin_host, registry=WORKER)
     built = runtime(wait=not burst)  # a worker rides out outages, from its start on
     worker_runtime.install(built)
     try:
