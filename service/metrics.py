@@ -58,9 +58,11 @@ WAIT_SHORTFALLS = Counter(
     registry=WEB,
 )
 QUARANTINED = Counter(
-    "cubehook_quarantined", "Signed deliveries that could not be read, kept for replay, by reason", ["reason"],
+    "cubehook_quarantined",
+    "Signed deliveries that could not be read, kept for replay, by reason",
+    ["reason"],
     registry=WEB,
-)  # fmt: skip
+)
 for _flaw in Flaw:  # each series from 0, so that increase() sees the first one
     QUARANTINED.labels(reason=_flaw.value)
 QUARANTINE_EVICTED = Counter(
