@@ -105,4 +105,5 @@ def test_the_web_exports_its_own_series_and_none_of_a_workers(admin: TestClient)
     web_own = {family.name for family in WEB.collect() if family.name.startswith("cubehook_")}
     assert {"cubehook_webhooks", "cubehook_enqueue_seconds", "cubehook_quarantined"} <= web_own
     assert web_own <= exported
+    assert web_own & worker_own == set()  # and a worker's port, its registry, none of the web's
     assert "process_resident_memory_bytes" in exported  # the process's own, as before
