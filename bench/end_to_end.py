@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -36,7 +37,10 @@ from starlette.routing import Route
 from cubehook_dev.demo import wait_ready
 from cubehook_dev.devredis import EmbeddedRedis, free_port
 from service.rq_jobs import rq_queue
+from workers.seal import DecisionSeal
 from workers.sessions import SessionStore
+
+DECISION_KEY = secrets.token_hex(32)  # the workers' seal on decisions (workers/seal.py)
 
 CUBEHOOK = str(Path(sys.executable).parent / "cubehook")
 SECRET, HOOK_SECRET, KEY = "bench_secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "test_bench_key"
@@ -95,6 +99,7 @@ def main() -> None:
             "CUBEHOOK_ENV_FILE": ""
         }  # nor var/dev.env
         env.update(
+            CUBEHOOK_DECISION_KEYS=DECISION_KEY,
             CUBEHOOK_REDIS_URL=redis_server.url, CUBEHOOK_WEBHOOK_SECRETS=SECRET, CUBEHOOK_PORT=str(web_port),
             CUBEHOOK_ADMIN_PORT=str(admin_port),
             CUBEHOOK_COMPLYCUBE_BASE_URL=f"http://127.0.0.1:{sim_port}/v1", CUBEHOOK_COMPLYCUBE_API_KEY=KEY,
@@ -140,7 +145,7 @@ def main() -> None:
             cpu["this process"] = time.process_time()
             deliveries = httpx2.get(f"http://127.0.0.1:{sim_port}/_sim/deliveries", timeout=10).json()
             redis = Redis.from_url(redis_server.url)
-            store = SessionStore(redis, 60)
+            store = SessionStore(redis, 60, seal=DecisionSeal((DECISION_KEY.encode(),)))
             results = Counter(_event_results(redis))
             sessions_decided = sum(1 for sid in received if store.current(sid) is not None)
         finally:

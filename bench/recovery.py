@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import secrets
 import signal
 import statistics
 import subprocess
@@ -36,6 +37,8 @@ from cubehook_dev.devredis import EmbeddedRedis, free_port
 from service.queue import EventQueue
 from service.rq_jobs import EventRef, rq_queue
 from service.settings import Settings
+
+DECISION_KEY = secrets.token_hex(32)  # the workers' seal on decisions (workers/seal.py)
 
 CUBEHOOK = str(Path(sys.executable).parent / "cubehook")
 API_KEY = "test_bench_key"
@@ -102,6 +105,7 @@ def main() -> None:
                 "CUBEHOOK_ENV_FILE": ""
             }  # nor var/dev.env
             env.update(
+                CUBEHOOK_DECISION_KEYS=DECISION_KEY,
                 CUBEHOOK_REDIS_URL=server.url, CUBEHOOK_COMPLYCUBE_BASE_URL=f"{simulator}/v1",
                 CUBEHOOK_ALLOW_INSECURE_TRANSPORT="true",
                 CUBEHOOK_COMPLYCUBE_API_KEY=API_KEY, CUBEHOOK_COMPLYCUBE_RATE_LIMIT="0",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,8 @@ from cubehook_dev.devredis import EmbeddedRedis, free_port
 from service.queue import EventQueue
 from service.rq_jobs import EventRef
 from service.settings import DAY, Settings
+
+DECISION_KEY = secrets.token_hex(32)  # the workers' seal on decisions (workers/seal.py)
 
 CUBEHOOK = str(Path(sys.executable).parent / "cubehook")
 API_KEY = "test_bench_key"
@@ -96,6 +99,7 @@ def main() -> None:
                 "CUBEHOOK_ENV_FILE": ""
             }  # nor var/dev.env
             env.update(
+                CUBEHOOK_DECISION_KEYS=DECISION_KEY,
                 CUBEHOOK_REDIS_URL=server.url, CUBEHOOK_COMPLYCUBE_BASE_URL=f"{simulator}/v1",
                 CUBEHOOK_ALLOW_INSECURE_TRANSPORT="true", CUBEHOOK_COMPLYCUBE_API_KEY=API_KEY,
                 CUBEHOOK_COMPLYCUBE_RATE_LIMIT="0", CUBEHOOK_LOG_LEVEL="WARNING",

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -42,7 +43,10 @@ from cubehook_dev.devredis import EmbeddedRedis, free_port
 from service.queue import EventQueue
 from service.rq_jobs import EventRef, rq_queue
 from service.settings import Settings
+from workers.seal import DecisionSeal
 from workers.sessions import SessionStore
+
+DECISION_KEY = secrets.token_hex(32)  # the workers' seal on decisions (workers/seal.py)
 
 CUBEHOOK = str(Path(sys.executable).parent / "cubehook")
 API_KEY = "test_bench_key"
@@ -92,6 +96,7 @@ class Bench:
             "CUBEHOOK_ENV_FILE": ""
         }  # nor var/dev.env
         env.update(
+            CUBEHOOK_DECISION_KEYS=DECISION_KEY,
             CUBEHOOK_REDIS_URL=self.redis_url, CUBEHOOK_COMPLYCUBE_BASE_URL=f"{self.simulator}/v1",
             CUBEHOOK_ALLOW_INSECURE_TRANSPORT="true",
             CUBEHOOK_COMPLYCUBE_API_KEY=API_KEY, CUBEHOOK_COMPLYCUBE_RATE_LIMIT=str(rate),
@@ -127,7 +132,7 @@ class Bench:
         # events looked at later that it covered are off the sessions' path.
         looks = [j for j in done if (j.return_value() or {}).get("result") in ("decided", "progress")]
         end = max(job.ended_at for job in looks or done if job.ended_at)
-        store = SessionStore(redis, 60)
+        store = SessionStore(redis, 60, seal=DecisionSeal((DECISION_KEY.encode(),)))
         decided = sum(1 for sid in sessions if store.current(sid) is not None)
         redis.close()
         return Run(len(sessions), (end - start).total_seconds(), calls, decided)

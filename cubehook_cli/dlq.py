@@ -75,7 +75,9 @@ def dlq_show(job_id: str) -> None:
 @click.argument("job_id", required=False)
 @click.option("--all", "replay_all", is_flag=True, help="Replay every failed job.")
 def dlq_replay(job_id: str | None, replay_all: bool) -> None:
-    """Re-queue failed jobs; decisions stay once per state and actions once in effect."""
+    """Re-queue failed jobs; decisions stay once per state and actions once in effect. A job
+    cubehook did not queue (`foreign` in the list) is refused, and stays."""
+    from service.errors import ForeignJob
     from workers.operations import replay_job
 
     if (job_id is None) == (not replay_all):
@@ -88,7 +90,15 @@ def dlq_replay(job_id: str | None, replay_all: bool) -> None:
         ids = [letter.job_id for letter in dead_letters(queue, audit)]
     else:
         ids = [job_id or ""]
-    replayed = [i for i in ids if replay_job(audit, queue, i)]
+    replayed, refused = [], []
+    for i in ids:
+        try:
+            if replay_job(audit, queue, i):
+                replayed.append(i)
+        except ForeignJob as exc:
+            refused.append(str(exc))
     click.echo(f"{len(replayed)} job(s) re-queued")
+    for why in refused:
+        click.echo(why, err=True)
     if not replay_all and not replayed:
         sys.exit(1)

@@ -1,5 +1,10 @@
 """The console's application: its routes (pages, operations), its style sheet, the error pages,
 and the security headers every answer carries. What it serves with is built once (state.Console).
+
+Every answer but the style sheet is ``Cache-Control: no-store``: pages name customers and
+reviewers, and redirects set the session's cookie. A redirect's Location is always a path of the
+console: Starlette builds an absolute one from the request's Host header (for a trailing slash),
+which is cut to its path here, so that a forged Host never sends a browser elsewhere.
 """
 
 from __future__ import annotations
@@ -8,6 +13,7 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -36,6 +42,20 @@ HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
 HEADERS_BY_NAME = {name.decode(): value.decode() for name, value in HEADERS}  # for a Response
+NO_STORE = (b"cache-control", b"no-store")
+STATIC_PREFIX = "/static/"
+
+
+def local_location(location: bytes) -> bytes:
+    """``location`` as a path of this site: scheme and host dropped, leading slashes (and
+    backslashes, which browsers read as slashes) made one."""
+    parts = urlsplit(location.decode("latin-1"))
+    local = "/" + parts.path.lstrip("/\\")
+    if parts.query:
+        local += "?" + parts.query
+    if parts.fragment:
+        local += "#" + parts.fragment
+    return local.encode("latin-1")
 
 
 class SecurityHeaders:
@@ -52,14 +72,20 @@ class SecurityHeaders:
             # No name, id or filter holds a NUL (PostgreSQL refuses it in text): a clear 400.
             await PlainTextResponse(
                 "400: an address with a NUL character; nothing was read or changed\n", 400,
-                headers=HEADERS_BY_NAME,
+                headers={**HEADERS_BY_NAME, "cache-control": "no-store"},
             )(scope, receive, send)  # fmt: skip
             return
+        cacheable = scope["path"].startswith(STATIC_PREFIX)
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = list(message["headers"]) + HEADERS
+                headers = [
+                    (name, local_location(value) if name.lower() == b"location" else value)
+                    for name, value in message.get("headers", [])
+                ]
+                if not cacheable and not any(name.lower() == b"cache-control" for name, _ in headers):
+                    headers.append(NO_STORE)
+                message["headers"] = headers + HEADERS
             await send(message)
 
         await self.app(scope, receive, with_headers)

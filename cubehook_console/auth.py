@@ -5,10 +5,13 @@ client's address, and failed-login throttling.
   CUBEHOOK_CONSOLE_SECRET_KEY): ``{"u": user or none, "c": CSRF token}``. HttpOnly, SameSite=Lax (a
   link from a Slack alert arrives logged in; a form from elsewhere arrives without it), Secure
   over HTTPS, expiring after CUBEHOOK_CONSOLE_SESSION_HOURS (the cookie's Max-Age, and the
-  signature's age, checked on every request). A login also starts a session in Redis, which the
-  cookie names and logout deletes: a copied cookie ends with the session. The user is read from
-  the database on every request, so a changed role or a removed user takes effect at once. A
-  login issues a new token.
+  signature's age, checked on every request). When the console is reached over HTTPS only (its
+  CUBEHOOK_CONSOLE_URL is https://, or CUBEHOOK_CONSOLE_SECURE_COOKIES is true) the cookie is
+  ``__Host-cubehook_console``, always Secure: no sibling site can set or shadow it. Every login
+  starts a new session in Redis, which the cookie names, and deletes the one the cookie named
+  before (a copy of the cookie from before the login is worth nothing, whoever logs in); logout
+  deletes it too. The user is read from the database on every request, so a changed role or a
+  removed user takes effect at once. A login issues a new token.
 - **CSRF.** Every form carries the session's token; a POST without it, or with another, is
   refused (403) before anything else is read.
 - **The client's address and HTTPS** are the TCP peer's, unless the peer is a trusted proxy
@@ -37,6 +40,7 @@ from cubehook_console.users import Actor, Role, User, UserStore
 from service import keys
 
 COOKIE = "cubehook_console"
+HTTPS_COOKIE = f"__Host-{COOKIE}"  # Secure, Path=/, no Domain: browsers hold it to that
 FORM_MAX_BYTES = 32 * 1024  # a note is at most 2,000 characters; URL-encoded, well under this
 FORM_MAX_FIELDS = 16
 
@@ -59,7 +63,7 @@ class Who:
     address: str
     https: bool
     renew: bool  # the cookie must be (re)issued with this token
-    session: str | None = None  # the logged-in session the cookie names (None: not logged in)
+    session: str | None = None  # the session the cookie names (live when ``user`` is set)
 
     @property
     def actor(self) -> Actor:
@@ -67,10 +71,16 @@ class Who:
 
 
 class Auth:
-    def __init__(self, settings: ConsoleSettings, users: UserStore, redis: Redis) -> None:
+    def __init__(
+        self, settings: ConsoleSettings, users: UserStore, redis: Redis, public_url: str | None = None
+    ) -> None:
+        """``public_url``: where people reach the console (CUBEHOOK_CONSOLE_URL), if known."""
         self.settings = settings
         self.users = users
         self.redis = redis
+        https_url = (public_url or "").strip().lower().startswith("https://")
+        self.https_only = settings.secure_cookies is True or (settings.secure_cookies is None and https_url)
+        self.cookie = HTTPS_COOKIE if self.https_only else COOKIE
         self.max_age = int(settings.session_hours * 3600)
         self.signer = URLSafeTimedSerializer(settings.signing_key(), salt="cubehook-console-session")
 
@@ -100,8 +110,8 @@ class Auth:
         if user is not None and not user.has_password:
             user = None  # a single-sign-on user, now without the proxy's word for it
         if csrf is None:
-            return Who(None, secrets.token_urlsafe(24), address, https, True)
-        return Who(user, csrf, address, https, False, session if user else None)
+            return Who(None, secrets.token_urlsafe(24), address, https, True, session)
+        return Who(user, csrf, address, https, False, session)
 
     def _live(self, session: str, name: str) -> bool:
         stored = self.redis.get(keys.console_session(session))
@@ -138,7 +148,7 @@ class Auth:
     # --- the cookie ------------------------------------------------------------------------------
 
     def _read_cookie(self, request: Request) -> dict[str, Any]:
-        raw = request.cookies.get(COOKIE)
+        raw = request.cookies.get(self.cookie)
         if not raw:
             return {}
         try:
@@ -148,16 +158,29 @@ class Auth:
         return data if isinstance(data, dict) else {}
 
     def issue(self, response: Response, who: Who, user: str | None, csrf: str | None = None) -> str:
-        """Set the session cookie for ``user`` (None: anonymous) with ``csrf`` (new when None)."""
+        """Set the session cookie for ``user`` (None: anonymous) with ``csrf`` (new when None), in
+        the session it names already (a login is ``login``)."""
         token = csrf or secrets.token_urlsafe(24)
         payload: dict[str, Any] = {"u": user, "c": token}
-        if user is not None and who.user is None:  # a login, not a single-sign-on visit
-            payload["s"] = secrets.token_urlsafe(24)
-            self.redis.set(keys.console_session(payload["s"]), user, ex=self.max_age)
-        elif who.session is not None:
+        if user is not None and who.user is not None and who.session is not None:
             payload["s"] = who.session
+        self._set(response, who, payload)
+        return token
+
+    def login(self, response: Response, who: Who, user: str) -> None:
+        """Log ``user`` in: a new session in Redis, with a new CSRF token, and the session the
+        cookie named before deleted (whoever it was for, whether it is live or not)."""
+        session = secrets.token_urlsafe(24)
+        with self.redis.pipeline() as pipe:
+            if who.session is not None:
+                pipe.delete(keys.console_session(who.session))
+            pipe.set(keys.console_session(session), user, ex=self.max_age)
+            pipe.execute()
+        self._set(response, who, {"u": user, "c": secrets.token_urlsafe(24), "s": session})
+
+    def _set(self, response: Response, who: Who, payload: dict[str, Any]) -> None:
         response.set_cookie(
-            COOKIE,
+            self.cookie,
             self.signer.dumps(payload),
             max_age=self.max_age,
             path="/",
@@ -165,16 +188,17 @@ class Auth:
             samesite="lax",
             secure=self._secure(who),
         )
-        return token
 
     def clear(self, response: Response, who: Who) -> None:
         """Log out: the session ends in Redis (a copy of the cookie is worth nothing), then in the
         browser."""
         if who.session is not None:
             self.redis.delete(keys.console_session(who.session))
-        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax", secure=self._secure(who))
+        response.delete_cookie(self.cookie, path="/", httponly=True, samesite="lax", secure=self._secure(who))
 
     def _secure(self, who: Who) -> bool:
+        if self.https_only:
+            return True
         return self.settings.secure_cookies if self.settings.secure_cookies is not None else who.https
 
     # --- forms -----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from cubehook_console.auth import Refused, Who
 from cubehook_console.state import Console, console_of
 from cubehook_console.users import Role
 from service import keys, quarantine
-from service.errors import CubehookError, QueueUnavailable
+from service.errors import CubehookError, ForeignJob, QueueUnavailable
 from workers.operations import dead_letters, replay_job
 from workers.operations import status as read_status
 
@@ -73,7 +73,13 @@ async def _operator(request: Request) -> tuple[Console, Who]:
 async def replay_dead_letter(request: Request) -> Response:
     console, who = await _operator(request)
     job_id = request.path_params["job_id"]
-    replayed = await run_in_threadpool(replay_job, console.audit, console.queue, job_id)
+    try:
+        replayed = await run_in_threadpool(replay_job, console.audit, console.queue, job_id)
+    except ForeignJob as exc:
+        await run_in_threadpool(
+            console.trail.record, who.actor, "replay_dead_letter", job_id, False, "foreign"
+        )
+        raise Refused(409, "Not replayed", f"{exc}. It stays in the dead-letter queue.") from None
     await run_in_threadpool(console.trail.record, who.actor, "replay_dead_letter", job_id, replayed)
     if not replayed:
         raise Refused(

@@ -94,7 +94,7 @@ async def login(request: Request) -> Response:
     await run_in_threadpool(auth.succeeded, name, who.address)
     await run_in_threadpool(console.trail.record, Actor(user.name, who.address), "login", None, True)
     response = RedirectResponse(target, status_code=303)
-    auth.issue(response, who, user.name)  # a new token: nothing from before the login carries over
+    auth.login(response, who, user.name)  # a new session and token: nothing from before carries over
     return response
 
 

@@ -75,8 +75,9 @@ class Console:
 
     @classmethod
     def build(cls, settings: Settings, options: ConsoleSettings, environ: Mapping[str, str]) -> Console:
-        """Raises ConfigError: no signing key, or a rules file that does not validate."""
+        """Raises ConfigError: no signing key, no decision key, or a rules file that does not validate."""
         options.signing_key()  # before anything else: no key, no console
+        settings.decision_seal_keys()  # a person's decisions are sealed as the workers' are
         # The rules only plan a person's decision's actions here (by name): the workers, which
         # send them, hold the secrets they name.
         rules = load_rules(
@@ -97,7 +98,7 @@ class Console:
             audit,
             users,
             Trail(audit.engine),
-            Auth(options, users, redis),
+            Auth(options, users, redis, settings.console_url),
             ManualDecisions(store, audit, dispatcher),
             queue,
             templates(),

@@ -118,6 +118,8 @@ def plan(environ: Mapping[str, str]) -> DevSystem:
         "DEV_DECISION_WEBHOOK_SECRET": "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
         "DEV_ALERT_WEBHOOK_URL": f"{system.sink_url}/alerts",
     }
+    if not env.get("CUBEHOOK_DECISION_KEYS"):  # the workers' and console's seal (workers/seal.py)
+        chosen["CUBEHOOK_DECISION_KEYS"] = "dev_" + secrets.token_hex(32)
     env.update(chosen)
     env["PORT"] = str(port)  # the Procfile's web line reads PORT
     env.setdefault("CUBEHOOK_RULES_FILE", str(var / RULES_FILE))

@@ -13,6 +13,11 @@ connection that sent nothing is closed without an answer. Deadlines are checked 
 server a few times per timeout, not by a timer per request: arming and cancelling a timer cost
 3.4 us a request, noting a deadline costs next to nothing, and a cut-off may come up to a sweep
 interval late.
+
+A head's size is measured twice, for the two ways it can grow: the bytes read while it is not yet
+complete (what httptools holds in memory; a flood is cut after one read past the bound), and the
+head as parsed (the URL, each header's name and value and their separators), which also covers the
+head that arrives, or ends, in the read that completes it. A refused head reaches no app.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ from service.metrics import HTTP_REFUSED
 
 log = get_logger("cubehook.http")
 
-_IDLE, _HEAD, _BODY = 0, 1, 2  # between requests, reading a head, past it
+_IDLE, _HEAD, _BODY, _REFUSED = 0, 1, 2, 3  # between requests, reading a head, past it, refused
+_HEADER_SEPARATORS = len(b": \r\n")
 _sweeping: weakref.WeakSet[ServerState] = weakref.WeakSet()
 
 
@@ -55,7 +61,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self._phase = _IDLE
-        self._head_bytes = 0
+        self._head_bytes = 0  # bytes read while the head was incomplete
+        self._head_parsed = 0  # the head's bytes as parsed so far
         self._completed = 0  # requests received in full on this connection
         self._head_deadline: float | None = None  # loop time by which the head must be complete
 
@@ -76,26 +83,60 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             # (A chunk ending one request and starting the next counts whole: at most one read.)
             self._head_bytes += len(data)
             if self._head_bytes > self.max_head_bytes:
-                self._refuse(http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "head_too_large")
+                self._too_large()
         elif self._phase == _IDLE and self._completed == completed and self._head_deadline is None:
             self._set_deadline()  # bytes between requests (line breaks) with no request begun
 
+    # httptools goes on parsing the rest of a read after a refusal: what follows reaches no app.
     def on_message_begin(self) -> None:
+        if self._phase == _REFUSED:
+            return
         super().on_message_begin()
         self._phase = _HEAD
         self._head_bytes = 0
+        self._head_parsed = 0
         if self._head_deadline is None:  # else the deadline runs from the connection's start
             self._set_deadline()
 
+    def on_url(self, url: bytes) -> None:
+        if self._parsed(len(url)):
+            super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._parsed(len(name) + len(value) + _HEADER_SEPARATORS):
+            super().on_header(name, value)
+
     def on_headers_complete(self) -> None:
+        if self._phase == _REFUSED:
+            return
         self._phase = _BODY
         self._head_deadline = None
         super().on_headers_complete()
 
+    def on_body(self, body: bytes) -> None:
+        if self._phase != _REFUSED:
+            super().on_body(body)
+
     def on_message_complete(self) -> None:
+        if self._phase == _REFUSED:
+            return
         super().on_message_complete()
         self._phase = _IDLE
         self._completed += 1
+
+    def _parsed(self, size: int) -> bool:
+        """Count ``size`` bytes of the head as parsed; False once the head is refused."""
+        if self._phase == _REFUSED:
+            return False
+        self._head_parsed += size
+        if self._head_parsed > self.max_head_bytes:
+            self._too_large()
+            return False
+        return True
+
+    def _too_large(self) -> None:
+        self._refuse(http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "head_too_large")
+        self._phase = _REFUSED
 
     def _set_deadline(self) -> None:
         self._head_deadline = self.loop.time() + self.head_timeout

@@ -14,6 +14,7 @@ substring test, and a key's verdict is remembered.
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import sys
@@ -133,9 +134,27 @@ class RQChatter(logging.Filter):
         return True
 
 
+class CurrentStderr(io.TextIOBase):
+    """Whatever ``sys.stderr`` is when a line is written, not when logging was configured: a
+    harness that swaps it (pytest's capture, per test) would otherwise leave the loggers writing
+    to a stream it has closed."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
+STDERR: TextIO = CurrentStderr()  # type: ignore[assignment]  # a TextIOBase: writes, flushes, isatty
+
+
 def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     """Configure structlog and the standard library's logging to write through the same chain."""
-    out = stream if stream is not None else sys.stderr
+    out = stream if stream is not None else STDERR
     level = logging.getLevelNamesMapping().get(settings.log_level.upper(), logging.INFO)
     renderer = _renderer(settings.log_format, out)
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)

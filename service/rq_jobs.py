@@ -15,6 +15,7 @@ from typing import Any
 
 from redis import Redis
 from rq import Queue, Retry
+from rq.exceptions import DeserializationError
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
@@ -79,12 +80,10 @@ class CubehookJob(Job):
 
     @property
     def func(self) -> Callable[..., Any] | None:
-        if self.func_name not in JOB_FUNCTIONS or self.instance is not None:
-            raise ForeignJob(f"job {self.id} names {self.func_name!r}, not one of cubehook's job functions")
-        # Refused before the job runs, not only when RQ reaches for the callback after it.
-        self._no_callback("success", self._success_callback_name)
-        self._no_callback("failure", self._failure_callback_name)
-        self._no_callback("stopped", self._stopped_callback_name)
+        # Refused before the job runs, callbacks too, not only when RQ reaches for one after it.
+        why = foreign(self)
+        if why is not None:
+            raise ForeignJob(f"job {self.id} {why}")
         func: Callable[..., Any] | None = super().func
         return func
 
@@ -102,7 +101,31 @@ class CubehookJob(Job):
 
     def _no_callback(self, kind: str, name: str | None) -> None:
         if name:
-            raise ForeignJob(f"job {self.id} names a {kind} callback, {name!r}; cubehook sets none")
+            raise ForeignJob(f"job {self.id} {_callback_named(kind, name)}")
+
+
+def _callback_named(kind: str, name: str) -> str:
+    return f"names a {kind} callback, {name!r}; cubehook sets none"
+
+
+def foreign(job: Job) -> str | None:
+    """Why ``job`` is not one cubehook queued, and so never runs (None: it is one): data that is
+    not JSON (pickled by RQ's default serializer, say), a function that is not one of cubehook's,
+    an instance, or a callback. Reads nothing but the job."""
+    try:
+        name, instance = job.func_name, job.instance
+    except DeserializationError:
+        return "cannot be read as one of cubehook's jobs (its data is not JSON: pickled by another program?)"
+    if name not in JOB_FUNCTIONS or instance is not None:
+        return f"names {name!r}, not one of cubehook's job functions"
+    for kind, callback in (
+        ("success", job._success_callback_name),
+        ("failure", job._failure_callback_name),
+        ("stopped", job._stopped_callback_name),
+    ):
+        if callback:
+            return _callback_named(kind, callback)
+    return None
 
 
 # What every queue, worker and job fetch of cubehook's is built with.

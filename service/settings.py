@@ -31,6 +31,7 @@ MIB = 1024 * 1024
 KIB = 1024
 DAY = 24 * 60 * 60
 LIVE_RATE, SANDBOX_RATE = 10.0, 5.0  # ComplyCube's requests/s per key
+MIN_DECISION_KEY_BYTES = 32  # a decision key as long as a SHA-256 (HMAC-SHA256 seals)
 DEV_ENV_FILE = Path("var") / "dev.env"  # relative: the folder a command starts in
 ENV_FILE_VARIABLE = "CUBEHOOK_ENV_FILE"
 
@@ -58,6 +59,9 @@ class Settings(BaseSettings):
     # Comma-separated; any one valid. Two are valid at once while a ComplyCube webhook is rotated
     # (create the new webhook, switch, delete the old one).
     webhook_secrets: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    # The workers' and the console's only (never the web process's): the keys that seal the
+    # decisions they keep in Redis (workers/seal.py), comma-separated; the first seals, any verifies.
+    decision_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
     # A ComplyCube event is about 2 KB: 64 KiB is 30 times that, and what a reverse proxy in front
     # should allow too (deploy/nginx). It bounds what the web process holds per request.
     max_body_bytes: int = Field(default=64 * KIB, gt=0)
@@ -195,7 +199,7 @@ class Settings(BaseSettings):
             )
         return url
 
-    @field_validator("webhook_secrets", mode="before")
+    @field_validator("webhook_secrets", "decision_keys", mode="before")
     @classmethod
     def _split_secrets(cls, value: object) -> object:
         if isinstance(value, str):
@@ -264,6 +268,22 @@ class Settings(BaseSettings):
                 "the webhook was created (comma-separated to accept several during a rotation)"
             )
         return tuple(secret.get_secret_value().encode("utf-8") for secret in self.webhook_secrets)
+
+    def decision_seal_keys(self) -> tuple[bytes, ...]:
+        """The keys that seal decisions in Redis; refuses when there are none or one is short."""
+        if not self.decision_keys:
+            raise ConfigError(
+                "CUBEHOOK_DECISION_KEYS is empty: the workers and the console seal the decisions they "
+                "keep in Redis with it (the web process must not have it); set it to a random value of "
+                "32 characters or more, e.g. `openssl rand -hex 32`"
+            )
+        keys = tuple(key.get_secret_value().encode("utf-8") for key in self.decision_keys)
+        if any(len(key) < MIN_DECISION_KEY_BYTES for key in keys):
+            raise ConfigError(
+                f"CUBEHOOK_DECISION_KEYS: each key must have {MIN_DECISION_KEY_BYTES} characters or more "
+                "(e.g. `openssl rand -hex 32`)"
+            )
+        return keys
 
 
 def env_file(environ: Mapping[str, str] = os.environ) -> Path | None:

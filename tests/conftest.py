@@ -27,6 +27,7 @@ from cubehook_dev.simulator.faults import FaultConfig
 from service.log import configure_logging
 from service.settings import ENV_FILE_VARIABLE, Settings
 from service.signature import sign
+from workers.seal import DecisionSeal
 
 ROOT = Path(__file__).resolve().parent.parent
 # No env file: a var/dev.env that `make run` left in the checkout must not reach the tests' commands
@@ -35,6 +36,9 @@ os.environ[ENV_FILE_VARIABLE] = ""
 # Sample ComplyCube payloads rebuilt from the public API reference; tests read them, never edit them.
 FIXTURES = ROOT / "tests" / "fixtures"
 SECRET = "whsec_test_primary"
+# The decisions' seal (workers/seal.py): what the workers and the console hold, never the web.
+DECISION_KEY = "test-decision-key-0123456789abcdef0123456789"
+SEAL = DecisionSeal((DECISION_KEY.encode(),))
 OTHER_SECRET = "whsec_test_rotated"
 
 
@@ -62,7 +66,9 @@ def redis(redis_url: str) -> Iterator[Redis]:
 @pytest.fixture
 def make_settings(redis_url: str) -> Callable[..., Settings]:
     def build(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {"redis_url": redis_url, "webhook_secrets": SECRET, "log_format": "json"}
+        values: dict[str, Any] = {
+            "redis_url": redis_url, "webhook_secrets": SECRET, "decision_keys": DECISION_KEY, "log_format": "json",
+        }  # fmt: skip
         values.update(overrides)
         return Settings(**values)
 

@@ -39,6 +39,7 @@ from workers.audit.store import AuditStore
 from workers.judging.judge import Decision
 from workers.judging.rules import Planned, Rules, plan
 from workers.outages import DATABASE_ERRORS, HEALTH, Dependency
+from workers.seal import Refused, refuse
 
 log = get_logger("cubehook.dispatch")
 SENT_RECORD_PATIENCE = 120.0  # seconds: well within the job's timeout (300 s by default)
@@ -121,11 +122,19 @@ class ActionRunner:
     def run(self, decision_id: str, session_id: str, action: str) -> str:
         bound = log.bind(decision_id=decision_id, session_id=session_id, action=action)
         decision = self.load_decision(session_id, decision_id)
-        if decision is None:
-            raise ActionRejected(f"decision {decision_id} of session {session_id} is unknown")
+        if decision is None:  # never made by a worker or the console, or its seal did not verify
+            refuse(Refused.UNKNOWN, session_id, decision_id)
+            raise ActionRejected(
+                f"decision {decision_id} of session {session_id} is unknown: no sealed decision in Redis "
+                "and none on the audit trail; not acted on"
+            )
         config = self.rules.file.action.get(action)
         if config is None:
             raise ActionRejected(f"action {action!r} is no longer in the rules file")
+        if action not in {planned.action for planned in plan(decision, self.rules.file)}:
+            # A job is data in Redis: one naming an action the rules do not plan for this decision
+            # (written by hand, or the rules changed since) does not send it there.
+            raise ActionRejected(f"the rules file does not plan action {action!r} for decision {decision_id}")
         self.audit.record_decision(decision)  # before any effect of it
         claim = self.audit.claim(decision_id, session_id, action)
         if claim is None:

@@ -21,10 +21,11 @@ from rq import Queue, Worker
 from rq.job import Job
 
 from service import keys, quarantine
+from service.errors import ForeignJob
 from service.events import format_time
 from service.log import get_logger
 from service.redis import topology as redis_topology
-from service.rq_jobs import JOB_FUNCTIONS, RUNS, JobFunction, rq_queue
+from service.rq_jobs import RUNS, JobFunction, foreign, rq_queue
 from service.settings import Settings
 from workers.actions.notice import notify
 from workers.audit.store import AuditStore
@@ -82,13 +83,14 @@ def watchdog(rt: Runtime, public_url: str | None, auto_enable: bool, lookback: t
 @dataclass(frozen=True)
 class DeadLetter:
     job_id: str
-    kind: str  # event | session | action | record
+    kind: str  # event | session | action | record | maintenance | foreign (not cubehook's: never runs)
     summary: str
     error: str
     attempts: int
     failed_at: str
 
 
+FOREIGN_FATE = "it will not run, and replay refuses it"
 KINDS = {
     JobFunction.PROCESS_EVENT: "event",
     JobFunction.PROCESS_SESSION: "session",
@@ -132,28 +134,34 @@ def failure_reason(traceback: str) -> str:
 def dead_letter(job: Job) -> DeadLetter:
     result = job.latest_result()
     error = failure_reason(result.exc_string) if result and result.exc_string else "unknown"
-    kwargs: dict[str, Any] = job.kwargs
-    summary = ", ".join(
-        f"{k}={v}" for k, v in kwargs.items() if k in ("event_id", "session_id", "decision_id", "action")
-    )
     # A job that gave up (a permanent error) says how many times it ran; else every retry was
     # spent, and it ran once more than its retries.
     attempts = int(job.meta.get(RUNS) or 1 + len(job.retry_intervals or []) - (job.retries_left or 0))
     failed = format_time(job.ended_at) if job.ended_at else "-"
-    name = job.func_name or "?"
-    kind = KINDS.get(JobFunction(name), name) if name in JOB_FUNCTIONS else name
+    why = foreign(job)
+    if why is not None:  # written to Redis by someone else: shown, never read further, never run
+        return DeadLetter(job.id, "foreign", f"{why}; {FOREIGN_FATE}", error, attempts, failed)
+    kwargs: dict[str, Any] = job.kwargs
+    summary = ", ".join(
+        f"{k}={v}" for k, v in kwargs.items() if k in ("event_id", "session_id", "decision_id", "action")
+    )
+    kind = KINDS[JobFunction(str(job.func_name))]  # one of cubehook's: foreign() said so
     return DeadLetter(job.id, kind, summary, error, attempts, failed)
 
 
 def replay_job(audit: AuditStore, queue: Queue, job_id: str) -> bool:
     """Re-queue a failed job. Once-per-state decisions and the action ledger keep it exactly once.
-    The audit trail alone: the console, which has no worker runtime, replays through it too."""
+    The audit trail alone: the console, which has no worker runtime, replays through it too.
+    Raises ForeignJob, saying why, for a job cubehook did not queue (it stays where it is)."""
     job = queue.fetch_job(job_id)
     if job is None:  # a dead action whose job Redis lost: the ledger knows it
         dead = [r for r in audit.dead_letters() if action_job_id(r["decision_id"], r["action"]) == job_id]
         return any(replay(queue, audit, r["decision_id"], r["action"], r["session_id"]) for r in dead)
     if job_id not in queue.failed_job_registry:
         return False
+    why = foreign(job)
+    if why is not None:
+        raise ForeignJob(f"job {job_id} {why}: not replayed, for it would never run")
     if job.func_name == JobFunction.RUN_ACTION:
         return replay(queue, audit, job.kwargs["decision_id"], job.kwargs["action"])
     queue.failed_job_registry.requeue(job_id)

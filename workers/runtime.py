@@ -56,7 +56,9 @@ class Runtime:
     ) -> Runtime:
         """Raises ConfigError for a rules file that does not validate or names unset secrets. With
         ``wait`` (a worker starting), Redis and the database are waited for, however long they are
-        away, instead of failing (workers.outages)."""
+        away, instead of failing (workers.outages). Raises it too without a decision key (no
+        seal, no worker: workers/seal.py)."""
+        settings.decision_seal_keys()
         rules = load_rules(settings.rules_file, environ, settings.allow_insecure_transport)
         redis = redis_client(settings)
         audit = AuditStore.from_settings(settings)

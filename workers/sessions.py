@@ -29,7 +29,6 @@ overwrite a fresher decision.
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -45,6 +44,7 @@ from service import keys, scripts
 from service.settings import DAY, Settings
 from workers.judging.judge import Decision
 from workers.leases import KEEPER
+from workers.seal import DecisionSeal
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +79,12 @@ class SessionStore:
     requests, the fenced, once-per-state decisions and their history, when its checks were first
     seen pending, and the index from checks to sessions."""
 
-    def __init__(self, redis: Redis, lock_seconds: int, state_ttl: int = 7 * DAY) -> None:
+    def __init__(
+        self, redis: Redis, lock_seconds: int, state_ttl: int = 7 * DAY, *, seal: DecisionSeal
+    ) -> None:
         self.redis = redis
+        # Every decision written is sealed, and one read back acted on only when its seal verifies.
+        self.seal = seal
         self.lock_ms = lock_seconds * 1000
         # Every key of a session lives this long after its last write: an idle session's state
         # leaves Redis; its decisions stay in the audit trail, which ``commit`` falls back on.
@@ -92,7 +96,8 @@ class SessionStore:
 
     @classmethod
     def from_settings(cls, settings: Settings, redis: Redis) -> SessionStore:
-        return cls(redis, settings.session_lock_seconds, settings.session_state_ttl_seconds)
+        seal = DecisionSeal.from_settings(settings)
+        return cls(redis, settings.session_lock_seconds, settings.session_state_ttl_seconds, seal=seal)
 
     @property
     def _request_ms(self) -> int:
@@ -153,17 +158,15 @@ class SessionStore:
     # --- decisions -----------------------------------------------------------------------------
 
     def current(self, session_id: str) -> Decision | None:
-        raw = self.redis.hget(self.key(session_id, "state"), "decision")
-        return Decision.from_dict(json.loads(raw)) if raw else None
+        return self.seal.opened(self.redis.hget(self.key(session_id, "state"), "decision"), session_id)
 
     def find(self, session_id: str, decision_id: str) -> Decision | None:
         return next((d for d in self.history(session_id) if d.decision_id == decision_id), None)
 
     def history(self, session_id: str) -> list[Decision]:
-        return [
-            Decision.from_dict(json.loads(r))
-            for r in self.redis.lrange(self.key(session_id, "history"), 0, -1)
-        ]
+        """The session's decisions, oldest first; any whose seal does not verify left out."""
+        raws = self.redis.lrange(self.key(session_id, "history"), 0, -1)
+        return [d for d in (self.seal.opened(raw, session_id) for raw in raws) if d is not None]
 
     def commit(
         self,
@@ -185,20 +188,22 @@ class SessionStore:
                     stored_fence, raw = pipe.hmget(state, ["fence", "decision"])
                     if stored_fence is not None and int(stored_fence) > lease.fence:
                         return Committed.STALE, None
-                    current = Decision.from_dict(json.loads(raw)) if raw else None
+                    current = self.seal.opened(raw, lease.session_id)
+                    held = current is not None  # else recalled: Redis lost it, or held a forgery
                     if current is None and recall is not None:
                         current = recall(lease.session_id)
                     pipe.multi()
                     pipe.hset(state, "fence", lease.fence)
                     pipe.expire(state, self.state_ttl)
                     if current is not None and current.fingerprint == fingerprint:
-                        if not raw:  # recalled: Redis holds it again
-                            pipe.hset(state, mapping=_stored(current))
+                        if not held:  # recalled: Redis holds it again
+                            pipe.hset(state, mapping=self._stored(current))
                         pipe.execute()
                         return Committed.UNCHANGED, current
                     decision = make(current)
-                    pipe.hset(state, mapping=_stored(decision))
-                    pipe.rpush(history, _stored(decision)["decision"])
+                    stored = self._stored(decision)
+                    pipe.hset(state, mapping=stored)
+                    pipe.rpush(history, stored["decision"])
                     pipe.expire(history, self.state_ttl)
                     if on_new is not None:
                         on_new(pipe, decision)
@@ -224,14 +229,15 @@ class SessionStore:
             while True:
                 try:
                     pipe.watch(state)  # type: ignore[no-untyped-call]  # redis-py leaves watch() untyped
-                    raw = pipe.hget(state, "decision")
-                    current = Decision.from_dict(json.loads(raw)) if raw else recall(decision.session_id)
+                    current = self.seal.opened(pipe.hget(state, "decision"), decision.session_id)
+                    current = current or recall(decision.session_id)
                     if current is None or current.decision_id != decision.supersedes:
                         return current
                     pipe.multi()
-                    pipe.hset(state, mapping=_stored(decision))
+                    stored = self._stored(decision)
+                    pipe.hset(state, mapping=stored)
                     pipe.expire(state, self.state_ttl)
-                    pipe.rpush(history, _stored(decision)["decision"])
+                    pipe.rpush(history, stored["decision"])
                     pipe.expire(history, self.state_ttl)
                     on_new(pipe, decision)
                     pipe.execute()
@@ -269,10 +275,6 @@ class SessionStore:
         value = self.redis.get(keys.check(check_id))
         return value.decode() if isinstance(value, bytes) else value
 
-
-def _stored(decision: Decision) -> dict[EncodableT, EncodableT]:
-    """A decision as the state hash holds it."""
-    return {
-        "decision": json.dumps(decision.to_dict(), separators=(",", ":")),
-        "fingerprint": decision.fingerprint,
-    }
+    def _stored(self, decision: Decision) -> dict[EncodableT, EncodableT]:
+        """A decision as the state hash holds it: sealed."""
+        return {"decision": self.seal.sealed(decision), "fingerprint": decision.fingerprint}

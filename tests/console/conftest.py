@@ -5,7 +5,6 @@ actions' target a real HTTP server. Browser tests drive Debian's chromium (test_
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from cubehook_console.app import create_console_app
 from cubehook_console.settings import ConsoleSettings
 from cubehook_console.state import Console
 from cubehook_console.users import Role, UserStore
-from service.log import configure_logging
+from service.log import STDERR, configure_logging
 from service.settings import Settings
 from tests.conftest import Receiver, SimServer
 from tests.jobs.conftest import (
@@ -60,9 +59,10 @@ OVER = re.compile(r'name="over" value="([^"]+)"')
 def _loggers_not_pinned() -> Iterator[None]:
     """A command run in a test (CliRunner: `cubehook console ...`) configures structlog to cache each
     logger on first use, which would pin the loggers later tests use first (the intake's) to its
-    stream, out of their log capture: configured with a stream again, nothing is cached."""
+    stream, out of their log capture: configured with a stream again, nothing is cached. The stream
+    is whatever sys.stderr is when a line is written (pytest swaps it per test and closes the old)."""
     yield
-    configure_logging(Settings(log_format="json"), stream=sys.stderr)
+    configure_logging(Settings(log_format="json"), stream=STDERR)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ proxies only, the security headers, and the trail of human actions."""
 from __future__ import annotations
 
 import itertools
+import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,10 +23,11 @@ from cubehook_console.serve import config
 from cubehook_console.settings import ConsoleSettings
 from cubehook_console.state import Console
 from cubehook_console.users import Role, UserStore
+from cubehook_dev.devredis import free_port
 from service import keys
 from service.errors import ConfigError
 from service.settings import Settings
-from tests.conftest import Receiver
+from tests.conftest import Receiver, received, serving_config
 from tests.console.conftest import PASSWORD, csrf, login, with_rules
 from workers.audit.schema import console_actions, console_users
 
@@ -66,6 +68,20 @@ def test_it_binds_loopback_unless_told_otherwise(
 ) -> None:
     served = config(worker_settings, ConsoleSettings(secret_key="k" * 40), runtime_env)
     assert (served.host, served.port, served.proxy_headers) == ("127.0.0.1", 8300, False)
+
+
+def test_its_listener_bounds_a_head_sent_in_one_write(
+    worker_settings: Settings, runtime_env: dict[str, str]
+) -> None:
+    port = free_port()
+    options = ConsoleSettings(secret_key="k" * 40, port=port)
+    with (
+        serving_config(config(worker_settings, options, runtime_env)),
+        socket.create_connection(("127.0.0.1", port)) as sock,
+    ):
+        sock.sendall(b"GET /login HTTP/1.1\r\nHost: t\r\nX-Flood: " + b"a" * 100_000 + b"\r\n\r\n")
+        answer = received(sock)
+    assert answer.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
 
 
 def test_add_user_stores_an_argon2_hash_and_the_password_logs_in(

@@ -1,6 +1,6 @@
 """What cubehook exports to Prometheus, read from the code: every metric in the web's and the
-workers' registries (service.metrics.WEB and WORKER; workers.outages adds its own to the
-latter), and what the web's QueueCollector reads from Redis at a scrape."""
+workers' registries (service.metrics.WEB and WORKER; workers.outages and workers.seal add their
+own to the latter), and what the web's QueueCollector reads from Redis at a scrape."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from redis import Redis
 
 from service import keys, metrics
 from service.metrics import QueueCollector
-from workers import outages
+from workers import outages, seal
 
 REGISTRIES: dict[str, CollectorRegistry] = {"web": metrics.WEB, "worker": metrics.WORKER}
-assert outages.WORKER_REDIS_UP  # imported for its metrics, registered in WORKER
+MODULES = (metrics, outages, seal)  # every module that makes metrics: imported, they are registered
 
 
 def registered() -> list[MetricWrapperBase]:

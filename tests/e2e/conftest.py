@@ -13,7 +13,7 @@ import pytest
 
 from cubehook_dev.demo import wait_ready
 from cubehook_dev.devredis import free_port
-from tests.conftest import SECRET
+from tests.conftest import DECISION_KEY, SECRET
 
 CUBEHOOK = str(Path(sys.executable).parent / "cubehook")
 
@@ -25,6 +25,7 @@ def cubehook_env(**extra: str) -> dict[str, str]:
     talk to are on loopback."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CUBEHOOK_")}
     env.update(CUBEHOOK_ENV_FILE="", CUBEHOOK_LOG_FORMAT="json", CUBEHOOK_ALLOW_INSECURE_TRANSPORT="true")
+    env.update(CUBEHOOK_DECISION_KEYS=DECISION_KEY)
     env.update(CUBEHOOK_ADMIN_PORT=str(free_port()))
     env.update(extra)
     return env

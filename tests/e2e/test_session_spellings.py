@@ -17,7 +17,7 @@ import pytest
 from redis import Redis
 
 from service.rq_jobs import rq_queue
-from tests.conftest import SIM_API_KEY, SimServer, signature
+from tests.conftest import SEAL, SIM_API_KEY, SimServer, signature
 from tests.e2e.conftest import CUBEHOOK, cubehook_env
 from workers.audit.store import AuditStore
 from workers.sessions import SessionStore
@@ -100,7 +100,7 @@ def test_every_spelling_and_name_is_processed_by_a_real_worker(
 
     redis = Redis.from_url(redis_url)
     queue = rq_queue("cubehook", redis)
-    store = SessionStore(redis, 60)
+    store = SessionStore(redis, 60, seal=SEAL)
     audit = AuditStore.from_url(database)
     assert queue.failed_job_registry.count == 0
     for case in cases:

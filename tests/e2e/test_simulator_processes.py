@@ -13,7 +13,7 @@ from redis import Redis
 
 from cubehook_dev.devredis import free_port
 from service.rq_jobs import rq_queue
-from tests.conftest import FIXTURES, SECRET
+from tests.conftest import FIXTURES, SEAL, SECRET
 from tests.e2e.conftest import CUBEHOOK, cubehook_env, running
 from workers.audit.store import AuditStore
 from workers.sessions import SessionStore
@@ -53,7 +53,7 @@ def test_a_simulated_session_travels_to_a_decision(
     redis = Redis.from_url(redis_url)
     queue = rq_queue("cubehook", redis)
     assert queue.finished_job_registry.count == 7  # six events, and the default rules' log action
-    [decision] = SessionStore(redis, 60).history(created["sessionId"])
+    [decision] = SessionStore(redis, 60, seal=SEAL).history(created["sessionId"])
     assert (decision.outcome, decision.client_id) == ("rejected", created["clientId"])
     [entry] = AuditStore.from_url(f"sqlite:///{tmp_path}/audit.db").ledger(decision.decision_id)
     assert (entry["action"], entry["state"], entry["attempts"]) == ("log", "sent", 1)

@@ -19,7 +19,7 @@ from rq.registry import StartedJobRegistry
 from service.queue import EventQueue
 from service.rq_jobs import EventRef, rq_queue
 from service.settings import Settings
-from tests.conftest import SIM_API_KEY, Receiver, SimServer
+from tests.conftest import SEAL, SIM_API_KEY, Receiver, SimServer
 from tests.e2e.conftest import CUBEHOOK, cubehook_env
 from workers.audit.store import AuditStore
 from workers.judging.judge import Decision
@@ -68,7 +68,7 @@ def event_jobs(queue: Queue) -> list[Job]:
 
 
 def history(redis: Redis, session_id: str) -> list[Decision]:
-    return SessionStore(redis, 3).history(session_id)
+    return SessionStore(redis, 3, seal=SEAL).history(session_id)
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:

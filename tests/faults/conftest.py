@@ -7,7 +7,7 @@ from pathlib import Path
 
 from redis import Redis
 
-from tests.conftest import SIM_API_KEY, Receiver, SimServer
+from tests.conftest import SEAL, SIM_API_KEY, Receiver, SimServer
 from tests.e2e.conftest import cubehook_env
 from workers.audit.store import AuditStore
 from workers.sessions import SessionStore
@@ -39,7 +39,7 @@ def setup(
 
 def check_once(redis_url: str, env: dict[str, str], sessions: dict[str, str], receiver: Receiver) -> None:
     redis = Redis.from_url(redis_url)
-    store = SessionStore(redis, 2)
+    store = SessionStore(redis, 2, seal=SEAL)
     for sid, outcome in sessions.items():
         assert [d.outcome for d in store.history(sid)] == [outcome], sid  # decided once, rightly
     decisions = {store.history(sid)[0].decision_id for sid in sessions}

@@ -16,7 +16,7 @@ from redis import Redis
 
 from cubehook_dev.devredis import free_port
 from service.rq_jobs import rq_queue
-from tests.conftest import SECRET, Receiver, SimServer, event_body, signature
+from tests.conftest import SEAL, SECRET, Receiver, SimServer, event_body, signature
 from tests.e2e.conftest import CUBEHOOK, running
 from tests.faults.conftest import check_once, setup
 from workers.sessions import SessionStore
@@ -78,7 +78,7 @@ def decide(
         if (job := queue.fetch_job(job_id)) is not None and job.func_name == "workers.jobs.process_event"
     ]  # fmt: skip
     assert len(processed) == len(bodies)  # one job per event, however many copies came
-    store = SessionStore(redis, 2)
+    store = SessionStore(redis, 2, seal=SEAL)
     outcomes = {}
     for sid, preset in sessions.items():
         [decision] = store.history(sid)

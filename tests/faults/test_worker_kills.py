@@ -20,7 +20,7 @@ from cubehook_dev.devredis import free_port
 from service.queue import EventQueue
 from service.rq_jobs import EventRef, rq_queue
 from service.settings import Settings
-from tests.conftest import SECRET, Receiver, SimServer
+from tests.conftest import SEAL, SECRET, Receiver, SimServer
 from tests.e2e.conftest import CUBEHOOK, running
 from tests.faults.conftest import check_once, setup
 from tests.faults.test_duplicates import deliver, events_of
@@ -65,7 +65,7 @@ def all_done(redis: Redis, sessions: dict[str, str], receiver: Receiver, events:
     ):
         return False  # deferred looks and follow-ups are scheduled jobs: they must have run too
     finished = [job_id for job_id in queue.finished_job_registry.get_job_ids() if job_id.startswith("evt-")]
-    store = SessionStore(redis, 15)
+    store = SessionStore(redis, 15, seal=SEAL)
     decided = {sid: store.current(sid) for sid in sessions}
     if len(set(finished)) < events or any(d is None for d in decided.values()):
         return False

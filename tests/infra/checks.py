@@ -12,6 +12,7 @@ from redis import Redis
 from sqlalchemy import select
 
 from service.rq_jobs import rq_queue
+from tests.conftest import SEAL
 from tests.infra.stack import Stack
 from workers.audit.schema import action_ledger, decisions, events, make_engine
 from workers.sessions import SessionStore
@@ -133,7 +134,7 @@ def problems(stack: Stack, sessions: dict[str, str], seen: Seen, redis_kept: boo
 def _redis_history(stack: Stack, sessions: dict[str, str]) -> list[str]:
     """Where Redis kept its data, the session store's history: one decision per session."""
     with stack.redis() as redis:
-        store = SessionStore(redis, 15)
+        store = SessionStore(redis, 15, seal=SEAL)
         off = {s: [d.outcome for d in store.history(s)] for s in sessions}
     off = {s: h for s, h in off.items() if h != [sessions[s]]}
     return (

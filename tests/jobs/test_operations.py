@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from cubehook_cli import main
 from service.rq_jobs import JobFunction
 from service.settings import Settings
-from tests.conftest import SIM_API_KEY, Receiver, SimServer
+from tests.conftest import DECISION_KEY, SIM_API_KEY, Receiver, SimServer
 from tests.jobs.conftest import Pipeline
 from workers import operations
 
@@ -98,7 +98,7 @@ def cli(runtime: object, worker_settings: Settings) -> CliRunner:
         "redis_url": worker_settings.redis_url, "database_url": worker_settings.database_url,
         "complycube_base_url": worker_settings.complycube_base_url,
         "complycube_api_key": SIM_API_KEY, "allow_insecure_transport": "true", "rules_file": worker_settings.rules_file,
-        "complycube_rate_limit": 0,
+        "complycube_rate_limit": 0, "decision_keys": DECISION_KEY,
     }.items()}  # fmt: skip
     env["ALERT_URL"] = os.environ.get("ALERT_URL", "http://127.0.0.1:9/alerts")
     return CliRunner(env=env)

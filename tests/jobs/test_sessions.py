@@ -15,6 +15,7 @@ from redis.client import Pipeline
 from service.queue import EventQueue, Submitted, accepted_at
 from service.rq_jobs import EventRef
 from service.settings import DAY, Settings
+from tests.conftest import SEAL
 from workers.judging.judge import Decision, Kind
 from workers.leases import KEEPER, LeaseKeeper
 from workers.sessions import Committed, HandedOff, Lease, SessionStore
@@ -31,7 +32,7 @@ def decision(fingerprint: str, supersedes: str | None = None, n: int = 1) -> Dec
 
 @pytest.fixture
 def store(redis: Redis) -> SessionStore:
-    return SessionStore(redis, lock_seconds=2)
+    return SessionStore(redis, lock_seconds=2, seal=SEAL)
 
 
 def take(store: SessionStore, session_id: str = "s1") -> Lease:

@@ -137,3 +137,54 @@ def test_requests_past_the_concurrency_limit_get_503(listener: Callable[..., int
     with socket.create_connection(("127.0.0.1", port)) as later:
         later.sendall(delivery("over-limit-2"))
         assert status_line(received(later)) == "HTTP/1.1 202 Accepted"
+
+
+def flooded_head(header_bytes: int) -> bytes:
+    """A signed-looking request whose head carries one header of ``header_bytes`` bytes."""
+    return (
+        "POST /webhooks/complycube HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        f"X-Flood: {'a' * header_bytes}\r\nContent-Length: 2\r\n\r\n{{}}"
+    ).encode()
+
+
+@pytest.mark.parametrize("writes", [1, 2], ids=["one-write", "two-writes"])
+def test_an_oversized_head_gets_431_however_it_arrives(listener: Callable[..., int], writes: int) -> None:
+    """The bound holds for a head that arrives whole (one write of 100 KB) or ends in the write
+    that completes it (two writes of 10 KB each): the app never sees it."""
+    port = listener(max_head_bytes=16 * 1024)
+    before = refused("head_too_large")
+    request = flooded_head(100_000 if writes == 1 else 20_000 - 100)
+    parts = [request] if writes == 1 else [request[:10_000], request[10_000:]]
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        for part in parts:
+            sock.sendall(part)
+            time.sleep(0.1)  # so that the server reads the parts apart
+        data = received(sock)
+    assert status_line(data) == "HTTP/1.1 431 Request Header Fields Too Large"
+    assert data.endswith(b"<closed>")
+    assert refused("head_too_large") == before + 1
+
+
+@pytest.mark.parametrize("shape", ["headers", "url"])
+def test_many_small_headers_or_a_long_url_in_one_write_get_431(
+    listener: Callable[..., int], shape: str
+) -> None:
+    port = listener(max_head_bytes=16 * 1024)
+    headers = "".join(f"X-H{i}: {'b' * 90}\r\n" for i in range(1_000)) if shape == "headers" else ""
+    path = "/webhooks/complycube" + ("?q=" + "c" * 100_000 if shape == "url" else "")
+    request = f"POST {path} HTTP/1.1\r\nHost: t\r\n{headers}Content-Length: 2\r\n\r\n{{}}".encode()
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(request)
+        data = received(sock)
+    assert status_line(data) == "HTTP/1.1 431 Request Header Fields Too Large"
+
+
+def test_a_head_just_under_the_bound_is_accepted(listener: Callable[..., int]) -> None:
+    """In one write and in two: the app answers it (401, for it is not signed)."""
+    port = listener(max_head_bytes=16 * 1024)
+    request = flooded_head(16 * 1024 - 200)
+    for parts in ([request], [request[:8_000], request[8_000:]]):
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            for part in parts:
+                sock.sendall(part)
+            assert status_line(received(sock)) == "HTTP/1.1 401 Unauthorized"

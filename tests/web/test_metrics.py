@@ -89,14 +89,15 @@ WORKER_SERIES = {
     "cubehook_job_seconds", "cubehook_complycube_calls", "cubehook_decisions", "cubehook_actions",
     "cubehook_backfill_filter_misses", "cubehook_event_to_decision_seconds", "cubehook_worker_redis_up",
     "cubehook_database_up", "cubehook_complycube_up", "cubehook_redis_outages", "cubehook_redis_data_loss",
-    "cubehook_job_waits", "cubehook_actions_requeued",
+    "cubehook_job_waits", "cubehook_actions_requeued", "cubehook_forged_decisions",
 }  # fmt: skip
 
 
 def test_the_web_exports_its_own_series_and_none_of_a_workers(admin: TestClient) -> None:
     """A worker's series on the web's /metrics would read 0 for ever: a dashboard summing
     cubehook_decisions_total over every target, or an alert on a worker's gauge, would count it."""
-    import workers.outages  # noqa: F401 - its gauges registered, as in a process that has both
+    import workers.outages
+    import workers.seal  # noqa: F401
 
     exported = {family.name for family in text_string_to_metric_families(admin.get("/metrics").text)}
     worker_own = {family.name for family in WORKER.collect() if family.name.startswith("cubehook_")}
