@@ -67,7 +67,9 @@ def quarantine_list() -> None:
     if not items:
         click.echo("the quarantine is empty")
     for item in items:
-        click.echo(f"{item.id}  {format_time(item.kept_at)}  {item.size} bytes  {item.flaw}: {item.reason}")
+        line = f"{item.id}  {format_time(item.kept_at)}  {item.size} bytes  {item.flaw}: {item.reason}"
+        last = f"  (last replay: {item.last_flaw}: {item.last_reason})" if item.last_flaw else ""
+        click.echo(line + last)
 
 
 @quarantine.command("show")
@@ -90,6 +92,8 @@ def quarantine_show(item_id: str, raw: bool) -> None:
     click.echo(f"id:          {item.id}\nkept at:     {format_time(item.kept_at)}")
     click.echo(f"size:        {item.size} bytes, sha256 {hashlib.sha256(item.body).hexdigest()}")
     click.echo(f"reason:      {item.flaw}: {item.reason}\nreplayed at: {item.replayed_at or 'never'}")
+    if item.last_flaw:
+        click.echo(f"last replay: {item.last_flaw}: {item.last_reason}")
     click.echo("signature:   kept as received (not shown)")
 
 

@@ -42,10 +42,11 @@ def worker(burst: bool) -> None:
     if loaded.worker_metrics_port:  # first: the gauges say so while the worker waits for Redis
         from prometheus_client import start_http_server
 
+        from service.metrics import WORKER
         from service.ports import taken
 
         try:  # two workers on one host need a port each
-            start_http_server(loaded.worker_metrics_port, addr=loaded.admin_host)
+            start_http_server(loaded.worker_metrics_port, addr=loaded.admin_host, registry=WORKER)
         except OSError as exc:
             said = taken(loaded.admin_host, loaded.worker_metrics_port, "CUBEHOOK_WORKER_METRICS_PORT", exc)
             raise click.ClickException(said) from None

@@ -4,7 +4,8 @@ out, through a fixed sequence of guards:
 
 1. signature missing or wrong    SignatureError   (the endpoint: 401; a replay: the item stays)
 2. cannot be read                UNREADABLE       (the endpoint: kept in the quarantine, 202;
-                                                   a replay: the item stays, its reason updated)
+                                                   a replay: the item stays, the attempt noted
+                                                   beside the reason it was kept for)
 3. not about a session or check  IGNORED          recorded, counted by type
 4. event id already accepted     DUPLICATE
 5. queued                        ACCEPTED
@@ -143,7 +144,8 @@ class Intake:
     async def replay(self, item_id: str) -> Replayed:
         """Put a quarantined body through the intake again. Now read (accepted, duplicate,
         ignored): it leaves the quarantine. Still unreadable, or its signature no longer verifies
-        (a secret rotated away): it stays, saying why. Raises QueueUnavailable."""
+        (a secret rotated away): it stays, keeping the reason it was kept for, with this attempt's
+        noted beside it. Raises QueueUnavailable."""
         item = await self.quarantine.get(item_id)
         if item is None:
             return Replayed(item_id, "missing")

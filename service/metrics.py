@@ -1,8 +1,11 @@
 """Prometheus metrics: what the code counts, and what is read from Redis when scraped.
 
-The web process serves them on ``/metrics``; a worker serves its own on
-``CUBEHOOK_WORKER_METRICS_PORT`` when set. RQ exposes nothing by itself, so ``QueueCollector``
-reads the queue and registry sizes at scrape time (web side), and the dead-letter size with them.
+Two registries, one per process that serves metrics, so that neither exports the other's series
+as a 0 that never moves: ``WEB`` (the web process's ``/metrics``, on its admin listener, with the
+``QueueCollector`` beside it) and ``WORKER`` (a worker's, on ``CUBEHOOK_WORKER_METRICS_PORT`` when
+set; workers.outages adds its gauges to it). Each has the process's own collectors too (memory,
+CPU, the garbage collector). RQ exposes nothing by itself, so ``QueueCollector`` reads the queue
+and registry sizes at scrape time (web side), and the dead-letter size with them.
 """
 
 from __future__ import annotations
@@ -10,7 +13,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from redis import Redis
@@ -23,32 +33,46 @@ from service.events import Flaw
 from service.rq_jobs import rq_queue
 from service.settings import DAY
 
-WEBHOOKS = Counter("cubehook_webhooks", "Webhook deliveries by answer", ["status", "code"])
+WEB = CollectorRegistry()
+WORKER = CollectorRegistry()
+for _registry in (WEB, WORKER):
+    for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        _registry.register(_collector)
+
+# --- the web process's (and the console's request-head limits, which it does not serve) ----------
+WEBHOOKS = Counter("cubehook_webhooks", "Webhook deliveries by answer", ["status", "code"], registry=WEB)
 SIGNATURE_FAILURES = Counter(
-    "cubehook_signature_failures", "Webhook signatures refused, by reason", ["reason"]
+    "cubehook_signature_failures", "Webhook signatures refused, by reason", ["reason"], registry=WEB
 )
 HTTP_REFUSED = Counter(
-    "cubehook_http_refused", "Connections closed before their request reached the app, by reason", ["reason"]
-)
+    "cubehook_http_refused", "Connections closed before their request reached the app, by reason", ["reason"],
+    registry=WEB,
+)  # fmt: skip
 ENQUEUE_SECONDS = Histogram(
     "cubehook_enqueue_seconds", "Time to make an event durable in Redis",
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0), registry=WEB,
 )  # fmt: skip
 WAIT_SHORTFALLS = Counter(
     "cubehook_redis_wait_shortfalls",
     "WAITs after accepting events that fewer replicas acknowledged than needed (the events got 503)",
+    registry=WEB,
 )
 QUARANTINED = Counter(
-    "cubehook_quarantined", "Signed deliveries that could not be read, kept for replay, by reason", ["reason"]
+    "cubehook_quarantined",
+    "Signed deliveries that could not be read, kept for replay, by reason",
+    ["reason"],
+    registry=WEB,
 )
 for _flaw in Flaw:  # each series from 0, so that increase() sees the first one
     QUARANTINED.labels(reason=_flaw.value)
 QUARANTINE_EVICTED = Counter(
-    "cubehook_quarantine_evicted", "Quarantined deliveries evicted, oldest first, to keep within the bounds"
-)
+    "cubehook_quarantine_evicted", "Quarantined deliveries evicted, oldest first, to keep within the bounds",
+    registry=WEB,
+)  # fmt: skip
 EVENTS_IGNORED = Counter(
-    "cubehook_events_ignored", "Readable events of types cubehook does not act on, by type", ["type"]
-)
+    "cubehook_events_ignored", "Readable events of types cubehook does not act on, by type", ["type"],
+    registry=WEB,
+)  # fmt: skip
 _IGNORED: dict[str, Counter] = {}
 
 
@@ -63,18 +87,22 @@ def count_ignored(event_type: str) -> None:
     counter.inc()
 
 
+# --- a worker's (workers.outages has the rest) ------------------------------------------------------
 # "function", not "job": Prometheus sets "job" on every series (the scrape job) and renames ours.
-JOB_SECONDS = Histogram("cubehook_job_seconds", "Job run time", ["function", "result"])
-API_CALLS = Counter("cubehook_complycube_calls", "ComplyCube API calls by answer", ["status"])
-DECISIONS = Counter("cubehook_decisions", "Decisions made", ["kind", "outcome"])
-ACTIONS = Counter("cubehook_actions", "Action attempts by result", ["action", "result"])
+JOB_SECONDS = Histogram("cubehook_job_seconds", "Job run time", ["function", "result"], registry=WORKER)
+API_CALLS = Counter(
+    "cubehook_complycube_calls", "ComplyCube API calls by answer", ["status"], registry=WORKER
+)
+DECISIONS = Counter("cubehook_decisions", "Decisions made", ["kind", "outcome"], registry=WORKER)
+ACTIONS = Counter("cubehook_actions", "Action attempts by result", ["action", "result"], registry=WORKER)
 BACKFILL_FILTER_MISSES = Counter(
     "cubehook_backfill_filter_misses",
     "Sessions updated in a backfill's window that ComplyCube's updatedAfter filter did not return",
+    registry=WORKER,
 )
 EVENT_TO_DECISION = Histogram(
     "cubehook_event_to_decision_seconds", "From the event's time at ComplyCube to the decision",
-    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600),
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600), registry=WORKER,
 )  # fmt: skip
 
 

@@ -26,7 +26,8 @@ from datetime import UTC, datetime
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, WatchError
+from redis.typing import EncodableT
 
 from service import keys, scripts
 from service.errors import QueueUnavailable
@@ -39,7 +40,8 @@ EVICTED, ITEM, IGNORED_TYPES = keys.QUARANTINE_EVICTED, keys.QUARANTINE_ITEM, ke
 MAX_IGNORED_TYPES = 100  # distinct types counted by name; the others as OTHER_TYPES
 OTHER_TYPES = "(other)"
 
-_ITEM_FIELDS = ("flaw", "reason", "at", "replayed_at")
+_ITEM_FIELDS = ("flaw", "reason", "at", "replayed_at", "last_flaw", "last_reason")
+NOTE_TRIES = 5  # a note raced by another one is written again; by a forget or an eviction, not at all
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +49,11 @@ class Item:
     id: str
     kept_at: datetime
     size: int
-    flaw: str
+    flaw: str  # why it was kept: a replay never changes it
     reason: str  # short and safe: field locations and messages, never any of the body
-    replayed_at: str | None = None
+    replayed_at: str | None = None  # the latest replay that left it here, and why it stayed:
+    last_flaw: str | None = None  # still unreadable (its flaw then), or "signature" when no
+    last_reason: str | None = None  # secret verifies it now (a secret rotated away)
     body: bytes = b""  # only from Quarantine.get
     signature: str = ""  # the header as received; only from Quarantine.get
 
@@ -78,7 +82,6 @@ class Quarantine:
         self.retention = retention
         self._keep = async_script(redis, scripts.QUARANTINE_KEEP, loads_scripts)
         self._forget = async_script(redis, scripts.QUARANTINE_FORGET, loads_scripts)
-        self._note = async_script(redis, scripts.QUARANTINE_NOTE, loads_scripts)
 
     async def keep(self, body: bytes, signature: str, unreadable: Unreadable) -> Kept:
         item_id = "q-" + secrets.token_hex(8)
@@ -120,8 +123,27 @@ class Quarantine:
             return bool(await self._forget(keys=[INDEX, SIZES, TOTAL], args=[ITEM, self.retention, item_id]))
 
     async def note(self, item_id: str, flaw: str, reason: str, when: datetime) -> bool:
+        """Record a replay that left a held item where it was: its latest attempt, beside the reason
+        it was kept for, never over it (that reason is what a person reads to fix it). False when
+        the item is gone: an HSET then would make a key without a TTL, hence the WATCH."""
+        key = ITEM + item_id
+        latest: dict[EncodableT, EncodableT] = {
+            "last_flaw": flaw, "last_reason": reason, "replayed_at": when.isoformat()
+        }  # fmt: skip
         with _unavailable():
-            return bool(await self._note(keys=[ITEM + item_id], args=[flaw, reason, when.isoformat()]))
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for _ in range(NOTE_TRIES):
+                    try:
+                        await pipe.watch(key)
+                        if not await pipe.exists(key):
+                            return False
+                        pipe.multi()  # type: ignore[no-untyped-call]
+                        pipe.hset(key, mapping=latest)
+                        await pipe.execute()
+                    except WatchError:
+                        continue  # changed meanwhile: look again
+                    return True
+        return False
 
 
 @contextmanager
@@ -168,6 +190,7 @@ def text(value: object) -> str:
 
 
 def _item(item_id: str, fields: list[object], size: object) -> Item:
-    flaw, reason, at, replayed = (None if f is None else text(f) for f in fields)
+    flaw, reason, at, replayed, last_flaw, last_reason = (None if f is None else text(f) for f in fields)
     kept_at = datetime.fromtimestamp(int(at or 0) / 1_000_000, UTC)
-    return Item(item_id, kept_at, int(text(size or 0)), flaw or "", reason or "", replayed)
+    size_ = int(text(size or 0))
+    return Item(item_id, kept_at, size_, flaw or "", reason or "", replayed, last_flaw, last_reason)

@@ -126,13 +126,6 @@ QUARANTINE_TOTALS = (
     + "return {redis.call('ZCARD', KEYS[1]), tonumber(redis.call('GET', KEYS[3]) or '0'),"
     + " tonumber(redis.call('GET', KEYS[4]) or '0')}\n"
 )
-# KEYS[1]: an item's key. ARGV: flaw, reason, when (ISO). Updates a held item after a replay that
-# left it where it was; 0 when it is gone (an HSET would make a key without a TTL).
-QUARANTINE_NOTE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'flaw', ARGV[1], 'reason', ARGV[2], 'replayed_at', ARGV[3])
-return 1
-"""
 # KEYS[1]: the ignored-types hash. ARGV: the event type, the most distinct names kept, the name the
 # others are counted under. Returns {the name counted, its count now}: 1 means seen first now.
 COUNT_IGNORED = """

@@ -10,9 +10,9 @@ A worker never exits because Redis, the database or ComplyCube is away. What it 
   for later as a fresh scheduled job (workers.reschedule), without spending a retry: an outage of
   any length leaves no dead letter, since nothing in it needs a person (the alert on the outage
   itself does). One warning line per put-back, ``job.waiting``, with the reason and the next time.
-- **Tells Prometheus**: the gauges below, served on the worker's own metrics port, and read by the
-  alert rules (deploy/prometheus/alerts.yaml). They live here, not in service.metrics: the web
-  process never imports this module, so it never exports a worker's gauge as a stale 0.
+- **Tells Prometheus**: the gauges below, in the workers' registry (service.metrics.WORKER), served
+  on the worker's own metrics port and read by the alert rules (deploy/prometheus/alerts.yaml);
+  never in the web's, which would export them as a 0 that never moves.
 """
 
 from __future__ import annotations
@@ -32,27 +32,36 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from service.errors import UpstreamMalformed, UpstreamRateLimited, UpstreamUnavailable
 from service.log import get_logger
+from service.metrics import WORKER
 
 log = get_logger("cubehook.outages")
 
-WORKER_REDIS_UP = Gauge("cubehook_worker_redis_up", "The worker's last Redis call succeeded (1), or not (0)")
-REDIS_OUTAGES = Counter("cubehook_redis_outages", "Redis outages this worker rode out")
+WORKER_REDIS_UP = Gauge(
+    "cubehook_worker_redis_up", "The worker's last Redis call succeeded (1), or not (0)", registry=WORKER
+)
+REDIS_OUTAGES = Counter("cubehook_redis_outages", "Redis outages this worker rode out", registry=WORKER)
 REDIS_DATA_LOSS = Counter(
-    "cubehook_redis_data_loss", "Redis came back without cubehook's data (its epoch marker changed)"
+    "cubehook_redis_data_loss", "Redis came back without cubehook's data (its epoch marker changed)",
+    registry=WORKER,
+)  # fmt: skip
+DATABASE_UP = Gauge(
+    "cubehook_database_up", "The worker's last probe of the audit database succeeded", registry=WORKER
 )
-DATABASE_UP = Gauge("cubehook_database_up", "The worker's last probe of the audit database succeeded")
 COMPLYCUBE_UP = Gauge(
-    "cubehook_complycube_up", "ComplyCube's last answer to this worker was not a 5xx, timeout or failure"
-)
+    "cubehook_complycube_up", "ComplyCube's last answer to this worker was not a 5xx, timeout or failure",
+    registry=WORKER,
+)  # fmt: skip
 JOB_WAITS = Counter(
     "cubehook_job_waits",
     "Jobs put back, no retry spent, while what they need is away",
     ["function", "reason"],
+    registry=WORKER,
 )
 ACTIONS_REQUEUED = Counter(
     "cubehook_actions_requeued",
     "Actions not sent, with no live job, queued again by the ledger",
     ["reason"],
+    registry=WORKER,
 )
 for _gauge in (WORKER_REDIS_UP, DATABASE_UP, COMPLYCUBE_UP):
     _gauge.set(1)  # until a probe says otherwise: a worker that just started has seen no outage

@@ -24,7 +24,6 @@ INTAKE_SCRIPTS = (
     scripts.SEE_IGNORED,
     scripts.QUARANTINE_KEEP,
     scripts.QUARANTINE_FORGET,
-    scripts.QUARANTINE_NOTE,
     scripts.QUARANTINE_TOTALS,
     scripts.COUNT_IGNORED,
 )

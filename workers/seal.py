@@ -25,6 +25,7 @@ from typing import Any
 from prometheus_client import Counter
 
 from service.log import get_logger
+from service.metrics import WORKER
 from service.settings import Settings
 from workers.judging.judge import Decision
 
@@ -45,6 +46,7 @@ REFUSED = Counter(
     "cubehook_forged_decisions",
     "Decisions read from Redis and refused: their seal did not verify, so nothing acts on them",
     ["reason"],
+    registry=WORKER,  # counted by the workers, served on their port (the console serves none)
 )
 
 

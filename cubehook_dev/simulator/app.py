@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import httpx2
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from cubehook_dev.simulator.answers import error, not_found, parse
 from cubehook_dev.simulator.delivery import Deliverer
 from cubehook_dev.simulator.faults import SERVER_ERRORS, Fault, FaultConfig, FaultInjector
 from cubehook_dev.simulator.listing import empty_page
@@ -66,14 +67,6 @@ class CheckUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     outcome: str = Field(min_length=1)
-
-
-def error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"type": kind, "message": message}, status_code=status, headers=headers)
-
-
-def not_found(kind: str, resource_id: str) -> JSONResponse:
-    return error(404, "resource_not_found", f"{kind} with id {resource_id} not found")
 
 
 class Simulator:
@@ -150,7 +143,7 @@ class Simulator:
         )
 
     async def create_webhook(self, request: Request) -> Response:
-        body = await _parse(request, WebhookCreate)
+        body = await parse(request, WebhookCreate)
         if isinstance(body, Response):
             return body
         secret = "whsec_" + self.world.new_id()
@@ -163,7 +156,7 @@ class Simulator:
         hook = self.world.webhooks.get(request.path_params["id"])
         if hook is None:
             return not_found("Webhook", request.path_params["id"])
-        body = await _parse(request, WebhookUpdate)
+        body = await parse(request, WebhookUpdate)
         if isinstance(body, Response):
             return body
         hook.url = body.url or hook.url
@@ -171,10 +164,17 @@ class Simulator:
         hook.enabled = hook.enabled if body.enabled is None else body.enabled
         return JSONResponse(self.world.render_webhook(hook))
 
+    async def delete_webhook(self, request: Request) -> Response:
+        """``DELETE /v1/webhooks/{id}``: gone, and nothing more is sent through it, retries included
+        (ComplyCube's reference shows no answer body: 204)."""
+        if self.world.remove_webhook(request.path_params["id"]) is None:
+            return not_found("Webhook", request.path_params["id"])
+        return Response(status_code=204)
+
     # --- control -------------------------------------------------------------------------------
 
     async def create_scenario(self, request: Request) -> Response:
-        spec = await _parse(request, ScenarioSpec)
+        spec = await parse(request, ScenarioSpec)
         if isinstance(spec, Response):
             return spec
         plan = resolve(spec)
@@ -222,7 +222,7 @@ class Simulator:
         check = self.world.checks.get(request.path_params["id"])
         if check is None:
             return not_found("Check", request.path_params["id"])
-        body = await _parse(request, CheckUpdate)
+        body = await parse(request, CheckUpdate)
         if isinstance(body, Response):
             return body
         self.deliverer.publish([self.world.set_check_outcome(check, body.outcome, time.time())])
@@ -232,7 +232,7 @@ class Simulator:
         return JSONResponse(self.faults.config.model_dump())
 
     async def put_faults(self, request: Request) -> Response:
-        config = await _parse(request, FaultConfig)
+        config = await parse(request, FaultConfig)
         if isinstance(config, Response):
             return config
         self.faults.reconfigure(config)
@@ -270,26 +270,12 @@ class Simulator:
         await self.deliverer.aclose()
 
 
-M = TypeVar("M", bound=BaseModel)
-
-
 def _route(method: str, path: str) -> str:
     """``GET /v1/checks/{id}`` for ``GET /v1/checks/abc``: the route a request took."""
     parts = path.strip("/").split("/")
     if len(parts) > 2:
         parts[2] = "{id}"
     return f"{method} /{'/'.join(parts)}"
-
-
-async def _parse(request: Request, model: type[M]) -> M | Response:
-    try:
-        return model.model_validate_json(await request.body() or b"{}")
-    except ValidationError as exc:
-        detail = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
-            for e in exc.errors(include_input=False)
-        )
-        return error(400, "invalid_request", detail)
 
 
 def create_simulator_app(config: SimConfig, transport: httpx2.AsyncBaseTransport | None = None) -> Starlette:
@@ -328,6 +314,7 @@ def create_simulator_app(config: SimConfig, transport: httpx2.AsyncBaseTransport
                 methods=["GET"],
             ),
             Route("/v1/webhooks/{id}", api(sim.update_webhook), methods=["POST"]),
+            Route("/v1/webhooks/{id}", api(sim.delete_webhook), methods=["DELETE"]),
             Route("/_sim/sessions", sim.create_scenario, methods=["POST"]),
             Route("/_sim/sessions/{id}/advance", sim.advance, methods=["POST"]),
             Route("/_sim/checks/{id}", sim.update_check, methods=["POST"]),

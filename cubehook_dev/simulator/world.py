@@ -170,6 +170,13 @@ class World:
         self.webhooks[hook.id] = hook
         return hook
 
+    def remove_webhook(self, hook_id: str) -> WebhookRecord | None:
+        """Delete a subscription: its deliveries still in progress stop with it."""
+        hook = self.webhooks.pop(hook_id, None)
+        if hook is not None:
+            hook.enabled = False
+        return hook
+
     # --- rendering -------------------------------------------------------------------------------
 
     def session_checks(self, session: SessionRecord) -> Iterator[CheckRecord]:

@@ -75,7 +75,7 @@ def create_admin_app(settings: Settings, redis: Redis) -> Starlette:
         ]
     )
     app.state.redis = redis
-    # Per app, so that tests may build several; the process-wide counters live in REGISTRY.
+    # Per app, so that tests may build several; the process-wide counters live in metrics.WEB.
     app.state.metrics_registry = CollectorRegistry()
     app.state.metrics_registry.register(
         QueueCollector(redis, settings.queue_name, settings.quarantine_retention_seconds)

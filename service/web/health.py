@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from redis import Redis
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+
+from service.metrics import WEB
 
 OPENAPI = Path(__file__).with_name("openapi.json")
 
@@ -36,10 +38,11 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 async def metrics(request: Request) -> Response:
-    """Prometheus text: what this process counted, and the queue as Redis holds it now."""
+    """Prometheus text: what this process counted (the web's registry alone: a worker's series
+    would read 0 here for ever), and the queue as Redis holds it now."""
     registry: CollectorRegistry = request.app.state.metrics_registry
 
     def render() -> bytes:
-        return bytes(generate_latest(REGISTRY)) + bytes(generate_latest(registry))
+        return bytes(generate_latest(WEB)) + bytes(generate_latest(registry))
 
     return Response(await run_in_threadpool(render), media_type=CONTENT_TYPE_LATEST)

@@ -20,7 +20,7 @@ from service import keys
 from service.events import Flaw, Unreadable
 from service.quarantine import Quarantine
 from service.settings import Settings
-from tests.conftest import SIM_API_KEY, Receiver, SimServer, event_body, signature
+from tests.conftest import OTHER_SECRET, SIM_API_KEY, Receiver, SimServer, event_body, signature
 from tests.console.conftest import csrf, login, with_rules
 from tests.jobs.conftest import Pipeline
 from workers import operations
@@ -74,6 +74,37 @@ def test_an_operator_replays_a_quarantined_delivery(
         ("replay_quarantine", item, True, "operator"),
         ("replay_quarantine", item, False, "operator"),
     ]
+
+
+def test_a_replay_the_consoles_secrets_cannot_verify_keeps_the_reason_and_shows_the_attempt(
+    console: Console, app_client: Callable[..., TestClient], worker_settings: Settings
+) -> None:
+    """Signed with a secret the console has not got (rotated away, or never given to it): the
+    item stays, still showing why it was kept, and the page says why the replay left it there."""
+    body = b'{"id": "evt-q2", "type": "workflow.session.completed", "payload": {"id": "s"}, "x": ['
+    header = signature(body, OTHER_SECRET)["ComplyCube-Signature"]
+
+    async def keep() -> str:
+        aredis = AsyncRedis.from_url(worker_settings.redis_url)
+        try:
+            quarantine = Quarantine(aredis, 10, 1 << 20, 3600)
+            return (await quarantine.keep(body, header, Unreadable(Flaw.NOT_JSON, "body: Invalid JSON"))).id
+        finally:
+            await aredis.aclose()
+
+    item = asyncio.run(keep())
+    operator = login(app_client(), "operator")
+    page = operator.get("/operations")
+    answer = operator.post(f"/operations/quarantine/{item}/replay", data={"csrf": csrf(page.text)})
+    assert answer.headers["location"] == f"/operations?kept={item}"
+    after = operator.get(answer.headers["location"]).text
+    assert "Still unreadable" not in after  # it was not read at all: its signature did not verify
+    row = after.split('id="quarantine"')[1].split('id="recent"')[0]
+    assert "not_json: body: Invalid JSON" in row  # why it was kept, as it was
+    last = row.split('class="last-replay">')[1].split("</td>")[0]
+    assert "signature: signature mismatch" in last
+    assert "CUBEHOOK_WEBHOOK_SECRETS" in last
+    assert actions(console) == [("replay_quarantine", item, False, "operator")]
 
 
 def test_the_webhooks_health_as_the_watchdog_saw_it_and_an_operator_re_enables_it(

@@ -14,12 +14,9 @@ from typing import Any
 
 import pytest
 import yaml
-from prometheus_client import Counter, Gauge, Histogram
 from redis import Redis
 
-from service import keys, metrics
-from service.metrics import QueueCollector
-from workers import outages, seal
+from tests.deploy.exported import exported_labels
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PROMETHEUS = ROOT / "deploy" / "prometheus"
@@ -79,28 +76,6 @@ def test_every_dashboard_expression_parses(promtool: str, tmp_path: Path) -> Non
     checked = subprocess.run([promtool, "check", "rules", str(tmp_path / "dashboard.yaml")],
                              capture_output=True, text=True)  # fmt: skip
     assert checked.returncode == 0, checked.stdout + checked.stderr
-
-
-def exported_labels(redis: Redis) -> dict[str, set[str]]:
-    """Every metric cubehook exports, by the name Prometheus stores it under, with its labels."""
-    found: dict[str, set[str]] = {}
-    for value in [*vars(metrics).values(), *vars(outages).values(), *vars(seal).values()]:
-        if isinstance(value, Counter | Gauge | Histogram):
-            labels = set(value._labelnames)
-            name = value._name
-            if isinstance(value, Gauge):
-                found[name] = labels
-            elif isinstance(value, Counter):
-                found[f"{name}_total"] = labels
-            else:
-                for suffix in ("_bucket", "_sum", "_count"):
-                    found[name + suffix] = labels | ({"le"} if suffix == "_bucket" else set())
-    redis.hset(keys.WATCHDOG_ENABLED, "wh1", 1)
-    redis.set("cubehook:last_event_at", 1)
-    for family in QueueCollector(redis, "cubehook").collect():
-        for sample in family.samples:
-            found.setdefault(sample.name, set()).update(sample.labels)
-    return found
 
 
 def test_every_dashboard_and_alert_expression_names_metrics_and_labels_that_exist(redis: Redis) -> None:

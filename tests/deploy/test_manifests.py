@@ -102,6 +102,22 @@ def test_every_component_reaches_redis_over_tls_as_its_own_user() -> None:
         assert {"secretRef": {"name": name}} in container["envFrom"], name
 
 
+def test_every_process_that_verifies_signatures_reads_the_webhook_secrets_from_one_place() -> None:
+    """Each component's own Secret holding its own copy of the webhook secrets let a rotation reach
+    the web pods and not the console, whose replays then checked the old secret alone."""
+    holders = [d["metadata"]["name"] for d in manifests()
+               if d["kind"] == "Secret" and "CUBEHOOK_WEBHOOK_SECRETS" in d["stringData"]]  # fmt: skip
+    assert holders == ["cubehook-webhook-secrets"]
+    shared = {"secretRef": {"name": "cubehook-webhook-secrets"}}
+    deployments = {d["metadata"]["name"]: d for d in manifests() if d["kind"] == "Deployment"}
+    readers = {name for name, deployment in deployments.items()
+               if shared in deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"]}  # fmt: skip
+    assert readers == {"cubehook-web", "cubehook-console"}  # the workers verify nothing
+    services = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+    given = {name: services[name]["environment"]["CUBEHOOK_WEBHOOK_SECRETS"] for name in ("web", "console")}
+    assert given["web"] == given["console"]
+
+
 def test_network_policies_fence_every_pod_and_the_data_stores() -> None:
     policies = {d["metadata"]["name"]: d["spec"] for d in manifests() if d["kind"] == "NetworkPolicy"}
     for component in ("web", "worker", "console"):

@@ -88,6 +88,22 @@ def test_webhooks_list_create_disable(simulator: TestClient) -> None:
     )
 
 
+def test_a_deleted_webhook_is_gone_and_sends_nothing_more(simulator: TestClient) -> None:
+    [first] = Page[Webhook].model_validate_json(simulator.get("/v1/webhooks", headers=AUTH).content).items
+    second = simulator.post("/v1/webhooks", json={"url": "http://other.test/hook"}, headers=AUTH).json()
+    deleted = simulator.delete(f"/v1/webhooks/{first.id}", headers=AUTH)
+    assert (deleted.status_code, deleted.content) == (204, b"")
+    assert simulator.get(f"/v1/webhooks/{first.id}", headers=AUTH).status_code == 404
+    listed = Page[Webhook].model_validate_json(simulator.get("/v1/webhooks", headers=AUTH).content)
+    assert [h.id for h in listed.items] == [second["id"]]
+    again = simulator.delete(f"/v1/webhooks/{first.id}", headers=AUTH)
+    assert (again.status_code, again.json()["type"]) == (404, "resource_not_found")
+    assert simulator.delete(f"/v1/webhooks/{second['id']}").status_code == 401  # the API key, as always
+    scenario(simulator, preset="clear")
+    wait_idle(simulator)
+    assert {d["webhookId"] for d in simulator.get("/_sim/deliveries").json()} == {second["id"]}
+
+
 def test_bad_control_input_is_400(simulator: TestClient) -> None:
     response = simulator.post("/_sim/sessions", json={"preset": "nonsense"})
     assert response.status_code == 400

@@ -82,7 +82,13 @@ def test_list_show_replay(web: str, redis_url: str, redis: Redis) -> None:
     rotated = quarantine(redis_url, "replay", not_json, secrets=OTHER_SECRET)
     assert rotated.returncode == 1
     assert f"{not_json}  kept  signature: signature mismatch" in rotated.stdout.decode()
-    assert "reason:      signature: " in quarantine(redis_url, "show", not_json).stdout.decode()
+    after = quarantine(redis_url, "show", not_json).stdout.decode()
+    assert "reason:      not_json: " in after  # why it was kept, still: the replay's failure beside it
+    assert "last replay: signature: signature mismatch" in after
+    assert any(
+        row.startswith(not_json) and "not_json: " in row and "(last replay: signature: " in row
+        for row in quarantine(redis_url, "list").stdout.decode().splitlines()
+    )
 
     assert quarantine(redis_url, "replay").returncode == 2  # an ID or --all
 

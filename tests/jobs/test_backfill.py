@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx2
-from prometheus_client import REGISTRY
 
+from service.metrics import WORKER
 from service.settings import Settings
 from tests.conftest import SimServer
 from tests.jobs.conftest import Pipeline
@@ -24,7 +24,7 @@ LIST = "GET /v1/workflowSessions"
 
 
 def misses() -> float:
-    return REGISTRY.get_sample_value("cubehook_backfill_filter_misses_total") or 0.0
+    return WORKER.get_sample_value("cubehook_backfill_filter_misses_total") or 0.0
 
 
 def errors(log_output: io.StringIO) -> list[dict[str, Any]]:

@@ -11,10 +11,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from prometheus_client import REGISTRY
 from redis import Redis
 
 from service.log import get_logger
+from service.metrics import WORKER
 from service.rq_jobs import JobFunction
 from service.settings import Settings
 from tests.conftest import SEAL, Receiver, SimServer
@@ -48,7 +48,7 @@ def logs(log_output: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> io.StringI
 
 
 def refused(reason: str) -> float:
-    return REGISTRY.get_sample_value("cubehook_forged_decisions_total", {"reason": reason}) or 0.0
+    return WORKER.get_sample_value("cubehook_forged_decisions_total", {"reason": reason}) or 0.0
 
 
 def refusals(logs: io.StringIO) -> list[dict[str, object]]:

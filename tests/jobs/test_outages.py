@@ -15,11 +15,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from prometheus_client import REGISTRY
 from redis import Redis
 from sqlalchemy import create_engine
 
 from cubehook_dev.devredis import free_port
+from service.metrics import WORKER
 from service.settings import DAY, Settings
 from tests.conftest import Receiver, SimServer
 from tests.jobs.conftest import Pipeline
@@ -57,9 +57,7 @@ def closed_port() -> int:
 
 
 def waits(function: str, reason: str) -> float:
-    return (
-        REGISTRY.get_sample_value("cubehook_job_waits_total", {"function": function, "reason": reason}) or 0
-    )
+    return WORKER.get_sample_value("cubehook_job_waits_total", {"function": function, "reason": reason}) or 0
 
 
 def run_scheduled(pipeline: Pipeline) -> list[str]:
@@ -254,12 +252,12 @@ def test_the_epoch_notices_a_redis_that_came_back_empty(runtime: Runtime, redis:
     assert first.check() is False
     other = Epoch(redis, runtime.audit, losses.append)  # another worker agrees
     assert other.check() is False
-    before = REGISTRY.get_sample_value("cubehook_redis_data_loss_total") or 0
+    before = WORKER.get_sample_value("cubehook_redis_data_loss_total") or 0
     redis.flushdb()
     found = [first.check(), other.check()]
     assert sorted(found) == [False, True]  # one worker says so, once
     assert len(losses) == 1
-    assert (REGISTRY.get_sample_value("cubehook_redis_data_loss_total") or 0) - before == 1
+    assert (WORKER.get_sample_value("cubehook_redis_data_loss_total") or 0) - before == 1
     assert first.check() is False
     assert other.check() is False
 

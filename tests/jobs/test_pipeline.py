@@ -183,10 +183,10 @@ def test_every_delivery_is_on_the_audit_trail(pipeline: Pipeline, sim: SimServer
 
 
 def test_workers_count_api_calls_decisions_and_actions(pipeline: Pipeline, sim: SimServer) -> None:
-    from prometheus_client import REGISTRY
+    from service.metrics import WORKER
 
     def value(name: str, labels: dict[str, str]) -> float:
-        return REGISTRY.get_sample_value(name, labels) or 0.0
+        return WORKER.get_sample_value(name, labels) or 0.0
 
     before = (value("cubehook_complycube_calls_total", {"status": "200"}),
               value("cubehook_decisions_total", {"kind": "outcome", "outcome": "attention"}),
@@ -203,9 +203,9 @@ def test_workers_count_api_calls_decisions_and_actions(pipeline: Pipeline, sim: 
 
 
 def _api_calls() -> float:
-    from prometheus_client import REGISTRY
+    from service.metrics import WORKER
 
-    return REGISTRY.get_sample_value("cubehook_complycube_calls_total", {"status": "200"}) or 0.0
+    return WORKER.get_sample_value("cubehook_complycube_calls_total", {"status": "200"}) or 0.0
 
 
 def _run_scheduled_now(pipeline: Pipeline, job_id: str) -> None:

@@ -4,10 +4,10 @@ database for its gauge."""
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY
 from redis import Redis
 from rq import SimpleWorker
 
+from service.metrics import WORKER
 from service.rq_jobs import JOB_OPTIONS, JobFunction
 from tests.jobs.conftest import Pipeline
 from tests.jobs.test_outages import closed_port as closed_port  # the fixture
@@ -28,7 +28,7 @@ def watch_of(pipeline: Pipeline) -> tuple[Watch, SimpleWorker]:
 
 
 def gauge(name: str) -> float | None:
-    return REGISTRY.get_sample_value(name)
+    return WORKER.get_sample_value(name)
 
 
 def test_a_redis_that_forgot_the_fleet_gets_it_back_within_a_tick(pipeline: Pipeline, redis: Redis) -> None:

@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 
 import pytest
-from prometheus_client import REGISTRY
 from redis import Redis
 from rq import Queue
 
 from cubehook_dev.devredis import free_port
+from service.metrics import WEB
 from service.settings import Settings
 from service.web.app import create_apps
 from service.web.serve import configs
@@ -55,7 +55,7 @@ def status_line(data: bytes) -> str:
 
 
 def refused(reason: str) -> float:
-    return REGISTRY.get_sample_value("cubehook_http_refused_total", {"reason": reason}) or 0.0
+    return WEB.get_sample_value("cubehook_http_refused_total", {"reason": reason}) or 0.0
 
 
 def test_an_oversized_head_gets_431_and_is_not_read_further(listener: Callable[..., int]) -> None:

@@ -7,11 +7,11 @@ import io
 import json
 
 import pytest
-from prometheus_client import REGISTRY
 from redis import Redis
 from starlette.testclient import TestClient
 
 from service import metrics
+from service.metrics import WEB
 from service.quarantine import IGNORED_TYPES, MAX_IGNORED_TYPES, OTHER_TYPES, ignored_types
 from tests.conftest import event_body, signature
 
@@ -25,7 +25,7 @@ def ignore(client: TestClient, event_id: str, event_type: str) -> None:
 
 
 def counted(event_type: str) -> float:
-    return REGISTRY.get_sample_value("cubehook_events_ignored_total", {"type": event_type}) or 0.0
+    return WEB.get_sample_value("cubehook_events_ignored_total", {"type": event_type}) or 0.0
 
 
 def lines(log_output: io.StringIO, event: str) -> list[dict[str, str]]:

@@ -5,19 +5,19 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 
-from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 from rq import Queue
 from starlette.testclient import TestClient
 
+from service.metrics import WEB, WORKER
 from service.settings import Settings
 from service.web.app import create_apps
 from tests.conftest import event_body, signature
 
 
 def sample(name: str, labels: dict[str, str] | None = None) -> float:
-    return REGISTRY.get_sample_value(name, labels or {}) or 0.0
+    return WEB.get_sample_value(name, labels or {}) or 0.0
 
 
 def scrape(admin: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -82,3 +82,29 @@ def test_a_hung_redis_is_reported_down_within_the_scrape(make_settings: Callable
 def test_no_last_event_series_before_the_first_event(admin: TestClient) -> None:
     """Never: no series, rather than a 0 that reads as an event in 1970 (and fires the alert)."""
     assert not any(name == "cubehook_last_event_timestamp_seconds" for name, _labels in scrape(admin))
+
+
+# A worker's series (service.metrics and workers.outages), by the names of their families.
+WORKER_SERIES = {
+    "cubehook_job_seconds", "cubehook_complycube_calls", "cubehook_decisions", "cubehook_actions",
+    "cubehook_backfill_filter_misses", "cubehook_event_to_decision_seconds", "cubehook_worker_redis_up",
+    "cubehook_database_up", "cubehook_complycube_up", "cubehook_redis_outages", "cubehook_redis_data_loss",
+    "cubehook_job_waits", "cubehook_actions_requeued", "cubehook_forged_decisions",
+}  # fmt: skip
+
+
+def test_the_web_exports_its_own_series_and_none_of_a_workers(admin: TestClient) -> None:
+    """A worker's series on the web's /metrics would read 0 for ever: a dashboard summing
+    cubehook_decisions_total over every target, or an alert on a worker's gauge, would count it."""
+    import workers.outages
+    import workers.seal  # noqa: F401
+
+    exported = {family.name for family in text_string_to_metric_families(admin.get("/metrics").text)}
+    worker_own = {family.name for family in WORKER.collect() if family.name.startswith("cubehook_")}
+    assert worker_own == WORKER_SERIES
+    assert exported & WORKER_SERIES == set()
+    web_own = {family.name for family in WEB.collect() if family.name.startswith("cubehook_")}
+    assert {"cubehook_webhooks", "cubehook_enqueue_seconds", "cubehook_quarantined"} <= web_own
+    assert web_own <= exported
+    assert web_own & worker_own == set()  # and a worker's port, its registry, none of the web's
+    assert "process_resident_memory_bytes" in exported  # the process's own, as before

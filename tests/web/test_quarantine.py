@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import pytest
-from prometheus_client import REGISTRY
 from redis import Redis
 from starlette.testclient import TestClient
 
@@ -19,6 +18,7 @@ from cubehook_dev.devredis import EmbeddedRedis
 from service import quarantine
 from service.events import Flaw
 from service.intake import Intake, run_with_intake
+from service.metrics import WEB
 from service.quarantine import INDEX, ITEM, Item
 from service.rq_jobs import rq_queue
 from service.settings import Settings
@@ -59,7 +59,7 @@ def get(settings: Settings, item_id: str) -> Item | None:
 
 
 def sample(name: str, labels: dict[str, str] | None = None) -> float:
-    return REGISTRY.get_sample_value(name, labels or {}) or 0.0
+    return WEB.get_sample_value(name, labels or {}) or 0.0
 
 
 def assert_nothing_queued(redis: Redis) -> None:

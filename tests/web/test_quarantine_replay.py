@@ -81,24 +81,52 @@ def test_a_replay_of_what_still_cannot_be_read_keeps_it_with_its_reason(
     item = get(settings, item_id)
     assert item is not None
     assert (item.body, item.flaw, item.replayed_at is not None) == (body, "missing_fields", True)
+    assert item.last_flaw == "missing_fields"
     assert held(redis) == [item_id]
     assert redis.ttl(ITEM + item_id) > 0  # still expires
     assert_nothing_queued(redis)
 
 
-def test_a_replay_after_the_secret_rotated_away_keeps_it_and_says_so(
+def test_a_replay_after_the_secret_rotated_away_keeps_it_and_its_reason_and_says_why(
     client: TestClient, make_settings: Callable[..., Settings], redis: Redis
 ) -> None:
+    """The reason it was kept is what a person reads to fix it: a replay that fails for another
+    reason (the secret it was signed with is gone) is noted beside it, never over it."""
     body = b'{"id": "evt-rotated", "type": "workflow.session.completed", "payload": {"id": "s1"}, "x": ['
     item_id = client.post(URL, content=body, headers=signature(body)).json()["quarantine_id"]
+    kept = get(make_settings(), item_id)
+    assert kept is not None
+    assert (kept.flaw, kept.last_flaw, kept.replayed_at) == ("not_json", None, None)
     rotated = make_settings(webhook_secrets=OTHER_SECRET)  # the secret it was signed with is gone
-    replayed = replay(rotated, item_id)
-    assert replayed.result == "kept"
-    assert "signature mismatch" in replayed.reason
+    for _ in range(2):  # a second failed replay changes the first's reason no more than the first did
+        replayed = replay(rotated, item_id)
+        assert replayed.result == "kept"
+        assert "signature mismatch" in replayed.reason
     item = get(rotated, item_id)
     assert item is not None
-    assert (item.flaw, item.body) == ("signature", body)
+    assert (item.flaw, item.reason, item.body) == ("not_json", kept.reason, body)
+    assert item.last_flaw == "signature"
+    assert "signature mismatch" in (item.last_reason or "")
+    assert "CUBEHOOK_WEBHOOK_SECRETS" in (item.last_reason or "")
+    assert item.replayed_at is not None
     assert held(redis) == [item_id]
+    assert redis.ttl(ITEM + item_id) > 0
+    # Given the secret back (a rotation's verifiers hold both), it verifies again: still not JSON.
+    both = make_settings(webhook_secrets=f"{OTHER_SECRET},{SECRET}")
+    assert replay(both, item_id).reason.startswith("not_json")
+    again = get(both, item_id)
+    assert again is not None
+    assert (again.flaw, again.reason, again.last_flaw) == ("not_json", kept.reason, "not_json")
+
+
+def test_a_note_about_an_item_gone_meanwhile_makes_no_key(settings: Settings, redis: Redis) -> None:
+    from datetime import UTC, datetime
+
+    noted = intake_run(
+        settings, lambda intake: intake.quarantine.note("q-gone", "signature", "x", datetime.now(UTC))
+    )
+    assert noted is False
+    assert redis.exists(ITEM + "q-gone") == 0
 
 
 def test_replaying_everything_leaves_only_what_still_cannot_be_read(

@@ -9,16 +9,19 @@ sink), and clear-text mail without credentials to a relay on this machine.
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 PORTAL_URL = "https://portal.complycube.com/workflowSessions/{session_id}"
 INSECURE = "allow_insecure_transport"  # the validation context's key: CUBEHOOK_ALLOW_INSECURE_TRANSPORT
 ALLOWED_IN_DEVELOPMENT = "CUBEHOOK_ALLOW_INSECURE_TRANSPORT=true allows it in development"
 TlsMode = Literal["starttls", "implicit", "none"]
 _NAME = "[A-Za-z_][A-Za-z0-9_]*"  # a Python identifier (ASCII)
+ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")  # an environment variable's name
 IMPLICIT_TLS_PORT = 465  # SMTP submission over TLS from the first byte (RFC 8314)
 
 
@@ -41,12 +44,28 @@ class Strict(BaseModel):
 
 
 class WebhookAction(Strict):
-    """POST the decision document, signed per the Standard Webhooks spec."""
+    """POST the decision document, signed per the Standard Webhooks spec. ``secret_env`` names the
+    variable holding the ``whsec_...`` secret, or a list of them; each may hold several,
+    comma-separated. With several secrets (a rotation) the document is signed under each, every
+    signature in the header: the receiver accepts it with either while it changes over."""
 
     type: Literal["webhook"]
     url: str = Field(pattern=r"^https?://")
-    secret_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")  # holds a whsec_... secret
+    secret_env: tuple[str, ...]  # written as one name, or a list of them
     timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator("secret_env", mode="before")
+    @classmethod
+    def _one_or_several(cls, value: object) -> object:
+        names = [value] if isinstance(value, str) else value
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise ValueError("should name an environment variable, or be a list of such names")
+        if not all(ENV_NAME.match(name) for name in names):
+            # As a pattern's error, explained as the other *_env fields' are (never shown: a
+            # secret written there by mistake would be printed).
+            raise PydanticCustomError("string_pattern_mismatch", "String should match pattern {pattern}",
+                                      {"pattern": ENV_NAME.pattern})  # fmt: skip
+        return tuple(names)
 
     @field_validator("url")
     @classmethod

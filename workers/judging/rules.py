@@ -5,7 +5,7 @@ A TOML file (``CUBEHOOK_RULES_FILE``) with named actions and rules that pick the
     [action.onboarding]
     type = "webhook"
     url = "https://onboarding.internal/complycube"
-    secret_env = "ONBOARDING_WEBHOOK_SECRET"     # never the secret itself
+    secret_env = "ONBOARDING_WEBHOOK_SECRET"     # never the secret itself (or a list of names)
 
     [[rule]]
     name = "onboard the clear ones"
@@ -100,11 +100,13 @@ class RulesFile(Strict):
         return problems
 
     def env_names(self) -> list[str]:
-        names = []
+        names: list[str] = []
         for config in self.action.values():
             for field in ("secret_env", "url_env", "username_env", "password_env"):
                 value = getattr(config, field, None)
-                if value:
+                if isinstance(value, tuple):
+                    names.extend(value)
+                elif value:
                     names.append(value)
         return names
 
@@ -129,6 +131,10 @@ class Rules:
 
     def secret(self, env_name: str) -> str:
         return self.secrets[env_name]
+
+    def signing_secrets(self, env_names: tuple[str, ...]) -> list[str]:
+        """Every secret the variables hold, in their order (each may hold several)."""
+        return [secret for name in env_names for secret in standard_webhooks.secrets_in(self.secrets[name])]
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,12 +246,8 @@ def _outside_problems(rules: RulesFile, environ: Mapping[str, str], allow_insecu
     must be there to read, a python action's callable importable."""
     problems: list[Problem] = []
     for name, config in rules.action.items():
-        if isinstance(config, WebhookAction) and config.secret_env in environ:
-            try:
-                standard_webhooks.secret_key(environ[config.secret_env])
-            except ValueError:
-                why = f"the secret in {config.secret_env} is not a whsec_<base64> secret"
-                problems.append((("action", name, "secret_env"), why))
+        if isinstance(config, WebhookAction):
+            problems += [(("action", name, "secret_env"), why) for why in _secret_problems(config, environ)]
         url = environ.get(config.url_env, "https://") if isinstance(config, SlackAction) else ""
         plain = isinstance(config, SlackAction) and not url.startswith("https://")
         if isinstance(config, SlackAction) and plain and not allow_insecure:
@@ -258,6 +260,22 @@ def _outside_problems(rules: RulesFile, environ: Mapping[str, str], allow_insecu
                 resolve(config.callable)
             except ValueError as exc:
                 problems.append((("action", name, "callable"), str(exc)))
+    return problems
+
+
+def _secret_problems(config: WebhookAction, environ: Mapping[str, str]) -> list[str]:
+    """What is wrong with the secrets a webhook action's variables hold (set ones only)."""
+    problems = []
+    for env_name in (n for n in config.secret_env if n in environ):
+        secrets = standard_webhooks.secrets_in(environ[env_name])
+        if not secrets:
+            problems.append(f"{env_name} holds no secret")
+        for n, secret in enumerate(secrets, 1):
+            try:
+                standard_webhooks.secret_key(secret)
+            except ValueError:
+                which = "the secret" if len(secrets) == 1 else f"secret {n} of {len(secrets)}"
+                problems.append(f"{which} in {env_name} is not a whsec_<base64> secret")
     return problems
 
 
