@@ -200,14 +200,19 @@ def test_maintenance_runs_backfill(pipeline: Pipeline, sim: SimServer) -> None:
 
 
 def test_status_shows_the_quarantine_and_the_ignored_types(
-    cli: CliRunner, worker_settings: Settings, log_output: io.StringIO
+    cli: CliRunner, worker_settings: Settings, log_output: io.StringIO, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # log_output: the CLI commands run above configured logging with loggers cached on first use;
     # the intake's logger must not be cached to stderr here, or later tests could not capture it.
+    # Made afresh too, in case a command cached it already (the order tests run in varies).
     from starlette.testclient import TestClient
 
+    from service import intake
+    from service.log import get_logger
     from service.web.app import create_app
     from tests.conftest import event_body, signature
+
+    monkeypatch.setattr(intake, "log", get_logger("cubehook.intake"))
 
     bodies = [event_body(event_id=f"st-{n}", event_type=t, resource_type="x")
               for n, t in enumerate(["client.created", "client.created", "document.updated"])]  # fmt: skip
