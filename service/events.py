@@ -16,7 +16,8 @@ What is confirmed and what is inferred:
   ``session``? none?).
 
 So an event is read as leniently as cubehook can afford (``read_event``): what it needs is a JSON
-object with a string ``id`` and ``type`` and, for an event about a session or a check, ``payload.id``.
+object with a string ``id`` and ``type`` and, for an event about a session or a check, ``payload.id``,
+a ComplyCube id (service.ids: it goes into the path of a request made with the API key).
 ``resourceType`` and ``createdAt`` are optional, and every other field is allowed and ignored: the
 job carries identifiers only, and the worker fetches the resource from the API.
 """
@@ -30,6 +31,8 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from service.ids import SHAPE, is_complycube_id
 
 MAX_ID = 256  # event ids, types and resource ids longer than this are not ComplyCube's
 MAX_TIME = 64
@@ -140,12 +143,10 @@ def read_event(body: bytes) -> Event | Unreadable:
     resource = resource_of(envelope.resourceType, envelope.type)
     payload = envelope.payload
     resource_id = payload.get("id") if isinstance(payload, dict) else None
+    if resource is not Resource.OTHER and not is_complycube_id(resource_id):
+        flaw = Flaw.MISSING_FIELDS if resource_id is None else Flaw.INVALID_FIELDS
+        return Unreadable(flaw, f"payload.id: a {resource} event needs it, a ComplyCube id ({SHAPE})")
     if not (isinstance(resource_id, str) and 0 < len(resource_id) <= MAX_ID):
-        if resource is not Resource.OTHER:
-            flaw = Flaw.MISSING_FIELDS if resource_id is None else Flaw.INVALID_FIELDS
-            return Unreadable(
-                flaw, f"payload.id: a {resource} event needs it, a string of 1-{MAX_ID} characters"
-            )
         resource_id = ""
     created_at = envelope.createdAt
     if not (isinstance(created_at, str) and len(created_at) <= MAX_TIME):
