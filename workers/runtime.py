@@ -57,7 +57,10 @@ class Runtime:
         """Raises ConfigError for a rules file that does not validate or names unset secrets. With
         ``wait`` (a worker starting), Redis and the database are waited for, however long they are
         away, instead of failing (workers.outages)."""
-        rules = load_rules(settings.rules_file, environ, settings.allow_insecure_transport)
+        rules = load_rules(
+            settings.rules_file, environ, settings.allow_insecure_transport,
+            callable_packages=settings.callable_packages,
+        )  # fmt: skip
         redis = redis_client(settings)
         audit = AuditStore.from_settings(settings)
         if wait:
