@@ -308,3 +308,24 @@ def test_format_time_writes_utc_whatever_the_machines_zone(monkeypatch: pytest.M
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+@pytest.mark.parametrize(
+    ("event_id", "event_type"),
+    [("evt\x00nul", "check.completed"), ("evt-1", "check.completed\x00"), ("evt\n1", "check.completed"),
+     ("evt-1", "client.created\x7f")],
+)  # fmt: skip
+def test_an_event_id_or_type_with_a_control_character_is_unreadable(event_id: str, event_type: str) -> None:
+    # Never ComplyCube's, and a NUL is no PostgreSQL string: the audit trail could not record it.
+    flaw = unreadable(document(id=event_id, type=event_type, payload={"id": "5eb2b61e02df0a0008f1cf2a"}))
+    assert (flaw.flaw, flaw.detail) == (
+        Flaw.INVALID_FIELDS,
+        "id, type: a control character (NUL, newline, ...) in either",
+    )
+
+
+def test_what_is_only_recorded_loses_its_control_characters() -> None:
+    event = readable(
+        document(id="evt-1", type="client.created", payload={"id": "cl\x001"}, createdAt="2025\x00")
+    )
+    assert (event.resource, event.resource_id, event.created_at) == (Resource.OTHER, "", "")
