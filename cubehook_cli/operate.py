@@ -84,6 +84,10 @@ def _waiting(loaded: Settings, session_id: str) -> list[str]:
 @click.argument("session_id")
 def resync(session_id: str) -> None:
     """Fetch and process one session now (its decision is made once per state, as always)."""
+    from service.ids import SHAPE, is_complycube_id
+
+    if not is_complycube_id(session_id):
+        raise click.BadParameter(f"not a ComplyCube id ({SHAPE})", param_hint="SESSION_ID")
     rt = runtime()
     try:
         outcome = rt.processor.process(session_id, trigger="resync")

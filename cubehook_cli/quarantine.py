@@ -75,7 +75,10 @@ def quarantine_list() -> None:
 @quarantine.command("show")
 @click.argument("item_id")
 @click.option(
-    "--raw", is_flag=True, help="Write the stored body to stdout, byte for byte (it may hold personal data)."
+    "--raw",
+    is_flag=True,
+    help="Write the stored body (it may hold personal data): byte for byte to a file or a pipe; on a "
+    "terminal with its control characters shown escaped (\\x1b), so that it cannot drive the terminal.",
 )
 def quarantine_show(item_id: str, raw: bool) -> None:
     """One item: when and why it was kept, its size and digest (with --raw, its body)."""
@@ -87,7 +90,14 @@ def quarantine_show(item_id: str, raw: bool) -> None:
     if item is None:
         raise click.ClickException(f"no quarantined delivery {item_id}")
     if raw:
-        click.echo(item.body, nl=False)  # bytes go out as they are
+        if not sys.stdout.isatty():
+            click.echo(item.body, nl=False)  # to a file or a pipe: the bytes as they are
+            return
+        shown, escaped = visible(item.body)
+        click.echo(shown)
+        if escaped:
+            note = f"({escaped} character(s) shown escaped: redirect to a file for the exact bytes)"
+            click.echo(note, err=True)
         return
     click.echo(f"id:          {item.id}\nkept at:     {format_time(item.kept_at)}")
     click.echo(f"size:        {item.size} bytes, sha256 {hashlib.sha256(item.body).hexdigest()}")
@@ -95,6 +105,29 @@ def quarantine_show(item_id: str, raw: bool) -> None:
     if item.last_flaw:
         click.echo(f"last replay: {item.last_flaw}: {item.last_reason}")
     click.echo("signature:   kept as received (not shown)")
+
+
+def visible(body: bytes) -> tuple[str, int]:
+    """``body`` for a terminal, and how many characters it shows escaped: as UTF-8, every
+    character a terminal could act on (control characters but newline and tab, ESC's sequences
+    among them; the C1 controls; bidirectional and other format characters) written as ``\\xNN``
+    or ``\\uNNNN``, and each byte that is not UTF-8 as ``\\xNN``. A ``\\x1b`` in the body itself
+    looks the same: the exact bytes are for a file or a pipe."""
+    out: list[str] = []
+    escaped = 0
+    for char in body.decode("utf-8", errors="surrogateescape"):
+        code = ord(char)
+        if char in "\n\t" or (char.isprintable() and code != 0x7F):
+            out.append(char)
+            continue
+        escaped += 1
+        if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, as surrogateescape carries it
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif code < 0x100:
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+    return "".join(out), escaped
 
 
 @quarantine.command("replay")

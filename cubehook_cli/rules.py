@@ -29,8 +29,9 @@ def _rules_from(path: Path | None, loaded: Settings, strict: bool) -> Rules:
 
     try:
         found = load_rules(
-            path or loaded.rules_file, environment(), loaded.allow_insecure_transport, require_secrets=strict
-        )
+            path or loaded.rules_file, environment(), loaded.allow_insecure_transport, require_secrets=strict,
+            callable_packages=loaded.callable_packages,
+        )  # fmt: skip
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     if found.unset:

@@ -81,8 +81,9 @@ class Console:
         # The rules only plan a person's decision's actions here (by name): the workers, which
         # send them, hold the secrets they name.
         rules = load_rules(
-            settings.rules_file, environ, settings.allow_insecure_transport, require_secrets=False
-        )
+            settings.rules_file, environ, settings.allow_insecure_transport, require_secrets=False,
+            callable_packages=settings.callable_packages,
+        )  # fmt: skip
         redis = redis_client(settings)
         audit = AuditStore.from_settings(settings)
         wait_until_reachable(redis, audit.needs_migration)

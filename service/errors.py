@@ -16,6 +16,8 @@
     └── PermanentError               give up: the same call will fail the same way
         ├── UpstreamRejected         ComplyCube answered 4xx (not 429): bad key, bad request...
         │   └── UpstreamNotFound     404 resource_not_found
+        ├── InvalidId                an id (an event's, an API answer's) is not a ComplyCube id:
+        │                            never put in a request (service.ids)
         ├── ActionRejected           an action's target refused it (4xx): dead-lettered at once
         └── ForeignJob               a job in Redis names a function or callback cubehook never queues
 
@@ -117,6 +119,14 @@ class UpstreamRejected(UpstreamError, PermanentError):
 
 class UpstreamNotFound(UpstreamRejected):
     pass
+
+
+class InvalidId(PermanentError, ValueError):
+    """Not a ComplyCube id (service.ids): nothing was requested. Names what it is, never the value."""
+
+    def __init__(self, what: str, shape: str) -> None:
+        super().__init__(f"{what}: not a ComplyCube id ({shape}); nothing was requested")
+        self.what = what
 
 
 class ActionFailed(TransientError):

@@ -16,13 +16,15 @@ What is confirmed and what is inferred:
   ``session``? none?).
 
 So an event is read as leniently as cubehook can afford (``read_event``): what it needs is a JSON
-object with a string ``id`` and ``type`` and, for an event about a session or a check, ``payload.id``.
+object with a string ``id`` and ``type`` and, for an event about a session or a check, ``payload.id``,
+a ComplyCube id (service.ids: it goes into the path of a request made with the API key).
 ``resourceType`` and ``createdAt`` are optional, and every other field is allowed and ignored: the
 job carries identifiers only, and the worker fetches the resource from the API.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -31,8 +33,13 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-MAX_ID = 256  # event ids, types and resource ids longer than this are not ComplyCube's
+from service.ids import SHAPE, is_complycube_id
+
+MAX_ID = 256  # event ids and types longer than this are not ComplyCube's
 MAX_TIME = 64
+# C0 controls and DEL: in no id or type of ComplyCube's, and a NUL is no PostgreSQL string (the
+# event's id and type go on the audit trail).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class Resource(StrEnum):
@@ -137,18 +144,18 @@ def read_event(body: bytes) -> Event | Unreadable:
         envelope = _Envelope.model_validate_json(body)
     except ValidationError as exc:
         return _unreadable(exc)
+    if _CONTROL.search(envelope.id) or _CONTROL.search(envelope.type):
+        return Unreadable(Flaw.INVALID_FIELDS, "id, type: a control character (NUL, newline, ...) in either")
     resource = resource_of(envelope.resourceType, envelope.type)
     payload = envelope.payload
     resource_id = payload.get("id") if isinstance(payload, dict) else None
-    if not (isinstance(resource_id, str) and 0 < len(resource_id) <= MAX_ID):
-        if resource is not Resource.OTHER:
-            flaw = Flaw.MISSING_FIELDS if resource_id is None else Flaw.INVALID_FIELDS
-            return Unreadable(
-                flaw, f"payload.id: a {resource} event needs it, a string of 1-{MAX_ID} characters"
-            )
-        resource_id = ""
+    if resource is not Resource.OTHER and not is_complycube_id(resource_id):
+        flaw = Flaw.MISSING_FIELDS if resource_id is None else Flaw.INVALID_FIELDS
+        return Unreadable(flaw, f"payload.id: a {resource} event needs it, a ComplyCube id ({SHAPE})")
+    if not (isinstance(resource_id, str) and 0 < len(resource_id) <= MAX_ID) or _CONTROL.search(resource_id):
+        resource_id = ""  # an ignored event's: only recorded
     created_at = envelope.createdAt
-    if not (isinstance(created_at, str) and len(created_at) <= MAX_TIME):
+    if not (isinstance(created_at, str) and len(created_at) <= MAX_TIME) or _CONTROL.search(created_at):
         created_at = ""
     return Event(envelope.id, envelope.type, resource, resource_id, created_at)
 

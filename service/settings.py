@@ -15,6 +15,7 @@ refused.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -165,6 +166,9 @@ class Settings(BaseSettings):
     legal_hold_days: int = Field(default=5 * 365, ge=0)
     # Which actions run for which decisions (TOML); without one, every outcome is logged.
     rules_file: Path | None = None
+    # Comma-separated packages (or modules) a python action's function may come from, e.g.
+    # mycompany.kyc: nothing else is imported or called. Empty (the default): no python action.
+    callable_packages: Annotated[tuple[str, ...], NoDecode] = ()
     # Where the compliance team's console is reached (https://console.example/): alerts link to a
     # session's page there. Unset: alerts link to ComplyCube's portal only.
     console_url: str | None = None
@@ -207,6 +211,16 @@ class Settings(BaseSettings):
     def _split_secrets(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("callable_packages", mode="before")
+    @classmethod
+    def _split_packages(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        dotted = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+        if isinstance(value, tuple) and not all(isinstance(p, str) and dotted.fullmatch(p) for p in value):
+            raise ValueError("must be comma-separated package names, e.g. mycompany.kyc")
         return value
 
     @field_validator("redis_min_replicas", mode="before")

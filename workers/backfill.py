@@ -36,6 +36,7 @@ from rq.exceptions import DuplicateJobError
 
 from service.complycube_models import WorkflowSession
 from service.events import format_time, parse_time
+from service.ids import is_complycube_id
 from service.log import get_logger
 from service.metrics import BACKFILL_FILTER_MISSES
 from service.rq_jobs import JobFunction, job_id_part, job_retry, rq_queue
@@ -72,7 +73,11 @@ def backfill(rt: Runtime, since: datetime, page_size: int = PAGE_SIZE) -> Backfi
             walked=len(walked), detail="ComplyCube's updatedAfter filter returned fewer sessions than the "
             "unfiltered list shows; sessions created before the walk's margin may be missed",
         )  # fmt: skip
-    union = {**in_window, **filtered}
+    union = {sid: s for sid, s in {**in_window, **filtered}.items() if is_complycube_id(sid)}
+    if unreadable := len(in_window.keys() | filtered.keys()) - len(union):
+        log.warning(
+            "backfill.unreadable_ids", count=unreadable, reason="ids that are not ComplyCube ids: not queued"
+        )
     report.listed = len(union)
     queue = rq_queue(rt.settings.queue_name, rt.redis)
     for summary in union.values():

@@ -6,14 +6,15 @@ session the check belongs to. Transient failures (ComplyCube 5xx/timeouts, a bus
 action target down) raise, and RQ retries the job with back-off; permanent ones (404, a rejected
 API key, an action target refusing) spend no retries and land in RQ's failed registry. ComplyCube's
 rate limit (a 429 beyond the client's retries) fails nothing: the job is put back for later
-(workers.reschedule).
+(workers.reschedule). An id that is not a ComplyCube id (service.ids: an event's, queued before the
+intake checked them, or one in an API answer) is recorded as unreadable and never requested.
 """
 
 from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,8 +22,9 @@ import structlog
 from rq import get_current_job
 
 from service import keys
-from service.errors import PermanentError, UpstreamNotFound, UpstreamRateLimited
+from service.errors import InvalidId, PermanentError, UpstreamNotFound, UpstreamRateLimited
 from service.events import Resource, parse_time
+from service.ids import SHAPE, is_complycube_id
 from service.log import get_logger
 from service.metrics import EVENT_TO_DECISION, JOB_SECONDS
 from service.queue import accepted_at
@@ -77,6 +79,15 @@ def process_event(
         current = runtime.current()
         processor = current.processor
         is_check = _is_check(resource_type)
+        record = functools.partial(
+            current.audit.record_event, event_id=event_id, event_type=event_type, resource_type=resource_type,
+            resource_id=resource_id, event_time=event_time, once=True,
+        )  # fmt: skip
+        if not is_complycube_id(resource_id):  # queued before the intake quarantined such events
+            # On record as it came, its control characters shown (a NUL is no SQL string).
+            shown = resource_id.encode("unicode_escape").decode("ascii")[:256]
+            on_record = functools.partial(record, resource_id=shown)
+            return _unreadable(on_record, event_id, event_type, InvalidId("payload.id", SHAPE))
         known = current.store.session_for_check(resource_id) if is_check else resource_id
         delay = current.settings.event_defer_seconds
         put_back = triggers.later(get_current_job(), delay, event_type, is_check, known, current.store)
@@ -85,10 +96,6 @@ def process_event(
             log.info("event.deferred", session_id=known, next_attempt_at=summary["next_attempt_at"])
             found = {"session_id": known} if known else {}
             return {"event_id": event_id, "event_type": event_type, **found, **summary}
-        record = functools.partial(
-            current.audit.record_event, event_id=event_id, event_type=event_type, resource_type=resource_type,
-            resource_id=resource_id, event_time=event_time, once=True,
-        )  # fmt: skip
         try:
             session_id = known if known is not None else processor.session_for_check(resource_id)
             record(disposition="accepted", session_id=session_id)
@@ -108,6 +115,8 @@ def process_event(
                 "test event; recorded, nothing decided",
             )  # fmt: skip
             return {"event_id": event_id, "event_type": event_type, "result": Result.UNKNOWN, **named}
+        except InvalidId as exc:  # an id in one of ComplyCube's answers (the check's client's)
+            return _unreadable(record, event_id, event_type, exc)
         happened = parse_time(event_time)
         if look.result is Result.DECIDED and happened is not None:
             EVENT_TO_DECISION.observe(max(0.0, time.time() - happened.timestamp()))
@@ -115,10 +124,24 @@ def process_event(
         return {"event_id": event_id, "event_type": event_type, **look.as_dict()}
 
 
+def _unreadable(
+    record: Callable[..., object], event_id: str, event_type: str, exc: InvalidId
+) -> dict[str, Any]:
+    """Nothing requested, nothing to retry: on record as unreadable, and one warning line that
+    says why (never the id: it is not ComplyCube's, and may be anything)."""
+    record(disposition="unreadable", session_id=None)
+    log.warning("event.unreadable", reason=str(exc))
+    return {"event_id": event_id, "event_type": event_type, "result": Result.UNREADABLE, "reason": str(exc)}
+
+
 @when_rate_limited
 def process_session(session_id: str, trigger: str) -> dict[str, Any]:
     """Look at a session again (a scheduled re-check of pending checks, an operator's resync)."""
     with _job("process_session", session_id=session_id, trigger=trigger):
+        if not is_complycube_id(session_id):  # a backfill's or a resync's: never requested
+            reason = str(InvalidId("session id", SHAPE))
+            log.warning("session.unreadable", reason=reason)
+            return {"trigger": trigger, "result": Result.UNREADABLE, "reason": reason}
         look = runtime.current().processor.process(session_id, trigger=trigger)
         log.info("session.processed", result=look.result)
         return {"trigger": trigger, **look.as_dict()}

@@ -23,6 +23,7 @@ from rq.job import Job
 from service import keys, quarantine
 from service.errors import ForeignJob
 from service.events import format_time
+from service.ids import is_complycube_id
 from service.log import get_logger
 from service.redis import topology as redis_topology
 from service.rq_jobs import RUNS, JobFunction, foreign, rq_queue
@@ -70,7 +71,11 @@ def watchdog(rt: Runtime, public_url: str | None, auto_enable: bool, lookback: t
                     "watchdog.unheard", webhook_id=hook.id, hint="set [watchdog] actions in the rules file",
                     tried=[str(t) for t in told] or "no [watchdog] actions in the rules file",
                 )  # fmt: skip
-        if auto_enable:
+        if auto_enable and not is_complycube_id(hook.id):
+            log.warning(
+                "watchdog.unreadable_id", reason="a webhook's id is not a ComplyCube id: not re-enabled"
+            )
+        elif auto_enable:
             rt.client.enable_webhook(hook.id)
             rt.redis.delete(key)
             report.enabled.append(hook.id)

@@ -24,7 +24,9 @@ from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
 from structlog.typing import FilteringBoundLogger as BoundLogger
 
+from service.errors import InvalidId
 from service.events import format_time
+from service.ids import SHAPE, is_complycube_id
 from service.log import get_logger
 from service.metrics import DECISIONS
 from service.rq_jobs import JobFunction, job_id_part
@@ -54,6 +56,7 @@ class Result(StrEnum):
     COVERED = "covered"  # a look that began after this job's event has answered it
     UNMATCHED = "unmatched"  # a check event whose session cannot be found
     UNKNOWN = "unknown"  # ComplyCube's API does not know the session or check (404): nothing to decide
+    UNREADABLE = "unreadable"  # an id that is not a ComplyCube id (service.ids): never requested
     DEFERRED = "deferred"  # put back for later: its session's own event will cover it (triggers)
     RESCHEDULED = "rescheduled"  # put back after ComplyCube's rate limit (reschedule)
     WAITING_FOR = "waiting_for_infrastructure"  # put back until Redis, the database or ComplyCube is back
@@ -134,8 +137,12 @@ class SessionProcessor:
         client_id = self.client.get_check(check_id).model.client_id
         if not client_id:
             return None
+        if not is_complycube_id(client_id):
+            raise InvalidId("the check's clientId", SHAPE)
         page = self.client.list_sessions(clientId=client_id, pageSize=MAX_CLIENT_SESSIONS_SEARCHED).model
         for summary in page.items:
+            if not is_complycube_id(summary.id):
+                continue  # never requested: it cannot be read, so it cannot be the one
             session = self.client.get_session(summary.id).model
             ids = [ref.check_id for ref in session.all_related_checks]
             self.store.index_checks(session.id, ids)

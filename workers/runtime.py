@@ -59,7 +59,10 @@ class Runtime:
         away, instead of failing (workers.outages). Raises it too without a decision key (no
         seal, no worker: workers/seal.py)."""
         settings.decision_seal_keys()
-        rules = load_rules(settings.rules_file, environ, settings.allow_insecure_transport)
+        rules = load_rules(
+            settings.rules_file, environ, settings.allow_insecure_transport,
+            callable_packages=settings.callable_packages,
+        )  # fmt: skip
         redis = redis_client(settings)
         audit = AuditStore.from_settings(settings)
         if wait:

@@ -181,3 +181,18 @@ def test_rules_check_refuses_a_plain_http_target_unless_development_allows(
         env={"S": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "CUBEHOOK_ALLOW_INSECURE_TRANSPORT": "true"},
     )
     assert allowed.exit_code == 0, allowed.output
+
+
+def test_rules_check_refuses_a_function_outside_the_named_packages(cli: CliRunner, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[action.shell]\ntype = "python"\ncallable = "os:system"\n')
+    refused = cli.invoke(main, ["rules", "check", str(rules)])
+    assert refused.exit_code == 1
+    assert (
+        f"{rules}:3: action.shell.callable: os: not in a package CUBEHOOK_CALLABLE_PACKAGES names"
+        in refused.output
+    )
+    named = cli.invoke(
+        main, ["rules", "check", str(rules)], env={"CUBEHOOK_CALLABLE_PACKAGES": "mycompany.kyc, os"}
+    )
+    assert named.exit_code == 0, named.output  # the operator's choice, said in so many words

@@ -197,3 +197,13 @@ def test_a_reader_that_stops_early_gets_no_error(tmp_path: Path) -> None:
     assert result.stderr.startswith("warning: ")  # the rules' unset secrets: said before the first write
     for noise in ("Error", "Traceback", "Exception ignored", "BrokenPipe"):
         assert noise not in result.stderr
+
+
+def test_resync_of_an_id_that_is_not_a_complycube_id_requests_nothing(
+    redis_url: str, tmp_path: Path, closed_port: int
+) -> None:
+    env = _resync_env(redis_url, tmp_path, f"http://127.0.0.1:{closed_port}/v1")  # a request: "cannot reach"
+    result = cubehook("resync", "../clients/cl1", **env)
+    assert result.returncode == 2, result.stderr
+    assert "Invalid value for SESSION_ID: not a ComplyCube id (1-64 letters, digits, _ or -)" in result.stderr
+    assert "cannot reach" not in result.stderr

@@ -98,3 +98,50 @@ def test_an_empty_quarantine(redis_url: str) -> None:
     assert (listed.returncode, listed.stdout) == (0, b"the quarantine is empty\n")
     nothing = quarantine(redis_url, "replay", "--all")
     assert (nothing.returncode, nothing.stdout) == (0, b"0 of 0 item(s) replayed and out of the quarantine\n")
+
+
+# A signed body that would drive a terminal: set its title, clear it, return the carriage (ESC
+# sequences, BEL, CR), a C1 CSI, a right-to-left override, a byte that is not UTF-8.
+HOSTILE = b'{"id": "e9", "payload": "\x1b]0;owned\x07\x1b[2J\rok\xc2\x9b\xe2\x80\xae\xff"}\n\t{}'
+SHOWN = '{"id": "e9", "payload": "\\x1b]0;owned\\x07\\x1b[2J\\x0dok\\x9b\\u202e\\xff"}\n\t{}'
+
+
+def on_a_terminal(redis_url: str, *args: str) -> tuple[int, bytes, bytes]:
+    """`cubehook quarantine ARGS` with its stdout a terminal (a pseudo-terminal): status, what the
+    terminal received (its CR LF read back as LF), stderr."""
+    import os
+    import pty
+
+    env = cubehook_env(CUBEHOOK_REDIS_URL=redis_url, CUBEHOOK_WEBHOOK_SECRETS=SECRET)
+    master, slave = pty.openpty()
+    try:
+        done = subprocess.run([CUBEHOOK, "quarantine", *args], env=env, stdin=subprocess.DEVNULL,
+                              stdout=slave, stderr=subprocess.PIPE, timeout=60)  # fmt: skip
+    finally:
+        os.close(slave)
+    received = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the terminal's other side is closed, all was read
+            break
+        if not chunk:
+            break
+        received += chunk
+    os.close(master)
+    return done.returncode, received.replace(b"\r\n", b"\n"), done.stderr
+
+
+def test_show_raw_escapes_control_characters_on_a_terminal_and_not_in_a_pipe(redis_url: str) -> None:
+    kept = run_with_intake(
+        Settings(redis_url=redis_url, webhook_secrets=SECRET),
+        lambda intake: intake.quarantine.keep(
+            HOSTILE, sign(HOSTILE, SECRET.encode()), Unreadable(Flaw.NOT_JSON, "body: Invalid JSON")
+        ),
+    ).id
+    status, received, err = on_a_terminal(redis_url, "show", kept, "--raw")
+    assert status == 0, err
+    assert received == SHOWN.encode() + b"\n"
+    assert b"\x1b" not in received
+    assert err.decode() == "(7 character(s) shown escaped: redirect to a file for the exact bytes)\n"
+    assert quarantine(redis_url, "show", kept, "--raw").stdout == HOSTILE  # a pipe: byte for byte

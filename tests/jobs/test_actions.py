@@ -288,6 +288,36 @@ def test_slack_alert_names_the_client_when_the_rule_allows(
     assert fields["Client"] == f"{created['clientId']} (Jane Roe, jane.roe@example.com)"
 
 
+@pytest.mark.parametrize("rules_text", [SLACK_RULES.format(personal="true")], indirect=True)
+def test_a_clients_name_cannot_link_or_mention_in_the_slack_alert(
+    pipeline: Pipeline, sim: SimServer, receiver: Receiver
+) -> None:
+    # The name a client typed in ComplyCube's flow: a link that reads as an instruction, and @channel.
+    created = sim.create(
+        preset="rejected", mode="settled", first_name="<https://evil.example|*APPROVE", last_name="THIS CUSTOMER*> <!channel>"
+    )  # fmt: skip
+    pipeline.submit(created["sessionId"])
+    pipeline.work()
+    [(_, _, body)] = receiver.requests
+    _, fields, _, _ = slack_message(body)
+    assert fields["Client"].startswith(
+        f"{created['clientId']} (&lt;https://evil.example|*APPROVE THIS CUSTOMER*&gt; &lt;!channel&gt;, "
+    )
+    message = json.loads(body)
+    texts = [message["text"], *(t["text"] for t in _text_objects(message["blocks"]))]
+    assert not [text for text in texts if "<" in text or ">" in text]  # no link, no mention: none at all
+
+
+def _text_objects(node: object) -> list[dict[str, str]]:
+    """Every Block Kit text object (plain_text, mrkdwn) under ``node``."""
+    if isinstance(node, list):
+        return [found for item in node for found in _text_objects(item)]
+    if not isinstance(node, dict):
+        return []
+    own = [node] if node.get("type") in ("plain_text", "mrkdwn") else []
+    return own + [found for value in node.values() for found in _text_objects(value)]
+
+
 @pytest.fixture
 def smtp() -> Iterator[tuple[int, Inbox]]:
     with mail_server() as server:

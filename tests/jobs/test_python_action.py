@@ -3,18 +3,24 @@ with the ledger, the retries and the dead-letter queue of every action; resolved
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx2
 import pytest
 
-from service.errors import ConfigError
+from service.errors import ActionRejected, ConfigError
 from service.settings import Settings
 from tests.conftest import SimServer
 from tests.jobs import python_targets
 from tests.jobs.conftest import Pipeline
+from tests.unit.test_rules import decision
+from workers.actions import call
+from workers.actions.base import ActionContext, PersonalData
 from workers.dispatch import action_job_id, replay
 from workers.judging.rules import parse_rules
+from workers.runtime import Runtime
 
 RULES = """
 [action.sync]
@@ -39,8 +45,9 @@ def targets() -> Iterator[None]:
 def worker_settings(worker_settings: Settings, tmp_path: Path) -> Settings:
     (tmp_path / "rules.toml").write_text(RULES)
     return worker_settings.model_copy(
-        update={"rules_file": tmp_path / "rules.toml", "action_retry_intervals": (0, 0)}
-    )
+        update={"rules_file": tmp_path / "rules.toml", "action_retry_intervals": (0, 0),
+                "callable_packages": ("tests.jobs",)}
+    )  # fmt: skip
 
 
 def decide(pipeline: Pipeline, sim: SimServer, preset: str = "rejected") -> str:
@@ -97,13 +104,13 @@ def test_a_function_that_raises_is_retried_then_dead_lettered_and_replayed(
 def test_a_callable_that_does_not_resolve_stops_the_start(callable_: str, why: str) -> None:
     text = RULES.replace("tests.jobs.python_targets:sync_decision", callable_)
     with pytest.raises(ConfigError) as refused:
-        parse_rules(text, {}, "rules.toml")
+        parse_rules(text, {}, "rules.toml", callable_packages=("tests.jobs",))
     assert why in str(refused.value)
     assert "rules.toml:4: action.sync.callable" in str(refused.value)  # the line it is on
 
 
 def test_resolving_at_start_imports_nothing_that_is_not_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    rules = parse_rules(RULES, {}, "rules.toml")
+    rules = parse_rules(RULES, {}, "rules.toml", callable_packages=("tests.jobs",))
     assert rules.file.action["sync"].type == "python"
 
 
@@ -120,6 +127,33 @@ def test_the_example_files_python_action_works_once_uncommented() -> None:
     block[2] = 'callable = "tests.jobs.python_targets:sync_decision"'  # a function this test can import
     text = "\n".join(lines[:start] + block + lines[start + 3 :])
     rules = parse_rules(text.replace('actions = ["onboarding", "crm-sync", "log"]',
-                                     'actions = ["onboarding", "crm-sync", "log", "warehouse"]'), EXAMPLE_ENV)  # fmt: skip
+                                     'actions = ["onboarding", "crm-sync", "log", "warehouse"]'), EXAMPLE_ENV,
+                        callable_packages=("tests.jobs",))  # fmt: skip
     assert rules.file.action["warehouse"].type == "python"
     assert "warehouse" in rules.file.rule[0].actions
+
+
+def test_a_worker_refuses_to_start_with_a_function_outside_the_named_packages(
+    worker_settings: Settings,
+) -> None:
+    for packages in [(), ("tests.unit",), ("tests.jobs.python",)]:  # none names the module
+        with pytest.raises(
+            ConfigError, match=r"tests\.jobs\.python_targets: not in a package CUBEHOOK_CALLABLE_PACKAGES"
+        ):
+            Runtime.build(worker_settings.model_copy(update={"callable_packages": packages}), {})
+    assert python_targets.CALLS == []
+
+
+def test_a_function_outside_the_named_packages_is_refused_when_the_action_runs() -> None:
+    rules = parse_rules(RULES, {}, "rules.toml", callable_packages=("tests.jobs",))
+    elsewhere = dataclasses.replace(rules, callable_packages=("mycompany.kyc",))  # rules not built at start
+    with httpx2.Client() as http:
+        context = ActionContext(decision(), "sync", rules.file.action["sync"], "dec_1.sync", elsewhere, http,
+                                lambda _client_id: PersonalData(None, None))  # fmt: skip
+        with pytest.raises(ActionRejected, match=r"^tests\.jobs\.python_targets: not in a package"):
+            call.send(context)
+        assert (
+            call.send(dataclasses.replace(context, rules=rules))
+            == f"called {python_targets.__name__}:sync_decision"
+        )
+    assert len(python_targets.CALLS) == 1

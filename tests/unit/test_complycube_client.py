@@ -10,7 +10,9 @@ import httpx2
 import pytest
 from pydantic import SecretStr
 
+from service.complycube_models import WorkflowSession
 from service.errors import (
+    InvalidId,
     UpstreamMalformed,
     UpstreamNotFound,
     UpstreamRateLimited,
@@ -152,3 +154,39 @@ def test_http_date_retry_after() -> None:
     script = Script(httpx2.Response(503, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}), ok())
     script.client().get_session("s")
     assert script.sleeps == [0.0]  # a date in the past: go at once
+
+
+# Not ComplyCube ids (service.ids): each would leave its path segment, add a query, or break the request.
+BAD_IDS = ["../clients/cl1", "x?pageSize=1&clientId=zzz", "cl1\x00", "..", "", "cl%2F1", "a" * 65, "é"]
+
+
+@pytest.mark.parametrize("bad", BAD_IDS)
+@pytest.mark.parametrize("call", ["get_session", "get_check", "get_client", "enable_webhook"])
+def test_an_id_that_is_not_a_complycube_id_is_never_requested(call: str, bad: str) -> None:
+    script = Script(ok())  # one answer, should a request be made
+    with pytest.raises(InvalidId, match=r"id: not a ComplyCube id \(1-64 letters, digits, _ or -\)"):
+        getattr(script.client(), call)(bad)
+    assert script.requests == []
+
+
+def test_ids_go_into_the_path_as_one_segment() -> None:
+    script = Script(ok(), ok({"id": "wh_1-A", "url": "https://x.example/hook"}))
+    script.client().get_session("5eb2b61e02df0a0008f1cf2a")
+    script.client().enable_webhook("wh_1-A")
+    assert [(r.method, r.url.raw_path) for r in script.requests] == [
+        ("GET", b"/v1/workflowSessions/5eb2b61e02df0a0008f1cf2a"),
+        ("POST", b"/v1/webhooks/wh_1-A"),
+    ]
+
+
+def test_a_sessions_ids_that_are_not_complycube_ids_are_never_requested() -> None:
+    check = json.loads((FIXTURES / "check-document-rejected.json").read_text())
+    listed = [{"checkId": check["id"]}, {"checkId": "../clients/cl1"}, {"checkId": "x?pageSize=1"}]
+    # A client id that is not one: no listing by it; the one good check is fetched alone.
+    session = WorkflowSession.model_validate({**SESSION, "clientId": "../x", "allRelatedChecks": listed})
+    script = Script(ok(check))
+    found = script.client().session_checks(session)
+    assert [r.url.raw_path for r in script.requests] == [f"/v1/checks/{check['id']}".encode()]
+    assert list(found) == [check["id"], "../clients/cl1", "x?pageSize=1"]
+    assert found["../clients/cl1"] is None
+    assert found["x?pageSize=1"] is None

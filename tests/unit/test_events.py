@@ -15,6 +15,7 @@ from service.events import (
     resource_prefix,
     summary,
 )
+from service.ids import SHAPE
 from tests.conftest import event_body, fixture_bytes
 
 
@@ -134,14 +135,21 @@ def test_id_and_type_are_required(missing: str) -> None:
         ({"id": None}, Flaw.MISSING_FIELDS),
         ({"id": 12}, Flaw.INVALID_FIELDS),
         ({"id": ""}, Flaw.INVALID_FIELDS),
-        ({"id": "s" * 257}, Flaw.INVALID_FIELDS),
+        ({"id": "s" * 65}, Flaw.INVALID_FIELDS),
+        # Not ComplyCube ids: each would leave its path segment, or break the request (service.ids).
+        ({"id": "../clients/cl1"}, Flaw.INVALID_FIELDS),
+        ({"id": "x?pageSize=1&clientId=zzz"}, Flaw.INVALID_FIELDS),
+        ({"id": "cl1\u0000"}, Flaw.INVALID_FIELDS),
+        ({"id": "cl%2F1"}, Flaw.INVALID_FIELDS),
+        ({"id": "5eb2b61e02df0a0008f1cf2a\n"}, Flaw.INVALID_FIELDS),
     ],
 )
 @pytest.mark.parametrize("event_type", ["workflow.session.completed", "check.completed"])
 def test_a_session_or_check_event_needs_the_payload_id(payload: Any, expected: Flaw, event_type: str) -> None:
     flaw = unreadable(document(id="e1", type=event_type, payload=payload))
     assert flaw.flaw is expected
-    assert flaw.detail.startswith("payload.id: a ")
+    kind = "check" if event_type.startswith("check") else "session"
+    assert flaw.detail == f"payload.id: a {kind} event needs it, a ComplyCube id ({SHAPE})"  # never the id
 
 
 @pytest.mark.parametrize(
@@ -210,8 +218,9 @@ def test_format_time_writes_complycubes_form_and_reads_back() -> None:
 
 @pytest.mark.parametrize(
     ("resource_id", "created_at"),
-    [("s", "2025-01-13T11:39:30.500Z"), ("s" * 256, "t" * 64), ("s" * 255, "")],
-)
+    [("s", "2025-01-13T11:39:30.500Z"), ("s" * 64, "t" * 64), ("5eb2b61e02df0a0008f1cf2a", ""),
+     ("Az09_-", "")],
+)  # fmt: skip
 def test_the_limits_are_inclusive(resource_id: str, created_at: str) -> None:
     event = readable(
         document(id="e1", type="check.completed", payload={"id": resource_id}, createdAt=created_at)
@@ -299,3 +308,24 @@ def test_format_time_writes_utc_whatever_the_machines_zone(monkeypatch: pytest.M
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+@pytest.mark.parametrize(
+    ("event_id", "event_type"),
+    [("evt\x00nul", "check.completed"), ("evt-1", "check.completed\x00"), ("evt\n1", "check.completed"),
+     ("evt-1", "client.created\x7f")],
+)  # fmt: skip
+def test_an_event_id_or_type_with_a_control_character_is_unreadable(event_id: str, event_type: str) -> None:
+    # Never ComplyCube's, and a NUL is no PostgreSQL string: the audit trail could not record it.
+    flaw = unreadable(document(id=event_id, type=event_type, payload={"id": "5eb2b61e02df0a0008f1cf2a"}))
+    assert (flaw.flaw, flaw.detail) == (
+        Flaw.INVALID_FIELDS,
+        "id, type: a control character (NUL, newline, ...) in either",
+    )
+
+
+def test_what_is_only_recorded_loses_its_control_characters() -> None:
+    event = readable(
+        document(id="evt-1", type="client.created", payload={"id": "cl\x001"}, createdAt="2025\x00")
+    )
+    assert (event.resource, event.resource_id, event.created_at) == (Resource.OTHER, "", "")

@@ -90,6 +90,21 @@ def test_a_check_not_fetched_keeps_its_listed_type_and_says_so() -> None:
     assert rec.pending == ("c0", "c1")
 
 
+def test_a_check_listed_with_an_id_that_is_not_a_complycube_id_is_unreadable_and_needs_a_person() -> None:
+    bad = "../clients/cl1"
+    sess = WorkflowSession.model_validate({"id": "s1", "status": "complete", "outcome": "clear",
+        "allRelatedChecks": [{"checkId": "c0"}, {"checkId": bad, "type": "document_check"}]})  # fmt: skip
+    rec = reconcile(sess, {"c0": Check.model_validate({"id": "c0", "status": "complete",
+                                                       "result": {"outcome": "clear"}}), bad: None})  # fmt: skip
+    assert rec.checks[1] == CheckView(bad, "document_check", "unreadable", None, Outcome.ATTENTION)
+    assert rec.discrepancies[0] == Discrepancy(
+        Issue.CHECK_UNREADABLE,
+        "listed by the session with an id that is not a ComplyCube id (1-64 letters, digits, _ or -): not fetched",
+        bad,
+    )
+    assert rec.final_outcome is Outcome.ATTENTION
+
+
 # The fingerprint is stored with each decision; a session is decided again only when it changes.
 # So it must change with everything that can change a decision, and with nothing else.
 FINGERPRINT_BASE: dict[str, Any] = {"id": "s1", "status": "complete", "outcome": "clear",

@@ -4,6 +4,7 @@ secrets' form checked at start, and the file checked without its secrets when as
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -32,9 +33,10 @@ actions = ["hook"]
 """
 
 
-def refusal(text: str, environ: dict[str, str] | None = None) -> str:
+def refusal(text: str, environ: dict[str, str] | None = None, packages: tuple[str, ...] = ()) -> str:
+    environ = {"HOOK_SECRET": WHSEC} if environ is None else environ
     with pytest.raises(ConfigError) as refused:
-        parse_rules(text, {"HOOK_SECRET": WHSEC} if environ is None else environ, "rules.toml")
+        parse_rules(text, environ, "rules.toml", callable_packages=packages)
     return str(refused.value)
 
 
@@ -104,7 +106,7 @@ ALERTS_ENV = {"CHAT_URL": "https://hooks.slack.com/services/T0/B0/x", "HOOK_SECR
 
 @pytest.mark.parametrize("names", ['"chat"', '"mail"', '"log"', '"chat", "mail", "log"'])
 def test_the_watchdog_alerts_by_slack_email_or_log(names: str) -> None:
-    rules = parse_rules(ALERTS.format(names=names), ALERTS_ENV, "rules.toml")
+    rules = parse_rules(ALERTS.format(names=names), ALERTS_ENV, "rules.toml", callable_packages=("json",))
     assert rules.file.watchdog.actions == [name.strip(' "') for name in names.split(",")]
 
 
@@ -223,16 +225,50 @@ def test_the_message_lists_one_problem_a_line() -> None:
     ],
 )  # fmt: skip
 def test_a_python_action_that_cannot_be_called_stops_the_start(target: str, why: str) -> None:
+    packages = ("no_such_module_for_cubehook", "json", "math")
     with pytest.raises(ValueError, match=f"^{why}$"):
-        resolve(target)
+        resolve(target, packages)
     text = f'[action.log]\ntype = "log"\n\n[action.sync]\ntype = "python"\ncallable = "{target}"\n'
-    assert refusal(text, {}) == f"invalid rules file:\n  rules.toml:6: action.sync.callable: {why}"
+    assert refusal(text, {}, packages) == f"invalid rules file:\n  rules.toml:6: action.sync.callable: {why}"
 
 
 def test_a_python_action_resolves_to_its_function() -> None:
-    assert resolve("json:dumps")({"a": 1}) == '{"a": 1}'
-    assert resolve("os.path:join") is os.path.join  # type: ignore[comparison-overlap]
-    parse_rules('[action.sync]\ntype = "python"\ncallable = "json:dumps"\n', {})
+    assert resolve("json:dumps", ("json",))({"a": 1}) == '{"a": 1}'
+    assert resolve("os.path:join", ("os.path",)) is os.path.join  # type: ignore[comparison-overlap]
+    assert resolve("os.path:join", ("os",)) is os.path.join  # type: ignore[comparison-overlap]
+    rules = parse_rules(
+        '[action.sync]\ntype = "python"\ncallable = "json:dumps"\n', {}, callable_packages=("json",)
+    )
+    assert rules.callable_packages == ("json",)
+
+
+@pytest.mark.parametrize(
+    ("target", "packages", "why"),
+    [
+        ("os:system", (), "os: not in a package CUBEHOOK_CALLABLE_PACKAGES names (it names none)"),
+        ("os:system", ("mycompany.kyc", "os.path"), "os: not in a package CUBEHOOK_CALLABLE_PACKAGES names (mycompany.kyc, os.path)"),
+        ("subprocess:run", ("sub",), "subprocess: not in a package CUBEHOOK_CALLABLE_PACKAGES names (sub)"),
+        ("json:_default_encoder", ("json",), "json:_default_encoder: a private name"),
+    ],
+)  # fmt: skip
+def test_a_python_action_outside_the_named_packages_is_refused(
+    target: str, packages: tuple[str, ...], why: str
+) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(why)}$"):
+        resolve(target, packages)
+    text = f'[action.sync]\ntype = "python"\ncallable = "{target}"\n'
+    assert refusal(text, {}, packages) == f"invalid rules file:\n  rules.toml:3: action.sync.callable: {why}"
+
+
+def test_a_module_outside_the_named_packages_is_never_imported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "cubehook_import_probe.py").write_text('raise RuntimeError("imported")\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError, match="not in a package CUBEHOOK_CALLABLE_PACKAGES names"):
+        resolve("cubehook_import_probe:run", ("json",))
+    with pytest.raises(RuntimeError, match="imported"):  # named: imported, as the probe shows
+        resolve("cubehook_import_probe:run", ("cubehook_import_probe",))
 
 
 def test_without_a_file_the_default_rules_need_no_secrets() -> None:

@@ -27,6 +27,12 @@ def test_retry_intervals_from_environment(monkeypatch: pytest.MonkeyPatch) -> No
     assert load_settings().job_retry_intervals == (1, 2, 30)
 
 
+def test_callable_packages_are_comma_separated_and_none_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().callable_packages == ()
+    monkeypatch.setenv("CUBEHOOK_CALLABLE_PACKAGES", " mycompany.kyc, tests.jobs ,")
+    assert load_settings().callable_packages == ("mycompany.kyc", "tests.jobs")
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [
@@ -37,6 +43,8 @@ def test_retry_intervals_from_environment(monkeypatch: pytest.MonkeyPatch) -> No
         ("CUBEHOOK_LOG_FORMAT", "xml"),
         ("CUBEHOOK_QUARANTINE_MAX_ITEMS", "0"),
         ("CUBEHOOK_QUARANTINE_MAX_BYTES", "1000"),  # under the body limit: a body might not fit
+        ("CUBEHOOK_CALLABLE_PACKAGES", "mycompany.kyc, ../evil"),
+        ("CUBEHOOK_CALLABLE_PACKAGES", "os:system"),
     ],
 )
 def test_invalid_settings_name_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:

@@ -88,6 +88,41 @@ def test_a_signed_unreadable_body_is_answered_202_and_kept_whole(
     assert sample("cubehook_quarantined_total", {"reason": flaw.value}) == before[1] + 1
 
 
+@pytest.mark.parametrize("bad", ["../clients/cl1", "x?pageSize=1&clientId=zzz", "cl1\u0000"])
+@pytest.mark.parametrize("event_type", ["workflow.session.completed", "check.completed"])
+def test_an_event_whose_id_is_not_a_complycube_id_is_quarantined_never_queued(
+    client: TestClient, redis: Redis, settings: Settings, bad: str, event_type: str
+) -> None:
+    # Signed: whoever holds the secret could otherwise steer the worker's requests (service.ids).
+    body = json.dumps({"id": "evt-bad-id", "type": event_type, "payload": {"id": bad}}).encode()
+    response = client.post(URL, content=body, headers=signature(body))
+    assert (response.status_code, response.json()["status"]) == (202, "quarantined")
+    item = get(settings, response.json()["quarantine_id"])
+    assert item is not None
+    assert item.body == body
+    assert item.flaw == Flaw.INVALID_FIELDS.value
+    assert "payload.id" in item.reason
+    assert "a ComplyCube id (1-64 letters, digits, _ or -)" in item.reason
+    assert_nothing_queued(redis)
+
+
+def test_an_event_id_with_a_nul_is_quarantined_never_queued(
+    client: TestClient, redis: Redis, settings: Settings
+) -> None:
+    # Queued, its job could not put it on the audit trail in PostgreSQL, and was dead-lettered.
+    body = json.dumps({"id": "evt\u0000nul", "type": "workflow.session.completed",
+                       "payload": {"id": "5eb2b61e02df0a0008f1cf2a"}}).encode()  # fmt: skip
+    response = client.post(URL, content=body, headers=signature(body))
+    assert (response.status_code, response.json()["status"]) == (202, "quarantined")
+    item = get(settings, response.json()["quarantine_id"])
+    assert item is not None
+    assert (item.flaw, item.reason) == (
+        Flaw.INVALID_FIELDS.value,
+        "id, type: a control character (NUL, newline, ...) in either",
+    )
+    assert_nothing_queued(redis)
+
+
 def test_a_huge_body_just_under_the_limit_is_kept_byte_for_byte(
     client: TestClient, settings: Settings
 ) -> None:

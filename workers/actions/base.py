@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import httpx2
 
 from service.errors import ActionFailed, ActionRejected
+from service.ids import is_complycube_id
 from workers.complycube.bounded_reads import ACTION_ANSWER_MAX_BYTES, read_at_most
 from workers.judging.action_config import AnyAction
 from workers.judging.judge import Decision
@@ -37,8 +38,9 @@ class ActionContext:
     console_url: str | None = None  # CUBEHOOK_CONSOLE_URL: alerts link to the session's page there
 
     def person(self, allowed: bool) -> str | None:
-        """ "Name, e-mail" of the decision's client, fetched from ComplyCube; None unless allowed."""
-        if not allowed or not self.decision.client_id:
+        """ "Name, e-mail" of the decision's client, fetched from ComplyCube; None unless allowed,
+        and when the session's client id is not a ComplyCube id (never requested: service.ids)."""
+        if not allowed or not is_complycube_id(self.decision.client_id):
             return None
         data = self.personal_data(self.decision.client_id)
         return ", ".join(part for part in (data.name, data.email) if part) or None

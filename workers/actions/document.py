@@ -64,6 +64,30 @@ def console_link(console_url: str | None, session_id: str) -> str | None:
     return f"{console_url.rstrip('/')}/sessions/{quote(session_id, safe='')}" if console_url else None
 
 
+def portal_link(portal_url: str, session_id: str) -> str:
+    """The session's page in ComplyCube's portal: the action's ``portal_url``, the id quoted."""
+    return portal_url.format(session_id=quote(session_id, safe=""))
+
+
+def slack_escape(text: str) -> str:
+    """Text that did not come from cubehook (ComplyCube's strings, a client's name, a person's),
+    made inert for Slack: ``&``, ``<`` and ``>`` are Slack's control characters (links, mentions
+    such as ``<!channel>``), written as entities as Slack documents
+    (https://api.slack.com/reference/surfaces/formatting#escaping). Slack has no escape for
+    ``*``, ``_``, ``~`` and backticks: such text can still look bold, never link or notify."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(escaped: str, limit: int) -> str:
+    """At most ``limit`` characters of escaped text (Slack refuses a longer text: the alert would be
+    dead-lettered), never cutting an entity in two."""
+    if len(escaped) <= limit:
+        return escaped
+    cut = escaped[:limit]
+    amp = cut.rfind("&", max(0, limit - 4))
+    return cut[:amp] if amp != -1 and ";" not in cut[amp:] else cut
+
+
 def alert_text(
     decision: Decision, portal_url: str, person: str | None, console_url: str | None = None
 ) -> tuple[str, str]:
@@ -85,7 +109,7 @@ def alert_text(
     console = console_link(console_url, decision.session_id)
     lines += [
         *([f"Review: {console}"] if console else []),
-        f"Session: {portal_url.format(session_id=decision.session_id)}",
+        f"Session: {portal_link(portal_url, decision.session_id)}",
         f"Decision: {decision.decision_id}",
     ]
     return subject, "\n".join(lines)
@@ -96,13 +120,18 @@ def alert_blocks(
 ) -> list[dict[str, Any]]:
     """The alert as Slack Block Kit (https://api.slack.com/reference/block-kit/blocks): a header,
     the facts as fields, the reasons and the checks not clear, and buttons to the session's page
-    in the console (when CUBEHOOK_CONSOLE_URL is set) and in ComplyCube's portal."""
+    in the console (when CUBEHOOK_CONSOLE_URL is set) and in ComplyCube's portal.
+
+    Every text that did not come from cubehook is escaped (``slack_escape``), and the mrkdwn
+    texts are ``verbatim``: Slack turns no bare URL, channel name or mention in them into a link
+    or a notification. cubehook's own links are the buttons'."""
 
     def plain(text: str, limit: int) -> dict[str, Any]:
-        return {"type": "plain_text", "text": text[:limit], "emoji": False}
+        return {"type": "plain_text", "text": clip(slack_escape(text), limit), "emoji": False}
 
-    def mrkdwn(text: str) -> dict[str, Any]:
-        return {"type": "mrkdwn", "text": text[:2000]}  # a field's limit; a section's text is 3000
+    def mrkdwn(label: str, text: str) -> dict[str, Any]:
+        # 2000: a field's limit (a section's text is 3000).
+        return {"type": "mrkdwn", "text": clip(f"*{label}*\n{slack_escape(text)}", 2000), "verbatim": True}
 
     outcome = (decision.outcome or decision.status).upper()
     facts = {
@@ -117,17 +146,17 @@ def alert_blocks(
     failed = "\n".join(f"• {line}" for line in failed_checks(decision))
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": plain(f"ComplyCube session {decision.session_id}: {outcome}", 150)},
-        {"type": "section", "fields": [mrkdwn(f"*{name}*\n{value}") for name, value in facts.items()]},
-        {"type": "section", "text": mrkdwn(f"*Reasons*\n{reasons}")},
+        {"type": "section", "fields": [mrkdwn(name, value) for name, value in facts.items()]},
+        {"type": "section", "text": mrkdwn("Reasons", reasons)},
     ]
     if failed:
-        blocks.append({"type": "section", "text": mrkdwn(f"*Checks not clear*\n{failed}")})
+        blocks.append({"type": "section", "text": mrkdwn("Checks not clear", failed)})
     buttons = []
     console = console_link(console_url, decision.session_id)
     if console:
         buttons.append({"type": "button", "text": plain("Review in cubehook", 75), "url": console,
                         "style": "primary", "action_id": "console"})  # fmt: skip
-    portal = portal_url.format(session_id=decision.session_id)
+    portal = portal_link(portal_url, decision.session_id)
     buttons.append(
         {"type": "button", "text": plain("Open in ComplyCube", 75), "url": portal, "action_id": "portal"}
     )

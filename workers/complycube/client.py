@@ -16,6 +16,9 @@ place, ``_get``, that maps answers to errors:
 A session's checks are read with one list call, not one call per check (``session_checks``):
 ComplyCube's rate limit (10 requests/s live, 5/s sandbox) caps the whole fleet, so calls per
 session are its throughput.
+
+Every id put in a path is checked and quoted (service.ids.path_segment): one that is not a
+ComplyCube id raises InvalidId and nothing is requested. Query parameters are httpx's to encode.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from service.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
+from service.ids import is_complycube_id, path_segment
 from service.metrics import API_CALLS
 from service.settings import Settings
 from workers.complycube.bounded_reads import COMPLYCUBE_ANSWER_MAX_BYTES, bounded_request
@@ -123,13 +127,13 @@ class ComplyCubeClient:
     # --- resources -------------------------------------------------------------------------------
 
     def get_session(self, session_id: str) -> Fetched[WorkflowSession]:
-        return self._get(f"workflowSessions/{session_id}", WorkflowSession)
+        return self._get(f"workflowSessions/{path_segment(session_id, 'session id')}", WorkflowSession)
 
     def get_check(self, check_id: str) -> Fetched[Check]:
-        return self._get(f"checks/{check_id}", Check)
+        return self._get(f"checks/{path_segment(check_id, 'check id')}", Check)
 
     def get_client(self, client_id: str) -> Fetched[Client]:
-        return self._get(f"clients/{client_id}", Client)
+        return self._get(f"clients/{path_segment(client_id, 'client id')}", Client)
 
     def list_sessions(self, **filters: str | int) -> Fetched[Page[WorkflowSession]]:
         return self._get("workflowSessions", Page[WorkflowSession], params=filters)
@@ -143,18 +147,22 @@ class ComplyCubeClient:
         self, session: WorkflowSession, map_each: Mapper = map
     ) -> dict[str, Fetched[Check] | None]:
         """The checks a session lists in ``allRelatedChecks``, in its order: None for one the API
-        does not know (404).
+        does not know (404), and for one whose id is not a ComplyCube id, never requested
+        (reconcile reports it unreadable).
 
         The client's checks are listed newest first, page after page until every listed check is
         found, usually on the first: with the session's own GET, two calls whatever its number
         of checks. Only a listed check the walk did not return is fetched alone, as is every
-        check of a session without a client id (``map_each`` may run those at once).
+        check of a session without a client id, or with one that is not a ComplyCube id
+        (``map_each`` may run those at once).
         """
-        wanted = list(dict.fromkeys(ref.check_id for ref in session.all_related_checks))
-        found = self._listed_checks(session.client_id, set(wanted)) if session.client_id and wanted else {}
+        listed = list(dict.fromkeys(ref.check_id for ref in session.all_related_checks))
+        wanted = [check_id for check_id in listed if is_complycube_id(check_id)]
+        client_id = session.client_id if is_complycube_id(session.client_id) else None
+        found = self._listed_checks(client_id, set(wanted)) if client_id and wanted else {}
         missing = [check_id for check_id in wanted if check_id not in found]
         fetched = dict(zip(missing, map_each(self._check_or_none, missing), strict=True))
-        return {check_id: found[check_id] if check_id in found else fetched[check_id] for check_id in wanted}
+        return {check_id: found.get(check_id) or fetched.get(check_id) for check_id in listed}
 
     def _listed_checks(self, client_id: str, wanted: set[str]) -> dict[str, Fetched[Check]]:
         found: dict[str, Fetched[Check]] = {}
@@ -178,7 +186,8 @@ class ComplyCubeClient:
 
     def enable_webhook(self, webhook_id: str) -> Fetched[Webhook]:
         """Updates use POST at ComplyCube (https://docs.complycube.com/api-reference)."""
-        return self._call("POST", f"webhooks/{webhook_id}", Webhook, body={"enabled": True})
+        path = f"webhooks/{path_segment(webhook_id, 'webhook id')}"
+        return self._call("POST", path, Webhook, body={"enabled": True})
 
     # --- the one place answers become errors ----------------------------------------------------
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
 from service.complycube_models import Check, WorkflowSession
+from service.ids import SHAPE, is_complycube_id
 
 
 class Outcome(IntEnum):
@@ -41,6 +42,7 @@ class Status(StrEnum):
 class Issue(StrEnum):
     OUTCOMES_DISAGREE = "outcomes_disagree"  # the session's outcome is not the checks' outcome
     CHECK_MISSING = "check_missing"  # listed in allRelatedChecks, 404 from the API
+    CHECK_UNREADABLE = "check_unreadable"  # listed with an id that is not a ComplyCube id: not fetched
     CHECK_FAILED = "check_failed"  # status failed: the check could not run
     CHECK_WITHOUT_RESULT = "check_without_result"  # complete, but no result.outcome
     UNKNOWN_CHECK_OUTCOME = "unknown_check_outcome"
@@ -88,7 +90,7 @@ class Discrepancy:
 class CheckView:
     check_id: str
     type: str | None
-    status: str  # as ComplyCube said it, or "missing", or NOT_FETCHED
+    status: str  # as ComplyCube said it, or "missing", "unreadable", or NOT_FETCHED
     raw_outcome: str | None  # as ComplyCube said it
     outcome: Outcome | None  # None while pending
     # Where the result breakdown is not clear, e.g. "dataValidation.expiryDate: rejected". Only
@@ -192,6 +194,10 @@ def _session_outcome(raw: str | None, status: Status, issues: list[Discrepancy])
 def _view(
     check_id: str, listed_type: str | None, check: Check | None, issues: list[Discrepancy]
 ) -> CheckView:
+    if not is_complycube_id(check_id):  # never requested (service.ids): a person must look
+        why = f"listed by the session with an id that is not a ComplyCube id ({SHAPE}): not fetched"
+        issues.append(Discrepancy(Issue.CHECK_UNREADABLE, why, check_id))
+        return CheckView(check_id, listed_type, "unreadable", None, Outcome.ATTENTION)
     if check is None:
         issues.append(
             Discrepancy(Issue.CHECK_MISSING, "listed by the session, not found by the API", check_id)

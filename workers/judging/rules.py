@@ -128,6 +128,9 @@ class Rules:
     # Variables the actions name but the environment does not set: only when parsed without
     # requiring them (`cubehook rules check` without --strict); the workers never start so.
     unset: tuple[str, ...] = ()
+    # CUBEHOOK_CALLABLE_PACKAGES: where a python action's function may come from (checked again
+    # when it runs); none unless the operator names them.
+    callable_packages: tuple[str, ...] = ()
 
     def secret(self, env_name: str) -> str:
         return self.secrets[env_name]
@@ -178,10 +181,12 @@ def parse_rules(
     source: str = "<rules>",
     allow_insecure_transport: bool = False,
     require_secrets: bool = True,
+    callable_packages: tuple[str, ...] = (),
 ) -> Rules:
     """Validate a rules file; ConfigError naming the line and field of the first problems.
     ``allow_insecure_transport`` (development only) lets actions use http:// and clear-text SMTP;
-    without ``require_secrets`` the variables the actions name may be unset (Rules.unset)."""
+    without ``require_secrets`` the variables the actions name may be unset (Rules.unset); a
+    python action's function must be in ``callable_packages`` (CUBEHOOK_CALLABLE_PACKAGES)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -199,10 +204,10 @@ def parse_rules(
             f"{source}: environment variables named by actions are not set: {', '.join(missing)}"
         )
     known = {name: environ[name] for name in rules.env_names() if environ.get(name)}
-    problems = _outside_problems(rules, known, allow_insecure_transport)
+    problems = _outside_problems(rules, known, allow_insecure_transport, callable_packages)
     if problems:
         raise _invalid(text, source, problems)
-    return Rules(rules, known, source, tuple(missing))
+    return Rules(rules, known, source, tuple(missing), callable_packages)
 
 
 # A field whose value must match a pattern, and what that pattern means, in plain words.
@@ -240,10 +245,12 @@ def _invalid(text: str, source: str, problems: list[Problem]) -> ConfigError:
     return ConfigError("invalid rules file:\n  " + "\n  ".join(lines))
 
 
-def _outside_problems(rules: RulesFile, environ: Mapping[str, str], allow_insecure: bool) -> list[Problem]:
+def _outside_problems(
+    rules: RulesFile, environ: Mapping[str, str], allow_insecure: bool, packages: tuple[str, ...]
+) -> list[Problem]:
     """What the file itself cannot show, in the variables that are set (named, never shown: they
     are secrets): the Slack URL must be https, a webhook's secret a whsec_ one; and a CA file
-    must be there to read, a python action's callable importable."""
+    must be there to read, a python action's callable in an allowed package and importable."""
     problems: list[Problem] = []
     for name, config in rules.action.items():
         if isinstance(config, WebhookAction):
@@ -257,7 +264,7 @@ def _outside_problems(rules: RulesFile, environ: Mapping[str, str], allow_insecu
             problems.append((("action", name, "ca_file"), f"no such file: {config.ca_file}"))
         if isinstance(config, PythonAction):
             try:
-                resolve(config.callable)
+                resolve(config.callable, packages)
             except ValueError as exc:
                 problems.append((("action", name, "callable"), str(exc)))
     return problems
@@ -279,9 +286,16 @@ def _secret_problems(config: WebhookAction, environ: Mapping[str, str]) -> list[
     return problems
 
 
-def resolve(target: str) -> Callable[[dict[str, Any]], object]:
-    """The function ``package.module:function`` names; ValueError saying why not."""
+def resolve(target: str, packages: tuple[str, ...]) -> Callable[[dict[str, Any]], object]:
+    """The function ``package.module:function`` names; ValueError saying why not. The module must
+    be one of ``packages`` or inside one, checked before it is imported (an import runs code):
+    without that, ``os:system`` would pass, and so would any module the worker can import."""
     module_name, _, attribute = target.partition(":")
+    if not any(module_name == p or module_name.startswith(f"{p}.") for p in packages):
+        named = ", ".join(packages) or "it names none"
+        raise ValueError(f"{module_name}: not in a package CUBEHOOK_CALLABLE_PACKAGES names ({named})")
+    if attribute.startswith("_"):
+        raise ValueError(f"{target}: a private name")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -300,14 +314,15 @@ def load_rules(
     environ: Mapping[str, str],
     allow_insecure_transport: bool = False,
     require_secrets: bool = True,
+    callable_packages: tuple[str, ...] = (),
 ) -> Rules:
     if path is None:
-        return Rules(DEFAULT_RULES, {})
+        return Rules(DEFAULT_RULES, {}, callable_packages=callable_packages)
     try:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read rules file {path}: {exc.strerror}") from None
-    return parse_rules(text, environ, str(path), allow_insecure_transport, require_secrets)
+    return parse_rules(text, environ, str(path), allow_insecure_transport, require_secrets, callable_packages)
 
 
 def _line_of(text: str, loc: tuple[object, ...]) -> int:
