@@ -178,7 +178,9 @@ def main() -> None:
     count = args.decisions or (100 if args.smoke else 100_000)
     requests = args.requests or (20 if args.smoke else 300)
     with database(args.database, args.postgres) as url, EmbeddedRedis() as redis:
-        settings = Settings(database_url=url, redis_url=redis.url, log_level="WARNING")
+        settings = Settings(
+            database_url=url, redis_url=redis.url, log_level="WARNING", decision_keys=secrets.token_hex(32)
+        )
         options = ConsoleSettings(secret_key=secrets.token_hex(32))
         console = Console.build(settings, options, {})  # migrates the empty database
         started = time.perf_counter()

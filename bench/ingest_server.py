@@ -10,6 +10,7 @@ import itertools
 
 import redis.asyncio as aioredis
 import uvicorn
+from redis import Redis
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -18,6 +19,7 @@ from service.log import configure_logging
 from service.settings import Settings
 from service.web.app import create_apps
 from service.web.serve import configs
+from workers.scriptload import IntakeScripts
 
 
 def main() -> None:
@@ -33,6 +35,8 @@ def main() -> None:
         admin_port=0, redis_min_replicas=args.min_replicas,
     )  # fmt: skip
     configure_logging(settings)
+    # What a worker's first tick does: the web only runs the intake's scripts (workers.scriptload).
+    IntakeScripts(Redis.from_url(args.redis_url), settings).ensure()
     apps = create_apps(settings)
     app = apps.public
     client = aioredis.Redis.from_url(args.redis_url)

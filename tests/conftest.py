@@ -3,6 +3,7 @@ machine's 6379) and stops it at the end; each test starts with an empty database
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -19,6 +20,7 @@ import httpx2
 import pytest
 import uvicorn
 from redis import Redis
+from redis.exceptions import RedisError
 from starlette.types import ASGIApp
 
 from cubehook_dev.devredis import EmbeddedRedis, free_port
@@ -232,3 +234,27 @@ def receiver() -> Iterator[Receiver]:
     with serving(target.app()) as port:
         target.url = f"http://127.0.0.1:{port}"
         yield target
+
+
+@contextmanager
+def keeping_intake_scripts(url: str, every: float = 0.2) -> Iterator[None]:
+    """What the workers' watch does on each tick while the block runs, for tests of the web alone:
+    load the intake's scripts into the Redis at ``url`` whenever it lacks them (after a restart)."""
+    stop = threading.Event()
+
+    def keep() -> None:
+        redis = Redis.from_url(url, socket_timeout=1)
+        scripts = IntakeScripts(redis, Settings(redis_url=url))
+        while not stop.is_set():
+            with contextlib.suppress(RedisError):  # away: as a worker, try again on the next tick
+                scripts.ensure()
+            stop.wait(every)
+        redis.close()
+
+    keeper = threading.Thread(target=keep, daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        keeper.join(timeout=5)

@@ -13,6 +13,7 @@ import pytest
 
 from cubehook_dev import devenv
 from cubehook_dev.devredis import free_port
+from tests.conftest import DECISION_KEY
 from tests.e2e.conftest import CUBEHOOK
 
 pytestmark = pytest.mark.e2e
@@ -34,7 +35,10 @@ def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def production(**extra: str) -> dict[str, str]:
     """An operator's shell: no CUBEHOOK_ setting (no env file named either), and ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CUBEHOOK_")}
-    env.update(CUBEHOOK_LOG_FORMAT="json", CUBEHOOK_ADMIN_PORT=str(free_port()), **extra)
+    env.update(
+        CUBEHOOK_LOG_FORMAT="json", CUBEHOOK_ADMIN_PORT=str(free_port()), CUBEHOOK_DECISION_KEYS=DECISION_KEY
+    )
+    env.update(extra)
     return env
 
 

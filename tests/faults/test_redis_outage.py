@@ -13,7 +13,7 @@ from redis import Redis
 
 from cubehook_dev.devredis import EmbeddedRedis, free_port
 from service.rq_jobs import rq_queue
-from tests.conftest import SECRET
+from tests.conftest import SECRET, keeping_intake_scripts
 from tests.e2e.conftest import CUBEHOOK, cubehook_env, running
 
 pytestmark = pytest.mark.e2e
@@ -35,6 +35,7 @@ def test_events_survive_a_redis_outage_mid_stream(durable_redis: EmbeddedRedis, 
     simulate = [CUBEHOOK, "simulate", "--port", str(sim_port), "--seed", "9", "--step-seconds", "0.3",
                 "--retry-scale", "0.02", "--webhook-url", f"{web_url}/webhooks/complycube", "--webhook-secret", SECRET]  # fmt: skip
     with (
+        keeping_intake_scripts(durable_redis.url),  # the workers' part here: the web may only run them
         running([CUBEHOOK, "web"], env, f"{web_url}/healthz"),
         running(simulate, cubehook_env(), f"{sim_url}/_sim/health"),
     ):

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from cubehook_cli import main
-from service.log import configure_logging
+from service.log import configure_logging, get_logger
 from service.rq_jobs import JobFunction
 from service.settings import Settings
 from tests.conftest import DECISION_KEY, SIM_API_KEY, Receiver, SimServer
@@ -97,8 +97,10 @@ def test_watchdog_alerts_once_reenables_and_backfills_what_was_missed(
 
 
 def test_the_watchdog_says_alerted_only_when_a_target_took_the_alert(
-    pipeline: Pipeline, sim: SimServer, receiver: Receiver, tmp_path: Path
+    pipeline: Pipeline, sim: SimServer, receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Made afresh: a command run earlier in this process may have cached it on another stream.
+    monkeypatch.setattr(operations, "log", get_logger("cubehook.operations"))
     ours = "https://cubehook.example/webhooks/complycube"
     hook = sim.control("POST", "/v1/webhooks", json={"url": ours, "enabled": False},
                        headers={"Authorization": SIM_API_KEY})  # fmt: skip
@@ -208,7 +210,6 @@ def test_status_shows_the_quarantine_and_the_ignored_types(
     from starlette.testclient import TestClient
 
     from service import intake
-    from service.log import get_logger
     from service.web.app import create_app
     from tests.conftest import event_body, signature
 

@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from cubehook_dev.devredis import free_port
 from service.settings import Settings
 from tests.conftest import SECRET
+from workers.scriptload import IntakeScripts
 
 SERVICE = "mymaster"
 
@@ -145,6 +146,8 @@ def replicated(tmp_path: Path) -> Iterator[Replicated]:
                 15,
                 "the sentinels see each other and the replica",
             )
+        primary = setup.primary.client()  # what a worker's first tick does (workers.scriptload)
+        IntakeScripts(primary, Settings(redis_url=f"redis://127.0.0.1:{primary_port}/0")).ensure()
         yield setup
     finally:
         for node in setup.nodes():
