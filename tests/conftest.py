@@ -237,24 +237,38 @@ def receiver() -> Iterator[Receiver]:
 
 
 @contextmanager
-def keeping_intake_scripts(url: str, every: float = 0.2) -> Iterator[None]:
-    """What the workers' watch does on each tick while the block runs, for tests of the web alone:
-    load the intake's scripts into the Redis at ``url`` whenever it lacks them (after a restart)."""
+def repeating(step: Callable[[], object], every: float, join_timeout: float = 20) -> Iterator[None]:
+    """``step`` in a thread of its own, every ``every`` seconds (after the previous one), while the
+    block runs."""
     stop = threading.Event()
 
-    def keep() -> None:
-        redis = Redis.from_url(url, socket_timeout=1)
-        scripts = IntakeScripts(redis, Settings(redis_url=url))
+    def loop() -> None:
         while not stop.is_set():
-            with contextlib.suppress(RedisError):  # away: as a worker, try again on the next tick
-                scripts.ensure()
+            step()
             stop.wait(every)
-        redis.close()
 
-    keeper = threading.Thread(target=keep, daemon=True)
-    keeper.start()
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
     try:
         yield
     finally:
         stop.set()
-        keeper.join(timeout=5)
+        thread.join(timeout=join_timeout)
+
+
+@contextmanager
+def keeping_intake_scripts(url: str, every: float = 0.2) -> Iterator[None]:
+    """What the workers' watch does on each tick while the block runs, for tests of the web alone:
+    load the intake's scripts into the Redis at ``url`` whenever it lacks them (after a restart)."""
+    redis = Redis.from_url(url, socket_timeout=1)
+    scripts = IntakeScripts(redis, Settings(redis_url=url))
+
+    def tick() -> None:
+        with contextlib.suppress(RedisError):  # away: as a worker, try again on the next tick
+            scripts.ensure()
+
+    try:
+        with repeating(tick, every):
+            yield
+    finally:
+        redis.close()

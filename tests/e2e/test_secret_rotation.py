@@ -20,7 +20,7 @@ from cubehook_dev.demo import wait_ready
 from cubehook_dev.devredis import free_port
 from cubehook_dev.simulator.app import SimConfig, Simulator, create_simulator_app
 from cubehook_dev.simulator.faults import FaultConfig
-from tests.conftest import ROOT, SIM_API_KEY, serving
+from tests.conftest import ROOT, SIM_API_KEY, repeating, serving
 from tests.e2e.conftest import CUBEHOOK, cubehook_env
 
 pytestmark = pytest.mark.e2e
@@ -107,20 +107,12 @@ def rotation(redis_url: str) -> Iterator[Rotation]:
 @contextmanager
 def traffic(sim_url: str) -> Iterator[None]:
     """Sessions played one after another for the block: their events delivered all the while."""
-    stop = threading.Event()
 
     def play() -> None:
-        while not stop.is_set():
-            httpx2.post(f"{sim_url}/_sim/sessions", json={"preset": "clear"}, timeout=10).raise_for_status()
-            stop.wait(SESSION_EVERY)
+        httpx2.post(f"{sim_url}/_sim/sessions", json={"preset": "clear"}, timeout=10).raise_for_status()
 
-    thread = threading.Thread(target=play, daemon=True)
-    thread.start()
-    try:
+    with repeating(play, SESSION_EVERY):
         yield
-    finally:
-        stop.set()
-        thread.join(timeout=20)
 
 
 def old_webhook_and_its_web(r: Rotation) -> None:
