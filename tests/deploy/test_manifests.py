@@ -144,12 +144,17 @@ def test_compose_binds_loopback_and_takes_the_database_password_from_the_environ
     assert all(port.startswith("127.0.0.1:") for port in published), published
     required = "${POSTGRES_PASSWORD:?"
     assert services["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith(required)
-    for name in ("web", "worker", "console"):
+    for name in ("worker", "console"):
         env = services[name]["environment"]
         assert env["PGPASSWORD"].startswith(required)  # libpq's; the URL carries no password
         assert urlsplit(env["CUBEHOOK_DATABASE_URL"]).password is None
+        assert env["CUBEHOOK_DECISION_KEYS"].startswith("${CUBEHOOK_DECISION_KEYS:?")
+    for name in ("web", "worker", "console"):
         assert services[name]["read_only"] is True
         assert services[name]["cap_drop"] == ["ALL"]
+    # The web holds what the intake needs: no database password, API key or decision key, any of
+    # which would let its holder make a decision the workers act on.
+    assert sorted(services["web"]["environment"]) == ["CUBEHOOK_REDIS_URL", "CUBEHOOK_WEBHOOK_SECRETS"]
     assert "cubehook:cubehook@" not in text
 
 

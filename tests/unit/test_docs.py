@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 import pytest
+import yaml
 
 from cubehook_cli import main
 from cubehook_console.settings import ConsoleSettings
@@ -159,3 +160,10 @@ def test_every_link_points_at_a_file_and_a_place_that_exist(path: Path) -> None:
 def test_the_readme_links_every_doc() -> None:
     readme = README.read_text()
     assert [doc.name for doc in DOCS if f"](docs/{doc.name})" not in readme] == []
+
+
+def test_the_readmes_alert_table_names_every_alert() -> None:
+    rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yaml").read_text())
+    names = [rule["alert"] for group in rules["groups"] for rule in group["rules"] if "alert" in rule]
+    table = (ROOT / "README.md").read_text().split("links to its runbook", 1)[1]
+    assert [name for name in names if f"`{name}`" not in table] == []
