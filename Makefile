@@ -54,6 +54,10 @@ bench-smoke: $(VENV)/.installed-test
 # Mutation testing (docs/mutation.md has the method, the scores and the mutants left alive). Not
 # part of `make test` nor CI. MUTATION_JOBS: mutmut's processes at once (1 on a busy machine).
 MUTATION_JOBS ?= 2
+# The core's tests start servers of their own (a private Redis per pytest session, on a free port):
+# mutants tested side by side could meet on one server and pass or fail for each other, so the core
+# runs one at a time unless told otherwise.
+MUTATION_CORE_JOBS ?= 1
 $(VENV)/.installed-mutation: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[mutation]'
 	touch $@ $(VENV)/.installed-test $(VENV)/.installed-dev
@@ -81,13 +85,13 @@ mutation-core: $(VENV)/.installed-mutation
 	cp -R service workers tests README.md deploy $(MUTATION_CORE)/
 	sed -e 's/^\[tool\.mutmut\]$$/[tool.cubehook.mutmut-pure]/' \
 	    -e 's/^\[tool\.cubehook\.mutmut-core\]$$/[tool.mutmut]/' pyproject.toml > $(MUTATION_CORE)/pyproject.toml
-	$(MUTMUT_CORE) run --max-children $(MUTATION_JOBS) $(MUTATION_CORE_ONLY)
+	$(MUTMUT_CORE) run --max-children $(MUTATION_CORE_JOBS) $(MUTATION_CORE_ONLY)
 	$(MUTMUT_CORE) export-cicd-stats && cat mutants/mutmut-cicd-stats.json && echo
 	$(MUTMUT_CORE) results
 
 # Carries a stopped core run (Ctrl-C) on where it stopped, in the same copy: results kept.
 mutation-core-resume: $(VENV)/.installed-mutation
-	$(MUTMUT_CORE) run --max-children $(MUTATION_JOBS) $(MUTATION_CORE_ONLY)
+	$(MUTMUT_CORE) run --max-children $(MUTATION_CORE_JOBS) $(MUTATION_CORE_ONLY)
 	$(MUTMUT_CORE) export-cicd-stats && cat mutants/mutmut-cicd-stats.json && echo
 	$(MUTMUT_CORE) results
 

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from typing import Any
 
 import httpx2
 import pytest
+import structlog
 import uvicorn
 from redis import Redis
 from redis.exceptions import RedisError
@@ -43,6 +45,23 @@ SECRET = "whsec_test_primary"
 DECISION_KEY = "test-decision-key-0123456789abcdef0123456789"
 SEAL = DecisionSeal((DECISION_KEY.encode(),))
 OTHER_SECRET = "whsec_test_rotated"
+
+
+OUR_PACKAGES = ("service", "workers", "cubehook_cli", "cubehook_console", "cubehook_dev")
+LAZY_LOGGER = type(structlog.get_logger())  # what a module's get_logger() gives, until its first line
+
+
+@pytest.fixture(autouse=True)
+def _loggers_lazy_again() -> Iterator[None]:
+    """After each test, every module's logger assembles itself again at its next line: a command run
+    in a test (CliRunner) configures structlog as a process does, caching each logger at its first
+    line, which would pin the loggers later tests use to that command's stream, out of their capture."""
+    yield
+    for name, module in list(sys.modules.items()):
+        if name.split(".", 1)[0] in OUR_PACKAGES:
+            proxy = getattr(module, "log", None)
+            if isinstance(proxy, LAZY_LOGGER) and "bind" in vars(proxy):
+                del proxy.bind  # the class's: assembles from the configuration of the moment
 
 
 @pytest.fixture(scope="session")
