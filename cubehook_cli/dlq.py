@@ -31,6 +31,7 @@ def _queue() -> Queue:
 
 @dlq.command("list")
 def dlq_list() -> None:
+    """List the dead letters: failed jobs, and dead actions whose job Redis lost, with the reason."""
     from workers.operations import dead_letters
 
     try:
@@ -49,6 +50,7 @@ def dlq_list() -> None:
 @dlq.command("show")
 @click.argument("job_id")
 def dlq_show(job_id: str) -> None:
+    """Show one dead letter whole: its job, its attempts and the last error."""
     from workers.operations import dead_letter
 
     queue = _queue()

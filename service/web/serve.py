@@ -76,6 +76,12 @@ def run(settings: Settings) -> None:
         ensure_free(settings.admin_host, settings.admin_port, "CUBEHOOK_ADMIN_PORT")
     said = env_file_read_said()
     log.info("web.starting", port=settings.port, admin_port=settings.admin_port, env_file=said)
+    if settings.decision_keys and not settings.allow_insecure_transport:  # a development run shares one file
+        log.warning(
+            "web.holds_decision_keys",
+            hint="CUBEHOOK_DECISION_KEYS is for the workers and the console only: the web never uses it, "
+            "and whoever holds the web's credentials must not be able to seal a decision",
+        )
     servers = [_Server(config) for config in configs(settings, apps)]
     with asyncio.Runner(loop_factory=servers[0].config.get_loop_factory()) as runner:
         runner.run(serve(servers))

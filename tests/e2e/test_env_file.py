@@ -117,3 +117,24 @@ def test_every_process_says_which_env_file_it_read(checkout: Path, redis_url: st
     assert status.returncode == 0, status.stderr
     assert status.stderr == "settings: the environment, and under it var/dev.env (CUBEHOOK_ENV_FILE)\n"
     assert run(checkout, env, "status").stderr == ""
+
+
+def test_a_web_process_given_the_decision_keys_says_it_should_not_have_them(
+    checkout: Path, redis_url: str
+) -> None:
+    env = production(CUBEHOOK_REDIS_URL=redis_url, CUBEHOOK_WEBHOOK_SECRETS="whsec_x", CUBEHOOK_PORT="0")
+    for given, warned in (
+        (env, True),
+        ({k: v for k, v in env.items() if k != "CUBEHOOK_DECISION_KEYS"}, False),
+    ):
+        process = subprocess.Popen(
+            [CUBEHOOK, "web"], cwd=checkout, env=given, stderr=subprocess.PIPE, text=True
+        )
+        assert process.stderr is not None
+        lines = [process.stderr.readline()]
+        while lines[-1] and '"event": "web.starting"' not in lines[-1]:
+            lines.append(process.stderr.readline())
+        lines.append(process.stderr.readline())  # the line after the start line
+        process.terminate()
+        process.wait(timeout=20)
+        assert any('"web.holds_decision_keys"' in line for line in lines) is warned, lines
