@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint format bench bench-smoke screenshots mutation mutation-core mutation-core-resume mutation-all lock clean
+.PHONY: run test lint format bench bench-smoke screenshots mutation mutation-core mutation-core-resume mutation-core-recheck mutation-all lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,9 +54,8 @@ bench-smoke: $(VENV)/.installed-test
 # Mutation testing (docs/mutation.md has the method, the scores and the mutants left alive). Not
 # part of `make test` nor CI. MUTATION_JOBS: mutmut's processes at once (1 on a busy machine).
 MUTATION_JOBS ?= 2
-# The core's tests start servers of their own (a private Redis per pytest session, on a free port):
-# mutants tested side by side could meet on one server and pass or fail for each other, so the core
-# runs one at a time unless told otherwise.
+# The core's mutants one at a time unless told otherwise: each pytest starts servers of its own (a
+# private Redis on a free port), and side by side they compete for the cores the timings assume.
 MUTATION_CORE_JOBS ?= 1
 $(VENV)/.installed-mutation: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[mutation]'
@@ -97,6 +96,11 @@ mutation-core-resume: $(VENV)/.installed-mutation
 
 # Both: the pure modules, then the exactly-once core (more than an hour on 2 shared cores).
 mutation-all: mutation mutation-core
+
+# Each survivor of the core's run tested again alone, in a fresh pytest with its mutant switched on:
+# the check docs/mutation.md applies to survivors, and to tests added for them since the run.
+mutation-core-recheck: $(VENV)/.installed-mutation
+	$(BIN)/python -m tests.mutation_recheck $(MUTATION_CORE_ONLY)
 
 # The image's dependencies, every one pinned with its hashes (deploy/Dockerfile installs them with
 # --require-hashes): the runtime tree from pyproject.toml, and the build backend it names. Run

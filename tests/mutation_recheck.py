@@ -1,12 +1,10 @@
 """Each mutant the core's mutation run reports as survived, tested again alone: its tests (those mutmut
 mapped to its function) in a fresh pytest, with the mutant switched on as mutmut switches it
-(``MUTANT_UNDER_TEST``), stopping at the first failure. ``make mutation-core-recheck``.
+(``MUTANT_UNDER_TEST``), stopping at the first failure. ``make mutation-core-recheck [MUTATION_CORE_ONLY=prefix]``.
 
-Why: mutmut runs each mutant in a child forked from a process that has already run the whole
-selection once, and some of the core's tests do not behave the same in such a child (the private
-Redis, threads and loggers the parent left), so a mutant can pass there that a fresh run kills.
-A survivor that this run kills is counted killed (docs/mutation.md says how many); one that
-survives here too is a real survivor.
+It is the check docs/mutation.md applies to survivors: a second run of each on its own, and, after
+a test is added for some, the proof that the test kills them (the copy in mutants-core/ must hold
+the new test: copy it there). A survivor that this run kills is counted killed by the tests added.
 
 Run from the project's root, after ``make mutation-core``; prints one line per mutant and a count.
 """

@@ -156,3 +156,44 @@ def test_rqs_enqueue_commands_are_still_readable(intake: EventQueue) -> None:
     assert ("HSET", "rq:job:evt-evt-inside") in written  # the job's hash
     assert any(name in ("RPUSH", "LPUSH") and key == "rq:queue:cubehook" for name, key in written)
     assert intake.queue.redis_server_version is not None  # read once, kept on the queue
+
+
+@pytest.mark.parametrize("path", ["blocking", "asyncio"])
+def test_without_a_template_a_missing_claim_script_queues_nothing_in_the_web(
+    make_settings: Callable[..., Settings], redis: Redis, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """The slow way (no template) runs the claim script inside its transaction: when Redis does not
+    hold it, the web (which may not load it) refuses before the transaction, so no job is queued
+    without its seen key; a process that may load it loads it and queues the event once."""
+    from service.errors import QueueUnavailable
+    from service.queue import CLAIM_SEEN_SHA, seen_key
+    from service.redis import async_redis_client
+
+    monkeypatch.setattr(JobTemplate, "expand", lambda self, values: [])
+    settings = make_settings()
+    ref = EventRef(f"evt-noscript-{path}", "workflow.session.completed", "session", "s", "t")
+    job_id = f"evt-evt-noscript-{path}"
+
+    def submit(loads: bool) -> Submitted:
+        if path == "blocking":
+            return EventQueue(redis, settings, loads_scripts=loads).submit(ref)
+
+        async def run() -> Submitted:
+            aredis = async_redis_client(settings)
+            try:
+                return await EventQueue(redis, settings, aredis, loads_scripts=loads).submit_async(ref)
+            finally:
+                await aredis.aclose()
+
+        return asyncio.run(run())
+
+    redis.script_flush()
+    with pytest.raises(QueueUnavailable, match="not loaded in Redis"):
+        submit(loads=False)
+    assert redis.exists(seen_key(ref.event_id)) == 0
+    assert rq_queue("cubehook", redis).job_ids == []
+    assert redis.script_exists(CLAIM_SEEN_SHA) == [False]
+    assert submit(loads=True) is Submitted.ACCEPTED
+    assert redis.script_exists(CLAIM_SEEN_SHA) == [True]
+    assert rq_queue("cubehook", redis).job_ids == [job_id]
+    assert redis.exists(seen_key(ref.event_id)) == 1
