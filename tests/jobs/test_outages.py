@@ -24,6 +24,7 @@ from service.settings import DAY, Settings
 from tests.conftest import Receiver, SimServer
 from tests.jobs.conftest import Pipeline
 from workers import requeue
+from workers.dispatch import action_job_id
 from workers.epoch import Epoch
 from workers.operations import dead_letters, replay_job
 from workers.outages import HEALTH, Dependency
@@ -205,7 +206,12 @@ def test_an_action_whose_database_is_away_spends_no_attempt(
 
 
 def test_the_ledger_requeues_what_a_forgetful_redis_lost(
-    pipeline: Pipeline, sim: SimServer, receiver: Receiver, runtime: Runtime, redis: Redis
+    pipeline: Pipeline,
+    sim: SimServer,
+    receiver: Receiver,
+    runtime: Runtime,
+    redis: Redis,
+    log_output: io.StringIO,
 ) -> None:
     sids = [sim.create(preset=p, mode="settled")["sessionId"] for p in ("clear", "rejected", "attention")]
     receiver.status = 503  # the target is down: each action fails its first attempt, a retry waits
@@ -221,19 +227,46 @@ def test_the_ledger_requeues_what_a_forgetful_redis_lost(
     assert states == {decided[sids[0]]: ["failed"], decided[sids[1]]: ["failed"], decided[sids[2]]: []}
     redis.flushdb()  # Redis comes back empty: the retries and the queued action are gone
     receiver.requests.clear()
+    counted = {r: requeued_count(r) for r in ("not_sent", "never_tried")}
+    log_output.seek(0)
+    log_output.truncate()
     report = requeue.reconcile(
         runtime.audit, runtime.processor.dispatcher, datetime.now(UTC) - timedelta(hours=1)
     )
-    assert len(report.requeued) == 3
+    jobs = {sid: action_job_id(decided[sid], "onboarding") for sid in sids}
+    assert sorted(report.requeued) == sorted(jobs.values())
+    assert report.checked == 3
+    # What an operator reads (the runbook names these lines) and counts, each action once, with why.
+    lines = [json.loads(line) for line in log_output.getvalue().splitlines()]
+    requeued = [{k: line[k] for k in ("decision_id", "session_id", "action", "reason", "level")}
+                for line in lines if line["event"] == "ledger.requeued"]  # fmt: skip
+    assert sorted(requeued, key=lambda line: line["decision_id"]) == sorted(
+        [{"decision_id": decided[sid], "session_id": sid, "action": "onboarding", "level": "warning",
+          "reason": "never_tried" if sid == sids[2] else "not_sent"} for sid in sids],
+        key=lambda line: line["decision_id"],
+    )  # fmt: skip
+    [summary] = [line for line in lines if line["event"] == "ledger.reconciled"]
+    assert (summary["checked"], summary["requeued"], summary["level"]) == (3, 3, "warning")
+    assert requeued_count("not_sent") == counted["not_sent"] + 2
+    assert requeued_count("never_tried") == counted["never_tried"] + 1
+    log_output.seek(0)
+    log_output.truncate()
     again = requeue.reconcile(
         runtime.audit, runtime.processor.dispatcher, datetime.now(UTC) - timedelta(hours=1)
     )
     assert again.requeued == []  # their jobs are live now: not queued twice
+    assert again.checked == 3
+    [quiet] = [json.loads(line) for line in log_output.getvalue().splitlines() if "ledger.reconciled" in line]
+    assert (quiet["checked"], quiet["requeued"], quiet["level"]) == (3, 0, "info")
     pipeline.work()
     delivered = sorted(headers["webhook-id"].split(".")[0] for _, headers, _ in receiver.requests)
     assert delivered == sorted(decided.values())  # each once
     assert all(e["state"] == "sent" for d in decided.values() for e in runtime.audit.ledger(d))
     assert requeue.reconcile(runtime.audit, runtime.processor.dispatcher, datetime.now(UTC)).requeued == []
+
+
+def requeued_count(reason: str) -> float:
+    return WORKER.get_sample_value("cubehook_actions_requeued_total", {"reason": reason}) or 0.0
 
 
 def worker_one_job(pipeline: Pipeline) -> None:
