@@ -10,7 +10,6 @@ import itertools
 
 import redis.asyncio as aioredis
 import uvicorn
-from redis import Redis
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -19,7 +18,7 @@ from service.log import configure_logging
 from service.settings import Settings
 from service.web.app import create_apps
 from service.web.serve import configs
-from workers.scriptload import IntakeScripts
+from workers.scriptload import load_at
 
 
 def main() -> None:
@@ -36,7 +35,7 @@ def main() -> None:
     )  # fmt: skip
     configure_logging(settings)
     # What a worker's first tick does: the web only runs the intake's scripts (workers.scriptload).
-    IntakeScripts(Redis.from_url(args.redis_url), settings).ensure()
+    load_at(args.redis_url)
     apps = create_apps(settings)
     app = apps.public
     client = aioredis.Redis.from_url(args.redis_url)

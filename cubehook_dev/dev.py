@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import click
-from redis import Redis
 
 from cubehook_console.dev import dev_console
 from cubehook_dev import devenv
@@ -23,8 +22,7 @@ from cubehook_dev.devredis import EmbeddedRedis, free_port
 from cubehook_dev.processes import OrderedManager, terminal_foreground
 from service.log import scrub_text
 from service.ports import ensure_free
-from service.settings import Settings
-from workers.scriptload import IntakeScripts
+from workers import scriptload
 
 # Stopped in this order (then the embedded Redis): nothing new comes in, then the worker finishes
 # the job in hand, then what that job may still need.
@@ -45,7 +43,9 @@ def run_dev(procfile: Path) -> int:
         embedded.start()
     try:
         devenv.use_redis(system, embedded.url if embedded else str(given), embedded is not None)
-        _load_intake_scripts(system.env["CUBEHOOK_REDIS_URL"])
+        # Before the web takes its first event, what a worker's first tick does: the web only
+        # runs the intake's scripts, never loads them (workers.scriptload).
+        scriptload.load_at(system.env["CUBEHOOK_REDIS_URL"])
         console = dev_console(system.env, free_port())  # its key, port and a development login
         devenv.write(system)
         click.echo(_banner(system, embedded is not None, console.line.rstrip()))
@@ -59,16 +59,6 @@ def run_dev(procfile: Path) -> int:
         if embedded is not None:
             embedded.close()
     return int(manager.returncode or 0)
-
-
-def _load_intake_scripts(url: str) -> None:
-    """Before the web takes its first event, what the worker's first tick does (workers.scriptload):
-    the web only runs the intake's scripts, never loads them."""
-    redis = Redis.from_url(url)
-    try:
-        IntakeScripts(redis, Settings(redis_url=url)).ensure()
-    finally:
-        redis.close()
 
 
 def _environ() -> dict[str, str]:

@@ -31,7 +31,7 @@ from cubehook_dev.simulator.faults import FaultConfig
 from service.log import configure_logging
 from service.settings import ENV_FILE_VARIABLE, Settings
 from service.signature import sign
-from workers.scriptload import IntakeScripts
+from workers.scriptload import IntakeScripts, load_at
 from workers.seal import DecisionSeal
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,8 +83,7 @@ def taken_port() -> Iterator[int]:
 def redis_url(redis_server: EmbeddedRedis) -> str:
     client = Redis.from_url(redis_server.url)
     client.flushall()
-    # What a worker does as it starts: the web process only runs the intake's scripts, by SHA.
-    IntakeScripts(client, Settings(redis_url=redis_server.url)).ensure()
+    load_at(redis_server.url)  # what a worker does as it starts: the web only runs them, by SHA
     client.close()
     return redis_server.url
 

@@ -16,6 +16,7 @@ from service import scripts
 from service.evalsha import sha1
 from service.log import get_logger
 from service.queue import EventQueue
+from service.redis import redis_client
 from service.settings import Settings
 
 log = get_logger("cubehook.scripts")
@@ -57,3 +58,14 @@ class IntakeScripts:
         if missing:
             log.info("scripts.loaded", count=len(missing), reason="the intake runs them by SHA only")
         return len(missing)
+
+
+def load_at(url: str) -> int:
+    """What a worker's first tick does, for a process that is no worker (``cubehook dev`` before its
+    web starts, tests and benchmarks of the web alone): the intake's scripts into the Redis at
+    ``url``. How many were loaded; raises RedisError."""
+    redis = redis_client(Settings(redis_url=url))
+    try:
+        return IntakeScripts(redis, Settings(redis_url=url)).ensure()
+    finally:
+        redis.close()

@@ -62,14 +62,14 @@ class DecisionSeal:
     def from_settings(cls, settings: Settings) -> DecisionSeal:
         return cls(settings.decision_seal_keys())
 
-    def _mac(self, key: bytes, body: dict[str, Any]) -> str:
-        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return VERSION + hmac.new(key, canonical.encode("utf-8"), hashlib.sha256).hexdigest()
+    @staticmethod
+    def _mac(key: bytes, canonical: bytes) -> str:
+        return VERSION + hmac.new(key, canonical, hashlib.sha256).hexdigest()
 
     def sealed(self, decision: Decision) -> str:
         """The decision's JSON as Redis keeps it, with its seal."""
         body = decision.to_dict()
-        return json.dumps({**body, FIELD: self._mac(self.keys[0], body)}, separators=(",", ":"))
+        return json.dumps({**body, FIELD: self._mac(self.keys[0], _canonical(body))}, separators=(",", ":"))
 
     def opened(self, raw: bytes | str | None, session_id: str) -> Decision | None:
         """The decision ``raw`` holds when its seal verifies and it is ``session_id``'s; else None
@@ -93,7 +93,10 @@ class DecisionSeal:
         claimed = body.get("decision_id")
         if not isinstance(seal, str):
             return None, Refused.UNSEALED, claimed
-        if not any(hmac.compare_digest(seal.encode(), self._mac(key, body).encode()) for key in self.keys):
+        canonical = _canonical(body)  # once, whatever the number of keys
+        if not any(
+            hmac.compare_digest(seal.encode(), self._mac(key, canonical).encode()) for key in self.keys
+        ):
             return None, Refused.BAD_SEAL, claimed
         try:
             decision = Decision.from_dict(body)
@@ -102,6 +105,11 @@ class DecisionSeal:
         if decision.session_id != session_id:
             return None, Refused.WRONG_SESSION, claimed
         return decision, None, claimed
+
+
+def _canonical(body: dict[str, Any]) -> bytes:
+    """What a seal covers: the decision's JSON with its keys sorted and no spaces."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def refuse(reason: Refused, session_id: str, claimed: object) -> None:

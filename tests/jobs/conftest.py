@@ -19,7 +19,7 @@ from service.log import get_logger
 from service.queue import EventQueue, Submitted
 from service.rq_jobs import JOB_OPTIONS, EventRef, rq_queue
 from service.settings import Settings
-from tests.conftest import SIM_API_KEY, SimServer
+from tests.conftest import SIM_API_KEY, Receiver, SimServer
 from workers import backfill, dispatch, jobs, reschedule, worker
 from workers import runtime as worker_runtime
 from workers.audit.store import AuditStore
@@ -160,3 +160,17 @@ def store(database_url: str) -> Iterator[AuditStore]:
     audit.migrate()
     yield audit
     audit.engine.dispose()
+
+
+def webhook_rules(receiver: Receiver) -> str:
+    """A rules file sending every decision to ``receiver``'s /decisions, signed with HOOK_SECRET."""
+    return f"""
+[action.onboarding]
+type = "webhook"
+url = "{receiver.url}/decisions"
+secret_env = "HOOK_SECRET"
+
+[[rule]]
+name = "every decision"
+actions = ["onboarding"]
+"""

@@ -15,7 +15,7 @@ from standardwebhooks import Webhook
 from cubehook_dev.devredis import free_port
 from service.settings import Settings
 from tests.conftest import Receiver, SimServer
-from tests.jobs.conftest import Pipeline
+from tests.jobs.conftest import Pipeline, webhook_rules
 from tests.jobs.mailserver import Inbox, mail_server
 from workers.actions.document import SCHEMA_PATH
 from workers.dispatch import action_job_id, replay
@@ -36,19 +36,6 @@ def rules(tmp_path: Path) -> Callable[[str], Path]:
 @pytest.fixture
 def runtime_env(receiver: Receiver) -> dict[str, str]:
     return {"HOOK_SECRET": SECRET, "SLACK_URL": f"{receiver.url}/slack"}
-
-
-def webhook_rules(receiver: Receiver) -> str:
-    return f"""
-[action.onboarding]
-type = "webhook"
-url = "{receiver.url}/decisions"
-secret_env = "HOOK_SECRET"
-
-[[rule]]
-name = "every decision"
-actions = ["onboarding"]
-"""
 
 
 @pytest.fixture

@@ -13,13 +13,11 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from service.log import get_logger
 from service.metrics import WORKER
 from service.rq_jobs import JobFunction
 from service.settings import Settings
 from tests.conftest import SEAL, Receiver, SimServer
-from tests.jobs.conftest import Pipeline
-from workers import seal as seal_module
+from tests.jobs.conftest import Pipeline, webhook_rules
 from workers.dispatch import action_job_id
 from workers.judging.judge import Decision, Kind
 from workers.seal import DecisionSeal
@@ -29,10 +27,7 @@ from workers.sessions import SessionStore
 @pytest.fixture
 def worker_settings(worker_settings: Settings, tmp_path: Path, receiver: Receiver) -> Settings:
     rules = tmp_path / "rules.toml"
-    rules.write_text(
-        f'[action.onboarding]\ntype = "webhook"\nurl = "{receiver.url}/decisions"\nsecret_env = "HOOK_SECRET"\n'
-        '[[rule]]\nname = "every decision"\nactions = ["onboarding"]\n'
-    )
+    rules.write_text(webhook_rules(receiver))
     return worker_settings.model_copy(update={"rules_file": rules, "action_retry_intervals": (0, 0)})
 
 
@@ -41,18 +36,12 @@ def runtime_env() -> dict[str, str]:
     return {"HOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
 
 
-@pytest.fixture
-def logs(log_output: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
-    monkeypatch.setattr(seal_module, "log", get_logger("cubehook.seal"))
-    return log_output
-
-
 def refused(reason: str) -> float:
     return WORKER.get_sample_value("cubehook_forged_decisions_total", {"reason": reason}) or 0.0
 
 
-def refusals(logs: io.StringIO) -> list[dict[str, object]]:
-    lines = [json.loads(line) for line in logs.getvalue().splitlines() if line.startswith("{")]
+def refusals(log_output: io.StringIO) -> list[dict[str, object]]:
+    lines = [json.loads(line) for line in log_output.getvalue().splitlines() if line.startswith("{")]
     return [line for line in lines if line.get("event") == "decision.refused"]
 
 
@@ -88,7 +77,7 @@ def test_a_forged_decision_and_its_action_job_reach_no_target_and_are_counted(
     sim: SimServer,
     receiver: Receiver,
     redis: Redis,
-    logs: io.StringIO,
+    log_output: io.StringIO,
     how: str,
     reason: str,
 ) -> None:
@@ -119,13 +108,13 @@ def test_a_forged_decision_and_its_action_job_reach_no_target_and_are_counted(
     assert result is not None
     assert "is unknown" in (result.exc_string or "")
     assert refused(reason) >= before + 1
-    assert any(r["reason"] == reason and r["level"] == "error" for r in refusals(logs))
+    assert any(r["reason"] == reason and r["level"] == "error" for r in refusals(log_output))
     assert [d.decision_id for d in pipeline.decisions(real.session_id)] == [real.decision_id]
     assert pipeline.runtime.audit.decision(forged.decision_id) is None  # never on the audit trail
 
 
 def test_a_forged_current_decision_does_not_pass_for_the_sessions_state(
-    pipeline: Pipeline, sim: SimServer, receiver: Receiver, redis: Redis, logs: io.StringIO
+    pipeline: Pipeline, sim: SimServer, receiver: Receiver, redis: Redis, log_output: io.StringIO
 ) -> None:
     """A forged `clear` put in the state hash with the real state's fingerprint, so that the next look
     finds the session "unchanged": the look reads it as absent, recalls the real decision from the

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from cubehook_cli import main
-from service.log import configure_logging, get_logger
+from service.log import configure_logging
 from service.rq_jobs import JobFunction
 from service.settings import Settings
 from tests.conftest import DECISION_KEY, SIM_API_KEY, Receiver, SimServer
@@ -97,10 +97,8 @@ def test_watchdog_alerts_once_reenables_and_backfills_what_was_missed(
 
 
 def test_the_watchdog_says_alerted_only_when_a_target_took_the_alert(
-    pipeline: Pipeline, sim: SimServer, receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pipeline: Pipeline, sim: SimServer, receiver: Receiver, tmp_path: Path
 ) -> None:
-    # Made afresh: a command run earlier in this process may have cached it on another stream.
-    monkeypatch.setattr(operations, "log", get_logger("cubehook.operations"))
     ours = "https://cubehook.example/webhooks/complycube"
     hook = sim.control("POST", "/v1/webhooks", json={"url": ours, "enabled": False},
                        headers={"Authorization": SIM_API_KEY})  # fmt: skip
@@ -202,18 +200,14 @@ def test_maintenance_runs_backfill(pipeline: Pipeline, sim: SimServer) -> None:
 
 
 def test_status_shows_the_quarantine_and_the_ignored_types(
-    cli: CliRunner, worker_settings: Settings, log_output: io.StringIO, monkeypatch: pytest.MonkeyPatch
+    cli: CliRunner, worker_settings: Settings, log_output: io.StringIO
 ) -> None:
     # log_output: the CLI commands run above configured logging with loggers cached on first use;
     # the intake's logger must not be cached to stderr here, or later tests could not capture it.
-    # Made afresh too, in case a command cached it already (the order tests run in varies).
     from starlette.testclient import TestClient
 
-    from service import intake
     from service.web.app import create_app
     from tests.conftest import event_body, signature
-
-    monkeypatch.setattr(intake, "log", get_logger("cubehook.intake"))
 
     bodies = [event_body(event_id=f"st-{n}", event_type=t, resource_type="x")
               for n, t in enumerate(["client.created", "client.created", "document.updated"])]  # fmt: skip

@@ -22,7 +22,7 @@ from cubehook_dev.devredis import free_port
 from service.metrics import WORKER
 from service.settings import DAY, Settings
 from tests.conftest import Receiver, SimServer
-from tests.jobs.conftest import Pipeline
+from tests.jobs.conftest import Pipeline, webhook_rules
 from workers import requeue
 from workers.dispatch import action_job_id
 from workers.epoch import Epoch
@@ -42,10 +42,7 @@ def runtime_env() -> dict[str, str]:
 @pytest.fixture
 def worker_settings(worker_settings: Settings, receiver: Receiver, tmp_path: Path) -> Settings:
     rules = tmp_path / "rules.toml"
-    rules.write_text(
-        f'[action.onboarding]\ntype = "webhook"\nurl = "{receiver.url}/decisions"\nsecret_env = "HOOK_SECRET"\n'
-        '[[rule]]\nname = "every decision"\nactions = ["onboarding"]\n'
-    )
+    rules.write_text(webhook_rules(receiver))
     return worker_settings.model_copy(
         update={"rules_file": rules, "action_retry_intervals": (300, 300), "outage_patience_seconds": DAY}
     )

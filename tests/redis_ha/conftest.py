@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from cubehook_dev.devredis import free_port
 from service.settings import Settings
 from tests.conftest import SECRET
-from workers.scriptload import IntakeScripts
+from workers.scriptload import load_at
 
 SERVICE = "mymaster"
 
@@ -146,8 +146,7 @@ def replicated(tmp_path: Path) -> Iterator[Replicated]:
                 15,
                 "the sentinels see each other and the replica",
             )
-        primary = setup.primary.client()  # what a worker's first tick does (workers.scriptload)
-        IntakeScripts(primary, Settings(redis_url=f"redis://127.0.0.1:{primary_port}/0")).ensure()
+        load_at(f"redis://127.0.0.1:{primary_port}/0")  # what a worker's first tick does
         yield setup
     finally:
         for node in setup.nodes():

@@ -11,7 +11,7 @@ from cubehook_dev.devredis import EmbeddedRedis
 from service.rq_jobs import rq_queue
 from service.settings import Settings
 from service.web.app import Apps, create_apps
-from workers.scriptload import IntakeScripts
+from workers.scriptload import load_at
 
 
 @pytest.fixture
@@ -43,12 +43,5 @@ def own_redis() -> Iterator[EmbeddedRedis]:
     """A Redis a test may stop, restart or refuse writes in without disturbing the others, holding
     the intake's scripts as a worker's first tick leaves it."""
     with EmbeddedRedis() as server:
-        load_intake_scripts(server.url)
+        load_at(server.url)
         yield server
-
-
-def load_intake_scripts(url: str) -> None:
-    """What a worker does as it starts, and on every tick (workers.scriptload)."""
-    redis = Redis.from_url(url)
-    IntakeScripts(redis, Settings(redis_url=url)).ensure()
-    redis.close()

@@ -14,7 +14,7 @@ from service.rq_jobs import rq_queue
 from service.settings import Settings
 from service.web.app import create_app, create_apps
 from tests.conftest import SECRET, event_body, signature
-from tests.web.conftest import load_intake_scripts
+from workers.scriptload import load_at
 
 URL = "/webhooks/complycube"
 
@@ -50,7 +50,7 @@ def test_redis_down_is_503_then_accepted_once_back(own_redis: EmbeddedRedis) -> 
         early = client.post(URL, content=body, headers=signature(body))
         assert early.status_code == 503
         assert redis.exists(seen_key("outage-1")) == 0
-        load_intake_scripts(own_redis.url)  # a worker's tick
+        load_at(own_redis.url)  # a worker's tick
         again = client.post(URL, content=body, headers=signature(body))
         assert again.status_code == 202
         assert rq_queue("cubehook", redis).job_ids == ["evt-outage-1"]
